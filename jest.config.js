@@ -1,0 +1,13 @@
+// ts-jest in ESM mode: sources import siblings as `./x.ts` (Node 24 runs them without a build
+// step); ts-jest rewrites those to `./x.js`, and the mapper sends them back to the .ts file.
+export default {
+  testEnvironment: 'node',
+  extensionsToTreatAsEsm: ['.ts'],
+  moduleFileExtensions: ['ts', 'js', 'json'],
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  transform: {
+    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: { noEmit: false, allowImportingTsExtensions: true, rewriteRelativeImportExtensions: true } }],
+  },
+  testMatch: ['<rootDir>/test/**/*.test.ts'],
+  testTimeout: 30000,
+};

@@ -1,0 +1,78 @@
+import type Provider from 'oidc-provider';
+import type { KoaContextWithOIDC } from 'oidc-provider';
+import type { Config } from './config/config.ts';
+import type { Db } from './db/knex.ts';
+import { healthRoutes } from './http/health.routes.ts';
+import { securityHeaders } from './http/security-headers.ts';
+import type { KeySet } from './keys/signing-key.service.ts';
+import type { Logger } from './log/logger.ts';
+import { jwtTokenTypeGuard } from './oidc/jwt-token-type.ts';
+import { createAdapterClass } from './oidc/payload.store.ts';
+import { buildProvider } from './oidc/provider.factory.ts';
+import { createProviderHolder } from './oidc/provider.holder.ts';
+import { findPartner } from './partners/partner.store.ts';
+import { toClientMetadata } from './partners/partner.service.ts';
+import { createResourceDirectory } from './resources/resource.service.ts';
+
+export type AppDeps = Readonly<{ config: Config; db: Db; log: Logger; cookieKeys: string[] }>;
+
+/**
+ * Wires the pieces: adapter, resource directory, the middleware every Provider carries, and
+ * the holder that lets a new Provider (new keys) take over without a restart.
+ */
+export function createApp(deps: AppDeps, initialKeys: KeySet) {
+  const { config, db, log } = deps;
+  let keySet = initialKeys;
+
+  const Adapter = createAdapterClass(db, async (clientId) => toClientMetadata(await findPartner(db, clientId)));
+
+  const readiness = async () => {
+    const checks: Record<string, string> = {};
+    try {
+      await db.raw('select 1');
+      checks.database = 'ok';
+    } catch (error) {
+      checks.database = `unavailable: ${(error as Error).message}`;
+    }
+    checks.signing_key = keySet.signingKid ? `ok (${keySet.signingKid})` : 'missing';
+    return { ok: checks.database === 'ok' && Boolean(keySet.signingKid), checks };
+  };
+
+  const build = (keys: KeySet): Provider =>
+    buildProvider(
+      {
+        config,
+        Adapter,
+        cookieKeys: deps.cookieKeys,
+        resources: createResourceDirectory(db),
+        findAccount: async () => undefined, // people arrive with the login issue; no accounts exist yet
+        middleware: [
+          securityHeaders({ https: config.issuer.startsWith('https:') }),
+          healthRoutes(readiness),
+          jwtTokenTypeGuard({ introspection: '/token/introspection', revocation: '/token/revocation' }),
+        ],
+        onError(event, ctx: KoaContextWithOIDC | undefined, error) {
+          const fields = { event, error: error.message, path: ctx?.path, client_id: ctx?.oidc?.client?.clientId };
+          if (event === 'server_error') log.error('provider error', { ...fields, stack: error.stack });
+          else log.info('request refused', fields);
+        },
+      },
+      keys,
+    );
+
+  const holder = createProviderHolder(build(keySet));
+
+  return {
+    holder,
+    get keySet(): KeySet {
+      return keySet;
+    },
+    /** Builds a Provider with these keys and swaps it in. */
+    useKeys(next: KeySet): void {
+      holder.swap(build(next));
+      keySet = next;
+    },
+  };
+}
+
+export type App = ReturnType<typeof createApp>;

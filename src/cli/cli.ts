@@ -1,0 +1,127 @@
+import { parseArgs } from 'node:util';
+import { loadConfig } from '../config/config.ts';
+import type { Db } from '../db/knex.ts';
+import { AppError } from '../http/errors.ts';
+import type { Keyring } from '../keys/kek.ts';
+import {
+  createPartner,
+  describePartner,
+  getPartner,
+  listPartners,
+  rotatePartnerSecret,
+  setPartnerStatus,
+} from '../partners/partner.service.ts';
+import { createResource, describeResource } from '../resources/resource.service.ts';
+import { listResources } from '../resources/resource.store.ts';
+import { openStorage } from '../server.ts';
+
+export const USAGE = `usage: portcullis <command>
+  migrate                                   apply database migrations
+  resource create --uri URI --scope "a b" [--ttl SECONDS] [--default]
+  resource list
+  partner create --name NAME --scope "a b" [--grant TYPE]... [--redirect-uri URI]...
+  partner list | show ID | suspend ID | resume ID | rotate-secret ID`;
+
+type Io = { stdout(text: string): void; stderr(text: string): void };
+type Storage = { db: Db; keyring: Keyring };
+type Command = (args: string[], storage: Storage) => Promise<unknown>;
+
+class UsageError extends Error {}
+
+function options<T extends Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>>(args: string[], spec: T, positionals = 0) {
+  try {
+    const parsed = parseArgs({ args, options: spec, allowPositionals: positionals > 0, strict: true });
+    if (parsed.positionals.length !== positionals) throw new UsageError(`expected ${positionals} argument(s), got ${parsed.positionals.length}`);
+    return parsed;
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw new UsageError((error as Error).message.split('\n')[0]);
+  }
+}
+
+function required(value: string | undefined, flag: string): string {
+  if (value === undefined || value.trim() === '') throw new UsageError(`${flag} is required`);
+  return value;
+}
+
+const words = (text: string | undefined) => (text ?? '').split(/\s+/).filter(Boolean);
+
+const COMMANDS: Record<string, Command> = {
+  async 'migrate'(args) {
+    options(args, {});
+    return { migrated: true };
+  },
+  async 'resource create'(args, { db }) {
+    const { values } = options(args, { uri: { type: 'string' }, scope: { type: 'string' }, ttl: { type: 'string' }, default: { type: 'boolean' } });
+    const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
+    if (ttl !== undefined && !Number.isInteger(ttl)) throw new UsageError('--ttl takes whole seconds');
+    return createResource(db, { uri: required(values.uri, '--uri'), scopes: words(required(values.scope, '--scope')), ttl, isDefault: values.default ?? false });
+  },
+  async 'resource list'(args, { db }) {
+    options(args, {});
+    return (await listResources(db)).map(describeResource);
+  },
+  async 'partner create'(args, { db }) {
+    const { values } = options(args, {
+      name: { type: 'string' },
+      scope: { type: 'string' },
+      grant: { type: 'string', multiple: true },
+      'redirect-uri': { type: 'string', multiple: true },
+    });
+    const created = await createPartner(db, {
+      name: required(values.name, '--name'),
+      scopes: words(required(values.scope, '--scope')),
+      grantTypes: values.grant ?? [],
+      redirectUris: values['redirect-uri'] ?? [],
+    });
+    const { client_id: clientId, ...partner } = created.partner;
+    return { client_id: clientId, client_secret: created.client_secret, ...partner };
+  },
+  async 'partner list'(args, { db }) {
+    options(args, {});
+    return (await listPartners(db)).map(describePartner);
+  },
+  async 'partner show'(args, { db }) {
+    const { positionals } = options(args, {}, 1);
+    return describePartner(await getPartner(db, positionals[0]));
+  },
+  async 'partner suspend'(args, { db }) {
+    const { positionals } = options(args, {}, 1);
+    return setPartnerStatus(db, positionals[0], 'suspended');
+  },
+  async 'partner resume'(args, { db }) {
+    const { positionals } = options(args, {}, 1);
+    return setPartnerStatus(db, positionals[0], 'active');
+  },
+  async 'partner rotate-secret'(args, { db }) {
+    const { positionals } = options(args, {}, 1);
+    return rotatePartnerSecret(db, positionals[0]);
+  },
+};
+
+/** Runs one command: JSON on stdout, one line on stderr and exit code 1 (2 for usage) on error. */
+export async function runCli(argv: string[], io: Io, env: Record<string, string | undefined> = process.env): Promise<number> {
+  if (argv.length === 0 || argv[0] === '--help' || argv[0] === 'help') {
+    io.stdout(`${USAGE}\n`);
+    return argv.length === 0 ? 2 : 0;
+  }
+  const name = [`${argv[0]} ${argv[1] ?? ''}`, argv[0]].find((candidate) => candidate in COMMANDS);
+  if (!name) {
+    io.stderr(`portcullis: unknown command "${argv.slice(0, 2).join(' ')}" (run portcullis --help)\n`);
+    return 2;
+  }
+  const rest = argv.slice(name.split(' ').length);
+  let storage: Storage | undefined;
+  try {
+    storage = await openStorage(loadConfig(env));
+    const result = await COMMANDS[name](rest, storage);
+    io.stdout(`${JSON.stringify(result, null, 2)}\n`);
+    return 0;
+  } catch (error) {
+    const message = error instanceof AppError || error instanceof UsageError ? error.message : `${(error as Error).message}`;
+    io.stderr(`portcullis ${name}: ${message.split('\n')[0]}\n`);
+    return error instanceof UsageError ? 2 : 1;
+  } finally {
+    await storage?.db.destroy();
+  }
+}

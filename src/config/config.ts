@@ -1,0 +1,95 @@
+import path from 'node:path';
+import { parseDuration } from './duration.ts';
+
+/**
+ * Every environment variable Portcullis reads, in one place. Nothing else reads process.env.
+ * A bad value stops start-up with one line naming the variable.
+ */
+export type Config = Readonly<{
+  /** PORT: TCP port to listen on. Default 3000. */
+  port: number;
+  /** HOST: interface to bind. Default all interfaces (as `npm start` users expect). */
+  host: string | undefined;
+  /** ISSUER: the public issuer URL (what clients and resource servers see). Default http://localhost:PORT. */
+  issuer: string;
+  /** DATABASE_URL: `sqlite:PATH` (default `sqlite:data/portcullis.sqlite`) or `postgres://…`. */
+  databaseUrl: string;
+  /** KEYS_DIR: where the key-encryption key file is kept. Default `keys`. */
+  keysDir: string;
+  /** PORTCULLIS_KEK: base64url 32-byte KEKs, comma-separated; the first encrypts. Replaces the file. */
+  kekList: readonly string[] | undefined;
+  /** PURGE_INTERVAL: how often expired rows are deleted. Default 10m. */
+  purgeIntervalSeconds: number;
+  /** TRUST_PROXY: `1` to trust X-Forwarded-* from a reverse proxy (TLS terminated in front). Default off. */
+  trustProxy: boolean;
+  /** LOG_LEVEL: `info` (default), `warn`, `error` or `silent`. */
+  logLevel: 'info' | 'warn' | 'error' | 'silent';
+}>;
+
+export class ConfigError extends Error {}
+
+type Env = Record<string, string | undefined>;
+
+function read<T>(env: Env, name: string, fallback: T, parse: (raw: string) => T): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  try {
+    return parse(raw);
+  } catch (error) {
+    throw new ConfigError(`${name}: ${(error as Error).message}`);
+  }
+}
+
+function port(raw: string): number {
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < 0 || value > 65535) throw new Error(`"${raw}" is not a TCP port`);
+  return value;
+}
+
+function issuerUrl(raw: string): string {
+  const url = URL.parse(raw);
+  if (!url || (url.protocol !== 'https:' && url.protocol !== 'http:')) throw new Error(`"${raw}" is not an http(s) URL`);
+  if (url.search || url.hash) throw new Error('must not have a query or fragment');
+  return raw.replace(/\/$/, '');
+}
+
+function databaseUrl(raw: string): string {
+  if (raw.startsWith('sqlite:') && raw.length > 'sqlite:'.length) return raw;
+  if (/^postgres(ql)?:\/\//.test(raw)) return raw;
+  throw new Error('use sqlite:PATH or postgres://user@host:port/db');
+}
+
+function kekList(raw: string): string[] {
+  const keys = raw.split(',').map((item) => item.trim()).filter(Boolean);
+  if (keys.length === 0) throw new Error('no key given');
+  for (const item of keys) {
+    if (!/^[A-Za-z0-9_-]{43}$/.test(item)) throw new Error('each key must be 32 bytes in base64url (43 characters)');
+  }
+  return keys;
+}
+
+function flag(raw: string): boolean {
+  if (['1', 'true', 'yes'].includes(raw)) return true;
+  if (['0', 'false', 'no'].includes(raw)) return false;
+  throw new Error(`"${raw}" is not a boolean (1 or 0)`);
+}
+
+function logLevel(raw: string): Config['logLevel'] {
+  if (raw === 'info' || raw === 'warn' || raw === 'error' || raw === 'silent') return raw;
+  throw new Error('use info, warn, error or silent');
+}
+
+export function loadConfig(env: Env = process.env): Config {
+  const listenPort = read(env, 'PORT', 3000, port);
+  return Object.freeze({
+    port: listenPort,
+    host: env.HOST || undefined,
+    issuer: read(env, 'ISSUER', `http://localhost:${listenPort}`, issuerUrl),
+    databaseUrl: read(env, 'DATABASE_URL', 'sqlite:data/portcullis.sqlite', databaseUrl),
+    keysDir: path.resolve(env.KEYS_DIR || 'keys'),
+    kekList: read<string[] | undefined>(env, 'PORTCULLIS_KEK', undefined, kekList),
+    purgeIntervalSeconds: read(env, 'PURGE_INTERVAL', 600, parseDuration),
+    trustProxy: read(env, 'TRUST_PROXY', false, flag),
+    logLevel: read(env, 'LOG_LEVEL', 'info', logLevel),
+  });
+}

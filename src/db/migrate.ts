@@ -1,0 +1,33 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import type { Knex } from 'knex';
+import { isSqlite, type Db } from './knex.ts';
+
+const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
+
+type Migration = { up(knex: Knex): Promise<void>; down(knex: Knex): Promise<void> };
+
+/** Loads migrations/*.ts through our own import(), so knex never guesses a loader. */
+const source: Knex.MigrationSource<string> = {
+  async getMigrations() {
+    return (await fs.readdir(MIGRATIONS_DIR)).filter((name) => /^\d{14}_[a-z0-9_]+\.ts$/.test(name)).sort();
+  },
+  getMigrationName(name) {
+    return name;
+  },
+  async getMigration(name) {
+    return (await import(pathToFileURL(path.join(MIGRATIONS_DIR, name)).href)) as Migration;
+  },
+};
+
+export async function migrate(db: Db): Promise<void> {
+  const schema = db.client.config.searchPath?.[0] as string | undefined;
+  if (schema && !isSqlite(db)) await db.raw('CREATE SCHEMA IF NOT EXISTS ??', [schema]);
+  await db.migrate.latest({ migrationSource: source, schemaName: schema });
+}
+
+export async function rollbackAll(db: Db): Promise<void> {
+  const schema = db.client.config.searchPath?.[0] as string | undefined;
+  await db.migrate.rollback({ migrationSource: source, schemaName: schema }, true);
+}

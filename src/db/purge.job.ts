@@ -1,0 +1,19 @@
+import type { Logger } from '../log/logger.ts';
+import { purgeExpired } from '../oidc/payload.store.ts';
+import type { Db } from './knex.ts';
+
+/** Deletes expired provider rows now and then every `intervalSeconds`. Returns a stop function. */
+export function startPurgeJob(db: Db, intervalSeconds: number, log: Logger): () => void {
+  let running: Promise<void> | undefined;
+  const run = () => {
+    if (running) return;
+    running = purgeExpired(db)
+      .then((count) => { if (count) log.info('purged expired rows', { count }); })
+      .catch((error: Error) => log.warn('purge failed', { error: error.message }))
+      .finally(() => { running = undefined; });
+  };
+  run();
+  const timer = setInterval(run, intervalSeconds * 1000);
+  timer.unref();
+  return () => clearInterval(timer);
+}

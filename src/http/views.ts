@@ -1,0 +1,18 @@
+import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import { escapeHtml } from '../http/errors.ts';
+
+const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url));
+const templates = new Map<string, string>();
+
+/** Fills `{{name}}` slots, HTML-escaped; `{{{name}}}` takes trusted markup made by our code. */
+export function render(view: string, values: Record<string, string>): string {
+  let template = templates.get(view);
+  if (template === undefined) {
+    template = fs.readFileSync(`${VIEWS_DIR}${view}.html`, 'utf8');
+    templates.set(view, template);
+  }
+  return template
+    .replace(/\{\{\{(\w+)\}\}\}/g, (_, name: string) => values[name] ?? '')
+    .replace(/\{\{(\w+)\}\}/g, (_, name: string) => escapeHtml(values[name] ?? ''));
+}

@@ -1,0 +1,94 @@
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+
+/**
+ * Key-encryption keys. Secrets at rest are sealed with AES-256-GCM under the first KEK; any
+ * configured KEK opens them, so the KEK itself can rotate (add the new one first, rewrap, drop
+ * the old). Sealed text: `v1.<kek id>.<iv>.<ciphertext>.<tag>`, all base64url.
+ */
+export type Kek = Readonly<{ id: string; key: Buffer }>;
+export type Keyring = Readonly<{ keks: readonly Kek[]; seal(plain: string): string; open(sealed: string): string }>;
+
+export class KekError extends Error {}
+
+export function kekId(key: Buffer): string {
+  return createHash('sha256').update(key).digest('base64url').slice(0, 8);
+}
+
+function toKek(text: string): Kek {
+  const key = Buffer.from(text, 'base64url');
+  if (key.length !== 32) throw new KekError('a key-encryption key must be 32 bytes (base64url)');
+  return { id: kekId(key), key };
+}
+
+export function createKeyring(texts: readonly string[]): Keyring {
+  if (texts.length === 0) throw new KekError('no key-encryption key configured');
+  const keks = texts.map(toKek);
+  return Object.freeze({
+    keks,
+    seal(plain: string): string {
+      const { id, key } = keks[0];
+      const iv = randomBytes(12);
+      const cipher = createCipheriv('aes-256-gcm', key, iv);
+      cipher.setAAD(Buffer.from(id));
+      const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
+      return ['v1', id, iv.toString('base64url'), body.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
+    },
+    open(sealed: string): string {
+      const [version, id, iv, body, tag] = sealed.split('.');
+      if (version !== 'v1' || !tag) throw new KekError('sealed value is malformed');
+      const kek = keks.find((candidate) => candidate.id === id);
+      if (!kek) throw new KekError(`sealed under key-encryption key ${id}, which is not configured (KEYS_DIR / PORTCULLIS_KEK)`);
+      try {
+        const decipher = createDecipheriv('aes-256-gcm', kek.key, Buffer.from(iv, 'base64url'));
+        decipher.setAAD(Buffer.from(id));
+        decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+        return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
+      } catch {
+        throw new KekError(`cannot decrypt with key-encryption key ${id}: wrong key or tampered value`);
+      }
+    },
+  });
+}
+
+/** Derives stable secondary keys (cookie signing) from the first KEK, so instances sharing it agree. */
+export function deriveKey(keyring: Keyring, purpose: string): string {
+  return Buffer.from(hkdfSync('sha256', keyring.keks[0].key, Buffer.alloc(0), `portcullis ${purpose}`, 32)).toString('base64url');
+}
+
+export const KEK_FILE = 'kek';
+
+/**
+ * The configured KEKs: PORTCULLIS_KEK when set, else `KEYS_DIR/kek`. The file is created only
+ * when `mayCreate` says nothing is sealed yet: a lost KEK must never be silently replaced.
+ */
+export function loadKekTexts(options: { kekList: readonly string[] | undefined; keysDir: string; mayCreate: boolean }): { texts: string[]; created: boolean } {
+  if (options.kekList) return { texts: [...options.kekList], created: false };
+  const file = path.join(options.keysDir, KEK_FILE);
+  let text: string;
+  try {
+    text = fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code !== 'ENOENT') throw new KekError(`cannot read ${file}: ${(error as Error).message}`);
+    if (!options.mayCreate) {
+      throw new KekError(`${file} is missing but the database holds keys sealed under a KEK: restore the file or set PORTCULLIS_KEK`);
+    }
+    fs.mkdirSync(options.keysDir, { recursive: true, mode: 0o700 });
+    const fresh = randomBytes(32).toString('base64url');
+    try {
+      fs.writeFileSync(file, `${fresh}\n`, { mode: 0o600, flag: 'wx' });
+    } catch (raced) {
+      // another process starting at the same moment wrote it first: use theirs
+      if ((raced as NodeJS.ErrnoException).code === 'EEXIST') return loadKekTexts({ ...options, mayCreate: false });
+      throw new KekError(`cannot write ${file}: ${(raced as Error).message}`);
+    }
+    return { texts: [fresh], created: true };
+  }
+  const texts = text.split(/[\s,]+/).filter(Boolean);
+  for (const item of texts) {
+    if (!/^[A-Za-z0-9_-]{43}$/.test(item)) throw new KekError(`${file} does not hold a base64url 32-byte key`);
+  }
+  if (texts.length === 0) throw new KekError(`${file} is empty`);
+  return { texts, created: false };
+}

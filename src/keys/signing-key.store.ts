@@ -1,0 +1,45 @@
+import type { Db } from '../db/knex.ts';
+
+export type SigningKeyRow = {
+  kid: string;
+  alg: string;
+  public_jwk: string;
+  private_jwk: string;
+  rotation_slot: number;
+  created_at: number;
+  activates_at: number;
+  retires_at: number | null;
+  removed_at: number | null;
+  revoked_at: number | null;
+};
+
+const TABLE = 'signing_keys';
+
+function normalise(row: Record<string, unknown>): SigningKeyRow {
+  const num = (value: unknown) => (value === null || value === undefined ? null : Number(value));
+  return {
+    ...(row as SigningKeyRow),
+    rotation_slot: Number(row.rotation_slot),
+    created_at: Number(row.created_at),
+    activates_at: Number(row.activates_at),
+    retires_at: num(row.retires_at),
+    removed_at: num(row.removed_at),
+    revoked_at: num(row.revoked_at),
+  };
+}
+
+export async function listKeys(db: Db): Promise<SigningKeyRow[]> {
+  const rows = await db(TABLE).select('*').orderBy('activates_at', 'asc').orderBy('rotation_slot', 'asc');
+  return rows.map(normalise);
+}
+
+export async function countKeys(db: Db): Promise<number> {
+  const row = await db(TABLE).count({ n: '*' }).first();
+  return Number(row?.n ?? 0);
+}
+
+/** Inserts unless another instance already filled the rotation slot; true when this one won. */
+export async function insertKey(db: Db, row: SigningKeyRow): Promise<boolean> {
+  const inserted = await db(TABLE).insert(row).onConflict('rotation_slot').ignore().returning('kid');
+  return Array.isArray(inserted) && inserted.length > 0 && (inserted as unknown[])[0] !== 0;
+}

@@ -1,0 +1,101 @@
+import { createHash } from 'node:crypto';
+import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { Db } from '../db/knex.ts';
+
+/** Models found by a secondary key keep their id in the payload: the lookup must return it. */
+const KEEPS_JTI = new Set(['Session', 'DeviceCode']);
+
+export const TABLE = 'oidc_payloads';
+
+export function hashId(id: string): string {
+  return createHash('sha256').update(id).digest('base64url');
+}
+
+type Row = { payload: string; consumed_at: number | string | null };
+
+export type ClientSource = (clientId: string) => Promise<AdapterPayload | undefined>;
+
+/**
+ * oidc-provider's storage on knex (SQLite or PostgreSQL): one table for every model, keyed by
+ * (model, SHA-256 of the id), so a database dump holds no usable bearer token. `Client` is
+ * answered from the partners table instead (registration is off; partners are made by the CLI).
+ */
+export function createAdapterClass(db: Db, findClient: ClientSource, now: () => number = Date.now) {
+  function live(model: string) {
+    return db(TABLE)
+      .select('payload', 'consumed_at')
+      .where('model', model)
+      .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', now()));
+  }
+
+  function revive(row: Row | undefined, id?: string): AdapterPayload | undefined {
+    if (!row) return undefined;
+    const payload = JSON.parse(row.payload) as AdapterPayload;
+    if (id !== undefined && payload.jti === undefined) payload.jti = id;
+    if (row.consumed_at !== null) payload.consumed = Math.floor(Number(row.consumed_at) / 1000);
+    return payload;
+  }
+
+  return class KnexAdapter implements Adapter {
+    readonly model: string;
+
+    constructor(model: string) {
+      this.model = model;
+    }
+
+    async upsert(id: string, payload: AdapterPayload, expiresIn?: number): Promise<void> {
+      if (this.model === 'Client') throw new Error('clients are managed with `portcullis partner`, not through the provider');
+      const stored: AdapterPayload = { ...payload };
+      if (!KEEPS_JTI.has(this.model)) delete stored.jti;
+      await db(TABLE)
+        .insert({
+          model: this.model,
+          id: hashId(id),
+          payload: JSON.stringify(stored),
+          grant_id: payload.grantId ?? null,
+          uid: payload.uid ?? null,
+          user_code: payload.userCode ?? null,
+          expires_at: expiresIn ? now() + expiresIn * 1000 : null,
+          consumed_at: null,
+        })
+        .onConflict(['model', 'id'])
+        .merge();
+    }
+
+    async find(id: string): Promise<AdapterPayload | undefined> {
+      if (this.model === 'Client') return findClient(id);
+      return revive(await live(this.model).andWhere('id', hashId(id)).first(), id);
+    }
+
+    async findByUid(uid: string): Promise<AdapterPayload | undefined> {
+      return revive(await live(this.model).andWhere('uid', uid).first());
+    }
+
+    async findByUserCode(userCode: string): Promise<AdapterPayload | undefined> {
+      return revive(await live(this.model).andWhere('user_code', userCode).first());
+    }
+
+    async consume(id: string): Promise<void> {
+      await db(TABLE).where({ model: this.model, id: hashId(id) }).whereNull('consumed_at').update({ consumed_at: now() });
+    }
+
+    async destroy(id: string): Promise<void> {
+      await db(TABLE).where({ model: this.model, id: hashId(id) }).delete();
+    }
+
+    async revokeByGrantId(grantId: string): Promise<void> {
+      await db(TABLE).where({ model: this.model, grant_id: grantId }).delete();
+    }
+  };
+}
+
+/** Deletes expired rows in batches; returns how many went. */
+export async function purgeExpired(db: Db, at: number = Date.now(), batch = 1000): Promise<number> {
+  let total = 0;
+  for (;;) {
+    const doomed = db(TABLE).select('model', 'id').whereNotNull('expires_at').andWhere('expires_at', '<=', at).limit(batch);
+    const deleted = await db(TABLE).whereIn(['model', 'id'], doomed).delete();
+    total += deleted;
+    if (deleted < batch) return total;
+  }
+}

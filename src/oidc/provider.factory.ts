@@ -1,0 +1,143 @@
+import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Config } from '../config/config.ts';
+import type { KeySet } from '../keys/signing-key.service.ts';
+import type { ResourceDirectory } from '../resources/resource.service.ts';
+import { secretMatches } from '../partners/partner.service.ts';
+import { render } from '../http/views.ts';
+
+export type ProviderDeps = Readonly<{
+  config: Config;
+  Adapter: NonNullable<Configuration['adapter']>;
+  cookieKeys: string[];
+  resources: ResourceDirectory;
+  findAccount: NonNullable<Configuration['findAccount']>;
+  /** Extra middleware (health, headers, routes) to mount on every Provider built. */
+  middleware: ReadonlyArray<Parameters<Provider['use']>[0]>;
+  /** Called with every provider error event: logging and metrics. */
+  onError: (event: string, ctx: KoaContextWithOIDC | undefined, error: Error) => void;
+}>;
+
+const ES256 = ['ES256'] as const;
+const OIDC_SCOPES = new Set(['openid', 'offline_access']);
+
+function partnerScopes(ctx: KoaContextWithOIDC, client: { metadata(): Record<string, unknown> }): Set<string> {
+  void ctx;
+  return new Set(String(client.metadata().partner_scopes ?? '').split(' ').filter(Boolean));
+}
+
+/**
+ * The one place a Provider is made, fully dressed: start-up and every key swap call it, so
+ * nothing attached to one instance can be missing from the next.
+ */
+export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
+  const { config, resources } = deps;
+  const secure = config.issuer.startsWith('https:');
+
+  const configuration: Configuration = {
+    adapter: deps.Adapter,
+    jwks: { keys: keySet.keys.map((key) => ({ ...key })) },
+    findAccount: deps.findAccount,
+    cookies: {
+      keys: deps.cookieKeys,
+      long: { signed: true, httpOnly: true, sameSite: 'lax', secure },
+      short: { signed: true, httpOnly: true, sameSite: 'lax', secure },
+    },
+    clientDefaults: {
+      grant_types: ['client_credentials'],
+      response_types: [],
+      id_token_signed_response_alg: 'ES256',
+      token_endpoint_auth_method: 'client_secret_basic',
+    },
+    extraClientMetadata: { properties: ['partner_scopes'] },
+    clientBasedCORS: () => false,
+    enabledJWA: {
+      authorizationSigningAlgValues: ES256,
+      clientAuthSigningAlgValues: ES256,
+      dPoPSigningAlgValues: ES256,
+      idTokenSigningAlgValues: ES256,
+      introspectionSigningAlgValues: ES256,
+      requestObjectSigningAlgValues: ES256,
+      userinfoSigningAlgValues: ES256,
+    },
+    responseTypes: ['code'],
+    scopes: [...OIDC_SCOPES],
+    pkce: { required: () => true },
+    features: {
+      devInteractions: { enabled: false },
+      clientCredentials: { enabled: true },
+      rpInitiatedLogout: { enabled: false },
+      introspection: {
+        enabled: true,
+        // a partner may introspect only its own tokens (resource-server credentials come later)
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+      },
+      revocation: {
+        enabled: true,
+        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+      },
+      resourceIndicators: {
+        enabled: true,
+        useGrantedResource: () => true,
+        async defaultResource(ctx) {
+          const fallback = await resources.findDefault();
+          if (!fallback && ctx.oidc.params?.grant_type === 'client_credentials') {
+            throw new errors.InvalidTarget('a resource parameter is required: no default resource is configured');
+          }
+          return fallback?.uri;
+        },
+        async getResourceServerInfo(ctx, indicator, client) {
+          const resource = await resources.find(indicator);
+          if (!resource) throw new errors.InvalidTarget(`unknown resource ${indicator}`);
+          const allowed = partnerScopes(ctx, client);
+          const offered = resource.scopes.filter((scope) => allowed.has(scope));
+          if (ctx.oidc.params?.grant_type === 'client_credentials') {
+            const requested = String(ctx.oidc.params.scope ?? '').split(' ').filter(Boolean);
+            const refused = requested.filter((scope) => !OIDC_SCOPES.has(scope) && !offered.includes(scope));
+            if (refused.length) throw new errors.InvalidScope('requested scope is not allowed for this client and resource', refused.join(' '));
+          }
+          return {
+            scope: offered.join(' '),
+            audience: resource.uri,
+            accessTokenTTL: resource.accessTokenTtl,
+            accessTokenFormat: 'jwt',
+            jwt: { sign: { alg: 'ES256', kid: keySet.signingKid } },
+          };
+        },
+      },
+    },
+    ttl: {
+      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 600,
+      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 600,
+      AuthorizationCode: 60,
+      IdToken: 3600,
+      RefreshToken: 14 * 24 * 3600,
+      Interaction: 600,
+      Session: 24 * 3600,
+      Grant: 14 * 24 * 3600,
+      DeviceCode: 600,
+      BackchannelAuthenticationRequest: 600,
+    },
+    async renderError(ctx, out) {
+      ctx.type = 'html';
+      ctx.body = render('error', {
+        title: 'Something went wrong',
+        message: String(out.error_description ?? 'The request could not be completed.'),
+        code: String(out.error ?? 'server_error'),
+      });
+    },
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.trustProxy;
+
+  // Partner secrets are stored hashed: compare the hash of what was presented.
+  provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientSecret?: string }, actual: string) {
+    return typeof this.clientSecret === 'string' && secretMatches(actual, this.clientSecret);
+  };
+
+  for (const event of ['server_error', 'grant.error', 'introspection.error', 'revocation.error', 'jwks.error', 'discovery.error'] as const) {
+    (provider as unknown as NodeJS.EventEmitter).on(event, (ctx: KoaContextWithOIDC, error: Error) => deps.onError(event, ctx, error));
+  }
+  for (const middleware of deps.middleware) provider.use(middleware);
+  return provider;
+}

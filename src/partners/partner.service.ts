@@ -1,0 +1,133 @@
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { AdapterPayload } from 'oidc-provider';
+import type { Db } from '../db/knex.ts';
+import { invalidInput, notFound } from '../http/errors.ts';
+import { listResources } from '../resources/resource.store.ts';
+import { SCOPE_PATTERN } from '../resources/resource.service.ts';
+import { findPartner, insertPartner, listPartners, updatePartner, type Partner } from './partner.store.ts';
+
+export const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
+
+/**
+ * Partner secrets are 256 random bits, so one SHA-256 is a sufficient hash (a slow KDF would
+ * only cost the token endpoint): a stolen table yields nothing usable.
+ */
+export function hashSecret(secret: string): string {
+  return `sha256:${createHash('sha256').update(secret).digest('base64url')}`;
+}
+
+export function secretMatches(secret: string, storedHash: string): boolean {
+  const a = Buffer.from(hashSecret(secret));
+  const b = Buffer.from(storedHash);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+function newSecret(): string {
+  return randomBytes(32).toString('base64url');
+}
+
+function newClientId(): string {
+  return `ptn_${randomBytes(12).toString('base64url')}`;
+}
+
+export type PartnerInput = { name: string; scopes: string[]; grantTypes: string[]; redirectUris: string[] };
+
+function validRedirectUri(uri: string): boolean {
+  const url = URL.parse(uri);
+  if (!url || url.hash) return false;
+  if (url.protocol === 'https:') return true;
+  // plain http only for a developer's own machine (RFC 8252 loopback)
+  return url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+}
+
+async function checkInput(db: Db, input: PartnerInput): Promise<void> {
+  const name = input.name.trim();
+  if (!name) throw invalidInput('--name is required');
+  if (name.length > 200) throw invalidInput('--name is longer than 200 characters');
+  if (input.scopes.length === 0) throw invalidInput('--scope is required (space-separated scopes of registered resources)');
+  const known = new Set((await listResources(db)).flatMap((resource) => resource.scopes));
+  for (const scope of input.scopes) {
+    if (!SCOPE_PATTERN.test(scope)) throw invalidInput(`"${scope}" is not a valid scope`);
+    if (!known.has(scope)) throw invalidInput(`scope "${scope}" belongs to no resource (create it with \`portcullis resource create\`)`);
+  }
+  for (const grant of input.grantTypes) {
+    if (!(GRANT_TYPES as readonly string[]).includes(grant)) throw invalidInput(`--grant ${grant} is not supported (use ${GRANT_TYPES.join(', ')})`);
+  }
+  for (const uri of input.redirectUris) {
+    if (!validRedirectUri(uri)) throw invalidInput(`--redirect-uri ${uri} must be an https URL (or http on localhost) without a fragment`);
+  }
+  if (input.grantTypes.includes('authorization_code') && input.redirectUris.length === 0) {
+    throw invalidInput('--grant authorization_code needs at least one --redirect-uri');
+  }
+}
+
+export function describePartner(partner: Partner) {
+  return {
+    client_id: partner.clientId,
+    name: partner.name,
+    status: partner.status,
+    scope: partner.scopes.join(' '),
+    grant_types: partner.grantTypes,
+    redirect_uris: partner.redirectUris,
+    created_at: new Date(partner.createdAt).toISOString(),
+    updated_at: new Date(partner.updatedAt).toISOString(),
+  };
+}
+
+export async function createPartner(db: Db, input: PartnerInput, now: number = Date.now()) {
+  const grantTypes = input.grantTypes.length ? [...new Set(input.grantTypes)] : ['client_credentials'];
+  await checkInput(db, { ...input, grantTypes });
+  const secret = newSecret();
+  const partner: Partner = {
+    clientId: newClientId(),
+    name: input.name.trim(),
+    secretHash: hashSecret(secret),
+    scopes: [...new Set(input.scopes)],
+    grantTypes,
+    redirectUris: [...new Set(input.redirectUris)],
+    status: 'active',
+    createdAt: now,
+    updatedAt: now,
+  };
+  await insertPartner(db, partner);
+  return { client_id: partner.clientId, client_secret: secret, partner: describePartner(partner) };
+}
+
+export async function getPartner(db: Db, clientId: string): Promise<Partner> {
+  const partner = await findPartner(db, clientId);
+  if (!partner) throw notFound(`no partner with client_id ${clientId}`);
+  return partner;
+}
+
+export async function setPartnerStatus(db: Db, clientId: string, status: Partner['status'], now: number = Date.now()) {
+  if (!(await updatePartner(db, clientId, { status }, now))) throw notFound(`no partner with client_id ${clientId}`);
+  return describePartner(await getPartner(db, clientId));
+}
+
+/** The old secret stops working at once; the new one is shown this one time. */
+export async function rotatePartnerSecret(db: Db, clientId: string, now: number = Date.now()) {
+  const secret = newSecret();
+  if (!(await updatePartner(db, clientId, { secretHash: hashSecret(secret) }, now))) throw notFound(`no partner with client_id ${clientId}`);
+  return { client_id: clientId, client_secret: secret };
+}
+
+export { listPartners };
+
+/**
+ * Client metadata for oidc-provider. `client_secret` carries the hash: the provider hands it
+ * back to our `compareClientSecret`, never to the wire. A suspended partner does not exist.
+ */
+export function toClientMetadata(partner: Partner | undefined): AdapterPayload | undefined {
+  if (!partner || partner.status !== 'active') return undefined;
+  const metadata: AdapterPayload = {
+    client_id: partner.clientId,
+    client_name: partner.name,
+    grant_types: [...partner.grantTypes],
+    response_types: partner.grantTypes.includes('authorization_code') ? ['code'] : [],
+    redirect_uris: [...partner.redirectUris],
+    token_endpoint_auth_method: partner.secretHash ? 'client_secret_basic' : 'none',
+    partner_scopes: partner.scopes.join(' '),
+  };
+  if (partner.secretHash) metadata.client_secret = partner.secretHash;
+  return metadata;
+}

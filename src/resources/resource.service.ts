@@ -1,0 +1,72 @@
+import type { Db } from '../db/knex.ts';
+import { invalidInput } from '../http/errors.ts';
+import { findDefaultResource, findResource, listResources, saveResource, type Resource } from './resource.store.ts';
+
+export const SCOPE_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]+$/; // RFC 6749 scope-token
+
+/**
+ * Resource lookups on the token hot path. Rows change rarely (CLI), so answers are kept for a
+ * short time: a change made by the CLI or another instance applies within `ttlMs`.
+ */
+export function createResourceDirectory(db: Db, ttlMs = 2000, now: () => number = Date.now) {
+  const cache = new Map<string, { at: number; value: Promise<Resource | undefined> }>();
+  function cached(key: string, load: () => Promise<Resource | undefined>): Promise<Resource | undefined> {
+    const hit = cache.get(key);
+    if (hit && now() - hit.at < ttlMs) return hit.value;
+    const value = load();
+    value.catch(() => cache.delete(key));
+    cache.set(key, { at: now(), value });
+    if (cache.size > 1000) cache.delete(cache.keys().next().value as string);
+    return value;
+  }
+  return {
+    find: (uri: string) => cached(`uri:${uri}`, () => findResource(db, uri)),
+    findDefault: () => cached('default', () => findDefaultResource(db)),
+  };
+}
+
+export type ResourceDirectory = ReturnType<typeof createResourceDirectory>;
+
+export const DEFAULT_ACCESS_TOKEN_TTL = 600;
+const MAX_ACCESS_TOKEN_TTL = 24 * 3600;
+
+export function describeResource(resource: Resource) {
+  return {
+    uri: resource.uri,
+    scope: resource.scopes.join(' '),
+    access_token_ttl: resource.accessTokenTtl,
+    default: resource.isDefault,
+    created_at: new Date(resource.createdAt).toISOString(),
+  };
+}
+
+function checkUri(uri: string): string {
+  const url = URL.parse(uri);
+  if (!url) throw invalidInput(`--uri ${uri} is not an absolute URI`);
+  if (url.hash || uri.includes('#')) throw invalidInput('--uri must not have a fragment (RFC 8707)');
+  const local = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  if (url.protocol !== 'https:' && !(url.protocol === 'http:' && local)) throw invalidInput('--uri must be https (http only on localhost)');
+  return uri;
+}
+
+/** Registers an API, or updates the one with this URI. Scope names are unique across APIs. */
+export async function createResource(db: Db, input: { uri: string; scopes: string[]; ttl?: number; isDefault: boolean }, now: number = Date.now()) {
+  const uri = checkUri(input.uri);
+  const scopes = [...new Set(input.scopes)];
+  if (scopes.length === 0) throw invalidInput('--scope is required (space-separated, e.g. "payments:read payments:write")');
+  for (const scope of scopes) {
+    if (!SCOPE_PATTERN.test(scope) || scope.length > 100) throw invalidInput(`"${scope}" is not a valid scope`);
+    if (scope === 'openid' || scope === 'offline_access') throw invalidInput(`"${scope}" is reserved by OpenID Connect`);
+  }
+  const ttl = input.ttl ?? DEFAULT_ACCESS_TOKEN_TTL;
+  if (!Number.isInteger(ttl) || ttl < 30 || ttl > MAX_ACCESS_TOKEN_TTL) throw invalidInput(`--ttl must be whole seconds from 30 to ${MAX_ACCESS_TOKEN_TTL}`);
+  for (const other of await listResources(db)) {
+    if (other.uri === uri) continue;
+    const clash = scopes.find((scope) => other.scopes.includes(scope));
+    if (clash) throw invalidInput(`scope "${clash}" already belongs to ${other.uri}`);
+  }
+  const existing = await findResource(db, uri);
+  const resource: Resource = { uri, scopes, accessTokenTtl: ttl, isDefault: input.isDefault, createdAt: existing?.createdAt ?? now };
+  await saveResource(db, resource);
+  return describeResource(resource);
+}

@@ -1,0 +1,70 @@
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { createApp, type App } from './app.ts';
+import type { Config } from './config/config.ts';
+import { createDb, type Db } from './db/knex.ts';
+import { migrate } from './db/migrate.ts';
+import { startPurgeJob } from './db/purge.job.ts';
+import { createKeyring, deriveKey, loadKekTexts, type Keyring } from './keys/kek.ts';
+import { ensureInitialKey, loadKeySet } from './keys/signing-key.service.ts';
+import { countKeys } from './keys/signing-key.store.ts';
+import type { Logger } from './log/logger.ts';
+
+/** Database, migrations and the key-encryption key: what both the server and the CLI need. */
+export async function openStorage(config: Config): Promise<{ db: Db; keyring: Keyring }> {
+  const db = createDb(config.databaseUrl);
+  try {
+    await migrate(db);
+    const sealed = await countKeys(db);
+    const { texts } = loadKekTexts({ kekList: config.kekList, keysDir: config.keysDir, mayCreate: sealed === 0 });
+    return { db, keyring: createKeyring(texts) };
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+}
+
+export type RunningServer = Readonly<{ app: App; db: Db; url: string; close(): Promise<void> }>;
+
+/** config → db → migrate → keys → app → listen. `close` drains in-flight requests, then the pool. */
+export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+  const { db, keyring } = await openStorage(config);
+  try {
+    await ensureInitialKey(db, keyring);
+    const keySet = await loadKeySet(db, keyring);
+    const app = createApp({ config, db, log, cookieKeys: [deriveKey(keyring, 'cookie signing')] }, keySet);
+    const stopPurge = startPurgeJob(db, config.purgeIntervalSeconds, log);
+
+    const server = http.createServer((req, res) => app.holder.handle(req, res));
+    server.keepAliveTimeout = 5000;
+    server.headersTimeout = 10000;
+    server.requestTimeout = 30000;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(config.port, config.host, () => resolve());
+    });
+    const { port } = server.address() as AddressInfo;
+    log.info('listening', { port, issuer: config.issuer, database: config.databaseUrl.startsWith('sqlite:') ? 'sqlite' : 'postgres', signing_kid: keySet.signingKid });
+
+    let closing: Promise<void> | undefined;
+    return {
+      app,
+      db,
+      url: `http://127.0.0.1:${port}`,
+      close() {
+        closing ??= (async () => {
+          stopPurge();
+          await new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeIdleConnections();
+          });
+          await db.destroy();
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+}
