@@ -1,0 +1,122 @@
+import { createAdapterClass, hashId, purgeExpired, TABLE } from '../../src/oidc/payload.store.ts';
+import type { Db } from '../../src/db/knex.ts';
+
+/**
+ * The storage contract oidc-provider relies on, run unchanged against every engine.
+ * `open` gives a migrated, empty database; `close` releases it.
+ */
+export function adapterContract(engine: string, open: () => Promise<Db>, close: (db: Db) => Promise<void>) {
+  describe(`knex adapter contract (${engine})`, () => {
+    let db: Db;
+    let clock = Date.now();
+    const now = () => clock;
+    const clientFinder = async (id: string) => (id === 'known' ? { client_id: 'known' } : undefined);
+    let Adapter: ReturnType<typeof createAdapterClass>;
+
+    beforeAll(async () => {
+      db = await open();
+      Adapter = createAdapterClass(db, clientFinder, now);
+    });
+    afterAll(async () => {
+      await close(db);
+    });
+    beforeEach(() => {
+      clock = Date.now();
+    });
+
+    const MODELS = [
+      'Session', 'Interaction', 'Grant', 'AuthorizationCode', 'RefreshToken', 'AccessToken', 'ClientCredentials',
+      'PushedAuthorizationRequest', 'ReplayDetection', 'DeviceCode', 'BackchannelAuthenticationRequest',
+      'RegistrationAccessToken', 'InitialAccessToken', 'PreAuthorizedCode',
+    ];
+
+    test.each(MODELS)('%s: upsert, find, destroy', async (model) => {
+      const adapter = new Adapter(model);
+      const id = `${model}-id-${Math.random()}`;
+      await adapter.upsert(id, { jti: id, kind: model, iat: 1, exp: 2e9, grantId: 'g-1' }, 60);
+      expect(await adapter.find(id)).toEqual(expect.objectContaining({ jti: id, kind: model, grantId: 'g-1' }));
+      expect(await adapter.find(`${id}-other`)).toBeUndefined();
+      await adapter.destroy(id);
+      expect(await adapter.find(id)).toBeUndefined();
+    });
+
+    test('upsert replaces the payload of the same id', async () => {
+      const adapter = new Adapter('Session');
+      await adapter.upsert('s-1', { jti: 's-1', uid: 'u-1', accountId: 'a' }, 60);
+      await adapter.upsert('s-1', { jti: 's-1', uid: 'u-1', accountId: 'b' }, 60);
+      expect((await adapter.find('s-1'))?.accountId).toBe('b');
+    });
+
+    test('models are separate namespaces', async () => {
+      await new Adapter('AccessToken').upsert('same', { jti: 'same', kind: 'AccessToken' }, 60);
+      expect(await new Adapter('RefreshToken').find('same')).toBeUndefined();
+    });
+
+    test('ids are stored hashed, and bearer values are not in the payload', async () => {
+      const secretValue = 'bearer-value-that-must-not-be-stored';
+      await new Adapter('AccessToken').upsert(secretValue, { jti: secretValue, kind: 'AccessToken', accountId: 'acc' }, 60);
+      const rows = await db(TABLE).where({ model: 'AccessToken' });
+      expect(rows.some((row: { id: string }) => row.id === secretValue)).toBe(false);
+      expect(rows.some((row: { id: string }) => row.id === hashId(secretValue))).toBe(true);
+      expect(JSON.stringify(rows)).not.toContain(secretValue);
+    });
+
+    test('expiry: a row past its expiresIn is not found, and purge deletes it', async () => {
+      const adapter = new Adapter('AuthorizationCode');
+      await adapter.upsert('short', { jti: 'short' }, 10);
+      await adapter.upsert('kept', { jti: 'kept' }, undefined);
+      clock += 11_000;
+      expect(await adapter.find('short')).toBeUndefined();
+      expect(await adapter.find('kept')).toBeDefined();
+      expect(await purgeExpired(db, clock)).toBeGreaterThanOrEqual(1);
+      expect(await db(TABLE).where({ model: 'AuthorizationCode', id: hashId('short') }).first()).toBeUndefined();
+      expect(await db(TABLE).where({ model: 'AuthorizationCode', id: hashId('kept') }).first()).toBeDefined();
+    });
+
+    test('consume marks the row; find reports consumed', async () => {
+      const adapter = new Adapter('RefreshToken');
+      await adapter.upsert('rt', { jti: 'rt', grantId: 'g-c' }, 60);
+      expect((await adapter.find('rt'))?.consumed).toBeUndefined();
+      await adapter.consume('rt');
+      const found = await adapter.find('rt');
+      expect(typeof found?.consumed).toBe('number');
+      expect(found?.consumed).toBeGreaterThan(0);
+    });
+
+    test('revokeByGrantId removes every row of the grant in that model only', async () => {
+      const codes = new Adapter('AuthorizationCode');
+      const tokens = new Adapter('RefreshToken');
+      await codes.upsert('c1', { jti: 'c1', grantId: 'g-r' }, 60);
+      await codes.upsert('c2', { jti: 'c2', grantId: 'g-r' }, 60);
+      await codes.upsert('c3', { jti: 'c3', grantId: 'g-other' }, 60);
+      await tokens.upsert('t1', { jti: 't1', grantId: 'g-r' }, 60);
+      await codes.revokeByGrantId('g-r');
+      expect(await codes.find('c1')).toBeUndefined();
+      expect(await codes.find('c2')).toBeUndefined();
+      expect(await codes.find('c3')).toBeDefined();
+      expect(await tokens.find('t1')).toBeDefined();
+    });
+
+    test('findByUid (Session) and findByUserCode (DeviceCode)', async () => {
+      await new Adapter('Session').upsert('sess-id', { jti: 'sess-id', uid: 'uid-123', kind: 'Session' }, 60);
+      expect(await new Adapter('Session').findByUid('uid-123')).toEqual(expect.objectContaining({ jti: 'sess-id', uid: 'uid-123' }));
+      expect(await new Adapter('Session').findByUid('nope')).toBeUndefined();
+      await new Adapter('DeviceCode').upsert('dc-id', { jti: 'dc-id', userCode: 'ABCD-EFGH', kind: 'DeviceCode' }, 60);
+      expect(await new Adapter('DeviceCode').findByUserCode('ABCD-EFGH')).toEqual(expect.objectContaining({ jti: 'dc-id' }));
+      expect(await new Adapter('DeviceCode').findByUserCode('ZZZZ')).toBeUndefined();
+    });
+
+    test('Client is answered from the partner source and cannot be written', async () => {
+      const clients = new Adapter('Client');
+      expect(await clients.find('known')).toEqual({ client_id: 'known' });
+      expect(await clients.find('unknown')).toBeUndefined();
+      await expect(clients.upsert('x', { client_id: 'x' }, undefined)).rejects.toThrow(/portcullis partner/);
+    });
+
+    test('payloads survive a JSON round trip with unicode and nesting', async () => {
+      const payload = { jti: 'g', accountId: 'Zoë 💳', openid: { scope: 'openid', claims: ['sub'] }, resources: { 'https://api.test/': 'a b' } };
+      await new Adapter('Grant').upsert('g', payload, undefined);
+      expect(await new Adapter('Grant').find('g')).toEqual(payload);
+    });
+  });
+}
