@@ -1,0 +1,121 @@
+/**
+ * Client-credentials throughput and latency: Portcullis (SQLite, hashed secrets, partner and
+ * resource lookups) against a bare oidc-provider with its in-memory adapter and the same key,
+ * run side by side, alternating, on this machine. Run: `npm run bench` (BENCH_SECONDS,
+ * BENCH_CONCURRENCY and BENCH_ROUNDS override 8, 32 and 2).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { runCli } from '../src/cli/cli.ts';
+import { loadConfig } from '../src/config/config.ts';
+import { loadKeySet } from '../src/keys/signing-key.service.ts';
+import { openStorage } from '../src/server.ts';
+import { runLoad, table, type LoadResult } from './load.ts';
+
+const ROOT = fileURLToPath(new URL('../', import.meta.url));
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const PORTS = { portcullis: 39100 + Math.floor(Math.random() * 400), bare: 39600 + Math.floor(Math.random() * 400) };
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-bench-'));
+const env: Record<string, string> = {
+  DATABASE_URL: `sqlite:${path.join(dir, 'bench.sqlite')}`,
+  KEYS_DIR: path.join(dir, 'keys'),
+  LOG_LEVEL: 'warn',
+};
+const children: ChildProcess[] = [];
+
+async function start(script: string, extraEnv: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [path.join(ROOT, script)], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...extraEnv }, stdio: ['ignore', 'ignore', 'pipe'] });
+  children.push(child);
+  let errors = '';
+  child.stderr!.on('data', (d) => { errors += d; });
+  for (let i = 0; i < 300; i += 1) {
+    if (child.exitCode !== null) throw new Error(`${script} exited ${child.exitCode}: ${errors}`);
+    try {
+      if ((await fetch(readyUrl)).status < 500) return child;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  throw new Error(`${script} did not start: ${errors}`);
+}
+
+async function cliJson(...argv: string[]) {
+  let out = '';
+  let err = '';
+  const code = await runCli(argv, { stdout: (t) => { out += t; }, stderr: (t) => { err += t; } }, env);
+  if (code !== 0) throw new Error(err);
+  return JSON.parse(out);
+}
+
+function peakRssMiB(pid: number): number {
+  try {
+    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
+  } catch {
+    return NaN;
+  }
+}
+
+async function main() {
+  const resource = 'https://api.bench.test/payments';
+  const scope = 'payments:read';
+  await cliJson('resource', 'create', '--uri', resource, '--scope', 'payments:read payments:write', '--ttl', '600', '--default');
+  const partner = await cliJson('partner', 'create', '--name', 'Bench Bank', '--scope', scope);
+
+  const portcullis = await start('src/main.ts', { ...env, PORT: String(PORTS.portcullis), ISSUER: `http://localhost:${PORTS.portcullis}` }, `http://127.0.0.1:${PORTS.portcullis}/readyz`);
+  // the same signing key as Portcullis, read back through its own keyring
+  const { db, keyring } = await openStorage(loadConfig(env));
+  const keySet = await loadKeySet(db, keyring);
+  await db.destroy();
+  const bare = await start('bench/bare-provider.ts', {
+    PORT: String(PORTS.bare),
+    ISSUER: `http://localhost:${PORTS.bare}`,
+    BARE_CONFIG: JSON.stringify({ jwk: keySet.keys[0], clientId: partner.client_id, clientSecret: partner.client_secret, resource, scope, ttl: 600 }),
+  }, `http://127.0.0.1:${PORTS.bare}/.well-known/openid-configuration`);
+
+  const authorization = `Basic ${Buffer.from(`${partner.client_id}:${partner.client_secret}`).toString('base64')}`;
+  const body = `grant_type=client_credentials&scope=${encodeURIComponent(scope)}`;
+  const request = (port: number) => () =>
+    fetch(`http://127.0.0.1:${port}/token`, { method: 'POST', headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, body });
+
+  for (const port of [PORTS.portcullis, PORTS.bare]) await runLoad({ concurrency: CONCURRENCY, seconds: 2, request: request(port) }); // warm-up
+
+  const results: Record<'portcullis' | 'bare', LoadResult[]> = { portcullis: [], bare: [] };
+  for (let round = 0; round < ROUNDS; round += 1) {
+    results.bare.push(await runLoad({ concurrency: CONCURRENCY, seconds: SECONDS, request: request(PORTS.bare) }));
+    results.portcullis.push(await runLoad({ concurrency: CONCURRENCY, seconds: SECONDS, request: request(PORTS.portcullis) }));
+  }
+
+  const summary = (name: 'portcullis' | 'bare', pid: number) => {
+    const runs = results[name];
+    const requests = runs.reduce((n, r) => n + r.requests, 0);
+    const seconds = runs.reduce((n, r) => n + r.seconds, 0);
+    return {
+      target: name === 'bare' ? 'bare oidc-provider (memory)' : 'Portcullis (SQLite)',
+      'tokens/s': requests / seconds,
+      'p50 ms': runs.reduce((n, r) => n + r.p50, 0) / runs.length,
+      'p99 ms': runs.reduce((n, r) => n + r.p99, 0) / runs.length,
+      errors: runs.reduce((n, r) => n + r.errors, 0),
+      'peak RSS MiB': peakRssMiB(pid),
+    };
+  };
+  const rows = [summary('bare', bare.pid!), summary('portcullis', portcullis.pid!)];
+  const ratio = (rows[1]['tokens/s'] as number) / (rows[0]['tokens/s'] as number);
+  process.stdout.write(`\nclient_credentials, concurrency ${CONCURRENCY}, ${ROUNDS} alternating rounds of ${SECONDS}s each, node ${process.version}, ${os.cpus().length} cores\n\n`);
+  process.stdout.write(`${table(rows)}\n\nratio Portcullis / bare: ${ratio.toFixed(2)} (goal >= 0.80)\n`);
+  process.stdout.write('rerun: npm run bench\n');
+}
+
+try {
+  await main();
+} finally {
+  for (const child of children) child.kill('SIGTERM');
+  fs.rmSync(dir, { recursive: true, force: true });
+}

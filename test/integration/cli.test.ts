@@ -1,0 +1,110 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { cli, cliProcess, freshDatabaseUrl, instanceEnv, ROOT, startInstance, tempDir } from '../support/harness.ts';
+
+const dir = tempDir();
+const env = instanceEnv(dir, freshDatabaseUrl(dir));
+
+function oneLine(text: string) {
+  expect(text.trim().split('\n')).toHaveLength(1);
+  expect(text).not.toMatch(/\n\s+at /); // no stack trace
+}
+
+describe('portcullis CLI', () => {
+  test('npx portcullis runs the package bin on the pinned Node and prints JSON', async () => {
+    const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+      const child = spawn('npx', ['--no-install', 'portcullis', 'resource', 'list'], { cwd: ROOT, env: { ...process.env, ...env } });
+      let stdout = '';
+      let stderr = '';
+      child.stdout.on('data', (d) => { stdout += d; });
+      child.stderr.on('data', (d) => { stderr += d; });
+      child.on('close', (code) => resolve({ code, stdout, stderr }));
+    });
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+    expect(JSON.parse(result.stdout)).toEqual([]);
+  });
+
+  test('resource and partner lifecycle', async () => {
+    const resource = await cliProcess(env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read payments:write', '--ttl', '300', '--default');
+    expect(resource.code).toBe(0);
+    expect(resource.json).toEqual(expect.objectContaining({ uri: 'https://api.bank.test/payments', scope: 'payments:read payments:write', access_token_ttl: 300, default: true }));
+    expect((await cli(env, 'resource', 'list')).json).toHaveLength(1);
+
+    const created = await cliProcess(env, 'partner', 'create', '--name', 'Acme Bank', '--scope', 'payments:read', '--grant', 'client_credentials');
+    expect(created.code).toBe(0);
+    expect(created.json.client_id).toMatch(/^ptn_/);
+    expect(created.json.client_secret.length).toBeGreaterThanOrEqual(43);
+
+    const shown = await cli(env, 'partner', 'show', created.json.client_id);
+    expect(shown.json).toEqual(expect.objectContaining({ client_id: created.json.client_id, name: 'Acme Bank', status: 'active', scope: 'payments:read' }));
+    expect(shown.json.client_secret).toBeUndefined();
+    expect((await cli(env, 'partner', 'list')).json.map((p: { client_id: string }) => p.client_id)).toContain(created.json.client_id);
+  });
+
+  test.each([
+    [['partner', 'create', '--scope', 'payments:read'], 2, /--name is required/],
+    [['partner', 'create', '--name', 'X', '--scope', 'nosuch:scope'], 1, /belongs to no resource/],
+    [['partner', 'create', '--name', 'X', '--scope', 'payments:read', '--grant', 'password'], 1, /not supported/],
+    [['partner', 'create', '--name', 'X', '--scope', 'payments:read', '--grant', 'authorization_code'], 1, /redirect-uri/],
+    [['partner', 'create', '--name', 'X', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', 'http://evil.test/cb'], 1, /https/],
+    [['partner', 'create', '--name', 'X', '--scope', 'payments:read', '--bogus'], 2, /bogus/],
+    [['partner', 'show', 'ptn_nobody'], 1, /no partner/],
+    [['partner', 'suspend'], 2, /argument/],
+    [['resource', 'create', '--uri', 'http://api.test/', '--scope', 'a'], 1, /https/],
+    [['resource', 'create', '--uri', 'https://api.test/#x', '--scope', 'a'], 1, /fragment/],
+    [['resource', 'create', '--uri', 'https://api.test/', '--scope', 'a', '--ttl', 'soon'], 2, /whole seconds/],
+    [['resource', 'create', '--uri', 'https://api.test/', '--scope', 'a', '--ttl', '999999'], 1, /--ttl/],
+    [['resource', 'create', '--uri', 'https://other.test/', '--scope', 'payments:read'], 1, /already belongs/],
+    [['frobnicate'], 2, /unknown command/],
+  ])('%j → exit %i with one line', async (argv, code, message) => {
+    const result = await cli(env, ...argv);
+    expect(result.code).toBe(code);
+    expect(result.stdout).toBe('');
+    expect(result.stderr).toMatch(message);
+    oneLine(result.stderr);
+  });
+
+  test('a bad DATABASE_URL is one line from the real command', async () => {
+    const result = await cliProcess({ ...env, DATABASE_URL: 'mysql://nope' }, 'partner', 'list');
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/DATABASE_URL/);
+    oneLine(result.stderr);
+  });
+});
+
+describe('server start-up errors are one line, never a silent new key', () => {
+  test('a wrong PORTCULLIS_KEK, or a lost KEK file, stops start-up', async () => {
+    const own = tempDir();
+    const ownEnv = instanceEnv(own, freshDatabaseUrl(own));
+    const first = await startInstance(ownEnv);
+    await first.stop();
+    const before = fs.readdirSync(ownEnv.KEYS_DIR);
+
+    const wrong = await runToExit({ ...ownEnv, PORTCULLIS_KEK: Buffer.alloc(32, 7).toString('base64url') });
+    expect(wrong.code).not.toBe(0);
+    expect(wrong.stderr).toMatch(/^portcullis: .*key-encryption key/);
+    oneLine(wrong.stderr);
+
+    fs.renameSync(path.join(ownEnv.KEYS_DIR, 'kek'), path.join(own, 'kek.bak'));
+    const lost = await runToExit(ownEnv);
+    expect(lost.code).not.toBe(0);
+    expect(lost.stderr).toMatch(/missing/);
+    oneLine(lost.stderr);
+    expect(fs.readdirSync(ownEnv.KEYS_DIR)).toEqual(before.filter((name) => name !== 'kek'));
+  });
+});
+
+function runToExit(runEnv: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [path.join(ROOT, 'src/main.ts')], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...runEnv, PORT: '0' } });
+    let stderr = '';
+    child.stderr.on('data', (d) => { stderr += d; });
+    const timer = setTimeout(() => child.kill('SIGKILL'), 15000);
+    child.on('close', (code) => {
+      clearTimeout(timer);
+      resolve({ code, stderr });
+    });
+  });
+}
