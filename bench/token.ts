@@ -54,6 +54,12 @@ async function cliJson(...argv: string[]) {
   return JSON.parse(out);
 }
 
+/** User + system CPU seconds the process has used so far (Linux /proc). */
+function cpuSeconds(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+}
+
 function peakRssMiB(pid: number): number {
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
@@ -88,9 +94,15 @@ async function main() {
   for (const port of [PORTS.portcullis, PORTS.bare]) await runLoad({ concurrency: CONCURRENCY, seconds: 2, request: request(port) }); // warm-up
 
   const results: Record<'portcullis' | 'bare', LoadResult[]> = { portcullis: [], bare: [] };
+  const cpu = { portcullis: 0, bare: 0 };
+  const measure = async (name: 'portcullis' | 'bare', child: ChildProcess) => {
+    const before = cpuSeconds(child.pid!);
+    results[name].push(await runLoad({ concurrency: CONCURRENCY, seconds: SECONDS, request: request(PORTS[name]) }));
+    cpu[name] += cpuSeconds(child.pid!) - before;
+  };
   for (let round = 0; round < ROUNDS; round += 1) {
-    results.bare.push(await runLoad({ concurrency: CONCURRENCY, seconds: SECONDS, request: request(PORTS.bare) }));
-    results.portcullis.push(await runLoad({ concurrency: CONCURRENCY, seconds: SECONDS, request: request(PORTS.portcullis) }));
+    await measure('bare', bare);
+    await measure('portcullis', portcullis);
   }
 
   const summary = (name: 'portcullis' | 'bare', pid: number) => {
@@ -100,6 +112,7 @@ async function main() {
     return {
       target: name === 'bare' ? 'bare oidc-provider (memory)' : 'Portcullis (SQLite)',
       'tokens/s': requests / seconds,
+      'server CPU ms/token': (cpu[name] * 1000) / requests,
       'p50 ms': runs.reduce((n, r) => n + r.p50, 0) / runs.length,
       'p99 ms': runs.reduce((n, r) => n + r.p99, 0) / runs.length,
       errors: runs.reduce((n, r) => n + r.errors, 0),
@@ -108,8 +121,10 @@ async function main() {
   };
   const rows = [summary('bare', bare.pid!), summary('portcullis', portcullis.pid!)];
   const ratio = (rows[1]['tokens/s'] as number) / (rows[0]['tokens/s'] as number);
+  const cpuRatio = (rows[0]['server CPU ms/token'] as number) / (rows[1]['server CPU ms/token'] as number);
   process.stdout.write(`\nclient_credentials, concurrency ${CONCURRENCY}, ${ROUNDS} alternating rounds of ${SECONDS}s each, node ${process.version}, ${os.cpus().length} cores\n\n`);
-  process.stdout.write(`${table(rows)}\n\nratio Portcullis / bare: ${ratio.toFixed(2)} (goal >= 0.80)\n`);
+  process.stdout.write(`${table(rows)}\n\nratio Portcullis / bare, tokens/s: ${ratio.toFixed(2)} (goal >= 0.80)\n`);
+  process.stdout.write(`ratio Portcullis / bare, tokens per server CPU second: ${cpuRatio.toFixed(2)} (steadier on a shared machine)\n`);
   process.stdout.write('rerun: npm run bench\n');
 }
 
