@@ -30,6 +30,15 @@ export type KeyPlan = Readonly<{
   retire: ReadonlyArray<{ kid: string; retires_at: number | null; removed_at: number | null }>;
 }>;
 
+/**
+ * When the key after `latest` is created: KEY_PREPUBLISH before `latest`'s period ends, and one
+ * poll earlier still, so an instance that wakes a little late still prepublishes in full and
+ * the period keeps its exact length.
+ */
+function dueAt(latest: SigningKeyRow, policy: RotationPolicy): number {
+  return latest.activates_at + policy.intervalMs - policy.prepublishMs - policy.graceMs;
+}
+
 const byActivation = (a: SigningKeyRow, b: SigningKeyRow) => a.activates_at - b.activates_at || a.rotation_slot - b.rotation_slot;
 
 /** Keys not revoked, oldest activation first: the chain of signers over time. */
@@ -64,8 +73,8 @@ export function publishedAt(rows: readonly SigningKeyRow[], at: number): Signing
 /**
  * What to write so the rows are complete at `now`:
  * - no signer (first start, or the signer was revoked): a key that signs at once;
- * - no key pending and the signer's period ends within `prepublishMs`: the next key, signing
- *   when the period ends (never sooner than `prepublishMs` from now);
+ * - no key pending and the signer's period ends within `prepublishMs` (+ a poll): the next key,
+ *   signing when the period ends (never sooner than `prepublishMs` from now);
  * - each key in the chain retires when its successor activates, removed `retainMs + graceMs`
  *   later. A retirement already passed is never moved; a future one follows the chain (a
  *   revoked successor un-schedules it).
@@ -79,7 +88,7 @@ export function planKeys(rows: readonly SigningKeyRow[], now: number, policy: Ro
   let create: KeyPlan['create'];
   if (!signerAt(rows, now)) {
     create = { slot, activatesAt: now };
-  } else if (latest && latest.activates_at <= now && now >= latest.activates_at + policy.intervalMs - policy.prepublishMs) {
+  } else if (latest && latest.activates_at <= now && now >= dueAt(latest, policy)) {
     create = { slot, activatesAt: Math.max(latest.activates_at + policy.intervalMs, now + policy.prepublishMs) };
   }
 
@@ -102,7 +111,7 @@ export function nextChangeAfter(rows: readonly SigningKeyRow[], now: number, pol
   const keys = chain(rows);
   const latest = keys.at(-1);
   const instants = keys.flatMap((row) => [row.activates_at, row.retires_at, row.removed_at]);
-  if (latest) instants.push(latest.activates_at + policy.intervalMs - policy.prepublishMs);
+  if (latest) instants.push(dueAt(latest, policy));
   const future = instants.filter((at): at is number => at !== null && at > now);
   return future.length ? Math.min(...future) : undefined;
 }

@@ -43,9 +43,11 @@ describe('planKeys', () => {
     expect(planKeys([key('a', 0, 0)], 50 * S, policy)).toEqual({ create: undefined, retire: [] });
   });
 
-  test('KEY_PREPUBLISH before the period ends, the next key is created to sign when it ends', () => {
-    expect(planKeys([key('a', 0, 0)], 90 * S - 1, policy).create).toBeUndefined();
-    expect(planKeys([key('a', 0, 0)], 90 * S, policy).create).toEqual({ slot: 1, activatesAt: 100 * S });
+  test('KEY_PREPUBLISH (+ one poll) before the period ends, the next key is created to sign when it ends', () => {
+    expect(planKeys([key('a', 0, 0)], 89 * S - 1, policy).create).toBeUndefined();
+    expect(planKeys([key('a', 0, 0)], 89 * S, policy).create).toEqual({ slot: 1, activatesAt: 100 * S });
+    // woken late, it still signs when the period ends: periods keep their length
+    expect(planKeys([key('a', 0, 0)], 89 * S + 900, policy).create).toEqual({ slot: 1, activatesAt: 100 * S });
   });
 
   test('a key created late (instances were down) still waits KEY_PREPUBLISH before it signs', () => {
@@ -102,7 +104,7 @@ describe('signer, JWKS and state over several periods', () => {
     }
     expect(seen).toEqual(['k0', 'k1', 'k2', 'k3', 'k4']);
     expect(rows.map((row) => row.activates_at)).toEqual([0, 100 * S, 200 * S, 300 * S, 400 * S]);
-    expect(rows.map((row) => row.created_at)).toEqual([0, 90 * S, 190 * S, 290 * S, 390 * S]);
+    expect(rows.map((row) => row.created_at)).toEqual([0, 89 * S, 189 * S, 289 * S, 389 * S]);
 
     const at = 305 * S;
     expect(rows.map((row) => stateAt(row, rows, at))).toEqual(['retired', 'retired', 'retired', 'active', 'next']);
@@ -126,7 +128,7 @@ describe('nextChangeAfter', () => {
     const rows = [key('a', 0, 0, { retires_at: 100 * S, removed_at: 121 * S }), key('b', 1, 100 * S)];
     expect(nextChangeAfter(rows, 95 * S, policy)).toBe(100 * S);
     expect(nextChangeAfter(rows, 100 * S, policy)).toBe(121 * S);
-    expect(nextChangeAfter(rows, 121 * S, policy)).toBe(190 * S);
+    expect(nextChangeAfter(rows, 121 * S, policy)).toBe(189 * S);
     expect(nextChangeAfter([], 0, policy)).toBeUndefined();
   });
 });
