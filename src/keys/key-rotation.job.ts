@@ -3,6 +3,7 @@ import type { Logger } from '../log/logger.ts';
 import type { Keyring } from './kek.ts';
 import { nextChangeAfter, type RotationPolicy } from './signing-key.lifecycle.ts';
 import { keySetVersion, maintainKeys, toKeySet, type KeySet } from './signing-key.service.ts';
+import type { SigningKeyRow } from './signing-key.store.ts';
 
 export type KeyRotationDeps = Readonly<{
   db: Db;
@@ -41,9 +42,23 @@ export function startKeyRotationJob(deps: KeyRotationDeps): { stop(): Promise<vo
     timer.unref();
   };
 
+  let known: readonly SigningKeyRow[] | undefined;
+
+  /** The rows brought up to date; while the database is unreachable, the rows last read. */
+  async function currentRows(at: number): Promise<readonly SigningKeyRow[]> {
+    try {
+      known = await maintainKeys(deps.db, deps.keyring, deps.policy, at);
+    } catch (error) {
+      if (!known) throw error;
+      // a key already scheduled still takes over on time: it was published long ago
+      deps.log.warn('key rotation check failed; switching on the keys last read', { error: (error as Error).message });
+    }
+    return known;
+  }
+
   async function once(): Promise<number> {
     const at = now();
-    const rows = await maintainKeys(deps.db, deps.keyring, deps.policy, at);
+    const rows = await currentRows(at);
     if (keySetVersion(rows, at) !== deps.current().version) {
       const previous = deps.current();
       const next = toKeySet(rows, deps.keyring, at);

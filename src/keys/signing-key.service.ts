@@ -112,7 +112,7 @@ const SLOT_ATTEMPTS = 5;
 export async function rotateKeys(db: Db, keyring: Keyring, policy: RotationPolicy, options: { immediately: boolean }, now: number = Date.now()) {
   const activatesAt = options.immediately ? now : now + policy.prepublishMs;
   for (let attempt = 0; attempt < SLOT_ATTEMPTS; attempt += 1) {
-    const rows = await listKeys(db);
+    const rows = await maintainKeys(db, keyring, policy, now); // an empty table gets its first key first
     checkKeyring(rows, keyring);
     const slot = rows.reduce((max, row) => Math.max(max, row.rotation_slot), -1) + 1;
     const row = await generateRow(keyring, slot, activatesAt, now);
