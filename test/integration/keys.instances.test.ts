@@ -57,13 +57,13 @@ describe('N instances on one database', () => {
       expect(keys.length).toBeGreaterThanOrEqual(4);
       for (let i = 1; i < activations.length; i += 1) expect(activations[i] - activations[i - 1]).toBe(4000);
 
-      // the same sequence of key sets on both; they may differ only in a sample taken at a switch
+      // the same sequence of key sets on both; they may differ only in samples taken at a switch
       const changes = (list: string[]) => list.filter((item, i) => i === 0 || item !== list[i - 1]);
       const seenByA = changes(samples.map((sample) => sample.a));
       expect(changes(samples.map((sample) => sample.b))).toEqual(seenByA);
       expect(seenByA.length).toBeGreaterThanOrEqual(3);
       const different = samples.filter((sample) => sample.a !== sample.b).length;
-      expect(different).toBeLessThanOrEqual(seenByA.length - 1);
+      expect(different).toBeLessThanOrEqual(2 * (seenByA.length - 1));
     }, 40_000);
   });
 });
