@@ -4,6 +4,7 @@ import type { Config } from './config/config.ts';
 import type { Db } from './db/knex.ts';
 import { healthRoutes } from './http/health.routes.ts';
 import { securityHeaders } from './http/security-headers.ts';
+import { jwksCacheControl } from './keys/jwks-cache.middleware.ts';
 import type { KeySet } from './keys/signing-key.service.ts';
 import type { Logger } from './log/logger.ts';
 import { jwtTokenTypeGuard } from './oidc/jwt-token-type.ts';
@@ -49,6 +50,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
         middleware: [
           securityHeaders({ https: config.issuer.startsWith('https:') }),
           healthRoutes(readiness),
+          jwksCacheControl('/jwks', config.keys.jwksMaxAgeSeconds),
           jwtTokenTypeGuard({ introspection: '/token/introspection', revocation: '/token/revocation' }),
         ],
         onError(event, ctx: KoaContextWithOIDC | undefined, error) {

@@ -6,8 +6,11 @@ import { createDb, type Db } from './db/knex.ts';
 import { migrate } from './db/migrate.ts';
 import { startPurgeJob } from './db/purge.job.ts';
 import { createKeyring, deriveKey, loadKekTexts, type Keyring } from './keys/kek.ts';
-import { ensureInitialKey, loadKeySet } from './keys/signing-key.service.ts';
-import { countKeys } from './keys/signing-key.store.ts';
+import { startKeyRotationJob } from './keys/key-rotation.job.ts';
+import { checkKeyring, maintainKeys, rotationPolicy, toKeySet } from './keys/signing-key.service.ts';
+import { countKeys, listKeys } from './keys/signing-key.store.ts';
+import { ID_TOKEN_TTL } from './oidc/provider.factory.ts';
+import { listResources } from './resources/resource.store.ts';
 import type { Logger } from './log/logger.ts';
 
 /** Database, migrations and the key-encryption key: what both the server and the CLI need. */
@@ -24,14 +27,27 @@ export async function openStorage(config: Config): Promise<{ db: Db; keyring: Ke
   }
 }
 
+/** KEY_RETAIN caps token lifetimes (see config): say so when that shortens a configured one. */
+async function warnIfRetainCapsTokens(db: Db, config: Config, log: Logger): Promise<void> {
+  const lifetimes = [ID_TOKEN_TTL, ...(await listResources(db)).map((resource) => resource.accessTokenTtl)];
+  const longest = Math.max(...lifetimes);
+  if (longest > config.keys.retainSeconds) {
+    log.warn('KEY_RETAIN is shorter than the longest token lifetime: tokens are capped to it', { key_retain_seconds: config.keys.retainSeconds, longest_lifetime_seconds: longest });
+  }
+}
+
 export type RunningServer = Readonly<{ app: App; db: Db; url: string; close(): Promise<void> }>;
 
 /** config → db → migrate → keys → app → listen. `close` drains in-flight requests, then the pool. */
 export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
   const { db, keyring } = await openStorage(config);
   try {
-    await ensureInitialKey(db, keyring);
-    const keySet = await loadKeySet(db, keyring);
+    // a wrong KEK stops start-up here, before a key could be created under it
+    checkKeyring(await listKeys(db), keyring);
+    const policy = rotationPolicy(config.keys);
+    const startedAt = Date.now();
+    const keySet = toKeySet(await maintainKeys(db, keyring, policy, startedAt), keyring, startedAt);
+    await warnIfRetainCapsTokens(db, config, log);
     const app = createApp({ config, db, log, cookieKeys: [deriveKey(keyring, 'cookie signing')] }, keySet);
     const stopPurge = startPurgeJob(db, config.purgeIntervalSeconds, log);
 
@@ -44,6 +60,15 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       server.listen(config.port, config.host, () => resolve());
     });
     const { port } = server.address() as AddressInfo;
+    const rotation = startKeyRotationJob({
+      db,
+      keyring,
+      policy,
+      pollMs: config.keys.pollIntervalSeconds * 1000,
+      log,
+      current: () => app.keySet,
+      use: (next) => app.useKeys(next),
+    });
     log.info('listening', { port, issuer: config.issuer, database: config.databaseUrl.startsWith('sqlite:') ? 'sqlite' : 'postgres', signing_kid: keySet.signingKid });
 
     let closing: Promise<void> | undefined;
@@ -54,6 +79,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       close() {
         closing ??= (async () => {
           stopPurge();
+          await rotation.stop();
           await new Promise<void>((resolve) => {
             server.close(() => resolve());
             server.closeIdleConnections();

@@ -1,8 +1,10 @@
 import { parseArgs } from 'node:util';
-import { loadConfig } from '../config/config.ts';
+import { loadConfig, type Config } from '../config/config.ts';
 import type { Db } from '../db/knex.ts';
 import { AppError } from '../http/errors.ts';
 import type { Keyring } from '../keys/kek.ts';
+import { listKeys } from '../keys/signing-key.store.ts';
+import { describeKeys, revokeKey, rewrapKeys, rotateKeys, rotationPolicy } from '../keys/signing-key.service.ts';
 import {
   createPartner,
   describePartner,
@@ -20,10 +22,14 @@ export const USAGE = `usage: portcullis <command>
   resource create --uri URI --scope "a b" [--ttl SECONDS] [--default]
   resource list
   partner create --name NAME --scope "a b" [--grant TYPE]... [--redirect-uri URI]...
-  partner list | show ID | suspend ID | resume ID | rotate-secret ID`;
+  partner list | show ID | suspend ID | resume ID | rotate-secret ID
+  keys list                                 signing keys and their state (next, active, retired, revoked)
+  keys rotate [--now]                       add a key: signs after KEY_PREPUBLISH, or at once with --now
+  keys revoke KID                           take a key out of the JWKS at once (a new key signs if it did)
+  keys rewrap                               re-encrypt every private key under the first KEK`;
 
 type Io = { stdout(text: string): void; stderr(text: string): void };
-type Storage = { db: Db; keyring: Keyring };
+type Storage = { db: Db; keyring: Keyring; config: Config };
 type Command = (args: string[], storage: Storage) => Promise<unknown>;
 
 class UsageError extends Error {}
@@ -97,6 +103,22 @@ const COMMANDS: Record<string, Command> = {
     const { positionals } = options(args, {}, 1);
     return rotatePartnerSecret(db, positionals[0]);
   },
+  async 'keys list'(args, { db }) {
+    options(args, {});
+    return describeKeys(await listKeys(db), Date.now());
+  },
+  async 'keys rotate'(args, { db, keyring, config }) {
+    const { values } = options(args, { now: { type: 'boolean' } });
+    return rotateKeys(db, keyring, rotationPolicy(config.keys), { immediately: values.now ?? false });
+  },
+  async 'keys revoke'(args, { db, keyring, config }) {
+    const { positionals } = options(args, {}, 1);
+    return revokeKey(db, keyring, rotationPolicy(config.keys), positionals[0]);
+  },
+  async 'keys rewrap'(args, { db, keyring }) {
+    options(args, {});
+    return rewrapKeys(db, keyring);
+  },
 };
 
 /** Runs one command: JSON on stdout, one line on stderr and exit code 1 (2 for usage) on error. */
@@ -113,7 +135,8 @@ export async function runCli(argv: string[], io: Io, env: Record<string, string 
   const rest = argv.slice(name.split(' ').length);
   let storage: Storage | undefined;
   try {
-    storage = await openStorage(loadConfig(env));
+    const config = loadConfig(env);
+    storage = { ...(await openStorage(config)), config };
     const result = await COMMANDS[name](rest, storage);
     io.stdout(`${JSON.stringify(result, null, 2)}\n`);
     return 0;

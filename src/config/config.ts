@@ -24,6 +24,38 @@ export type Config = Readonly<{
   trustProxy: boolean;
   /** LOG_LEVEL: `info` (default), `warn`, `error` or `silent`. */
   logLevel: 'info' | 'warn' | 'error' | 'silent';
+  /** Signing-key rotation; see `keys` below. */
+  keys: KeyConfig;
+}>;
+
+/**
+ * Signing keys rotate by themselves (src/keys/). Each duration takes `90s`, `15m`, `12h`, `30d`.
+ * Start-up refuses combinations under which a resource server could meet a key it has not yet
+ * fetched: KEY_PREPUBLISH must exceed KEY_POLL_INTERVAL plus the JWKS cache time.
+ */
+export type KeyConfig = Readonly<{
+  /** KEY_ROTATION_INTERVAL: how long a key signs before the next one takes over. Default 30d. */
+  rotationIntervalSeconds: number;
+  /**
+   * KEY_PREPUBLISH: how long a new key is in the JWKS before it signs. Default 1d. Must be
+   * longer than any resource server caches the JWKS, and shorter than KEY_ROTATION_INTERVAL.
+   */
+  prepublishSeconds: number;
+  /**
+   * KEY_RETAIN: how long a retired key stays in the JWKS. Default 1d (the longest access-token
+   * lifetime a resource may have is 24h; ID tokens live 1h). Enforced by construction: no token
+   * lives longer than KEY_RETAIN (token lifetimes are capped to it, with a warning at start-up),
+   * so every token a key signed expires before the key leaves the JWKS.
+   */
+  retainSeconds: number;
+  /**
+   * KEY_POLL_INTERVAL: how often a running server re-reads the keys, so a change made by the CLI
+   * or another instance applies without a restart. Default 5s. Scheduled switches do not wait
+   * for it (a timer fires at the instant); it is also added to KEY_RETAIN before removal.
+   */
+  pollIntervalSeconds: number;
+  /** Derived, not set: the JWKS `Cache-Control: max-age`, min(300, KEY_PREPUBLISH / 2) seconds. */
+  jwksMaxAgeSeconds: number;
 }>;
 
 export class ConfigError extends Error {}
@@ -79,6 +111,23 @@ function logLevel(raw: string): Config['logLevel'] {
   throw new Error('use info, warn, error or silent');
 }
 
+function keyConfig(env: Env): KeyConfig {
+  const rotationIntervalSeconds = read(env, 'KEY_ROTATION_INTERVAL', 30 * 86400, parseDuration);
+  const prepublishSeconds = read(env, 'KEY_PREPUBLISH', 86400, parseDuration);
+  const retainSeconds = read(env, 'KEY_RETAIN', 86400, parseDuration);
+  const pollIntervalSeconds = read(env, 'KEY_POLL_INTERVAL', 5, parseDuration);
+  const jwksMaxAgeSeconds = Math.min(300, Math.floor(prepublishSeconds / 2));
+  if (prepublishSeconds >= rotationIntervalSeconds) {
+    throw new ConfigError(`KEY_PREPUBLISH (${prepublishSeconds}s) must be shorter than KEY_ROTATION_INTERVAL (${rotationIntervalSeconds}s)`);
+  }
+  if (pollIntervalSeconds + jwksMaxAgeSeconds >= prepublishSeconds) {
+    throw new ConfigError(
+      `KEY_PREPUBLISH (${prepublishSeconds}s) must be longer than KEY_POLL_INTERVAL (${pollIntervalSeconds}s) plus the JWKS cache time (${jwksMaxAgeSeconds}s)`,
+    );
+  }
+  return Object.freeze({ rotationIntervalSeconds, prepublishSeconds, retainSeconds, pollIntervalSeconds, jwksMaxAgeSeconds });
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const listenPort = read(env, 'PORT', 3000, port);
   return Object.freeze({
@@ -91,5 +140,6 @@ export function loadConfig(env: Env = process.env): Config {
     purgeIntervalSeconds: read(env, 'PURGE_INTERVAL', 600, parseDuration),
     trustProxy: read(env, 'TRUST_PROXY', false, flag),
     logLevel: read(env, 'LOG_LEVEL', 'info', logLevel),
+    keys: keyConfig(env),
   });
 }

@@ -1,7 +1,10 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
+import type { KeyConfig } from '../config/config.ts';
 import type { Db } from '../db/knex.ts';
+import { invalidInput, notFound } from '../http/errors.ts';
 import type { Keyring } from './kek.ts';
-import { insertKey, listKeys, type SigningKeyRow } from './signing-key.store.ts';
+import { planKeys, publishedAt, signerAt, stateAt, type RotationPolicy } from './signing-key.lifecycle.ts';
+import { findKey, insertKey, listKeys, markRevoked, replaceSealedKey, setRetirement, type SigningKeyRow } from './signing-key.store.ts';
 
 export const ALG = 'ES256';
 
@@ -9,6 +12,15 @@ export type SigningJwk = JWK & { kid: string; alg: 'ES256'; use: 'sig' };
 
 /** What the provider is built with: the signer first, then every other published key. */
 export type KeySet = Readonly<{ signingKid: string; keys: readonly SigningJwk[]; version: string }>;
+
+export function rotationPolicy(keys: KeyConfig): RotationPolicy {
+  return Object.freeze({
+    intervalMs: keys.rotationIntervalSeconds * 1000,
+    prepublishMs: keys.prepublishSeconds * 1000,
+    retainMs: keys.retainSeconds * 1000,
+    graceMs: keys.pollIntervalSeconds * 1000,
+  });
+}
 
 export async function generateRow(keyring: Keyring, slot: number, activatesAt: number, now: number): Promise<SigningKeyRow> {
   const { privateKey, publicKey } = await generateKeyPair(ALG, { extractable: true });
@@ -29,35 +41,103 @@ export async function generateRow(keyring: Keyring, slot: number, activatesAt: n
   };
 }
 
-/** The first start makes the first key (slot 0); instances racing here still make one. */
-export async function ensureInitialKey(db: Db, keyring: Keyring, now: number = Date.now()): Promise<void> {
-  const rows = await listKeys(db);
-  if (rows.some((row) => row.revoked_at === null)) return;
-  await insertKey(db, await generateRow(keyring, 0, now, now));
+/**
+ * Opens every stored key. Run before anything new is sealed, so a wrong KEK stops the process
+ * with a KekError instead of quietly adding a key that the right KEK could not open.
+ */
+export function checkKeyring(rows: readonly SigningKeyRow[], keyring: Keyring): void {
+  for (const row of rows) keyring.open(row.private_jwk);
 }
 
-export function isPublished(row: SigningKeyRow, at: number): boolean {
-  return row.revoked_at === null && (row.removed_at === null || row.removed_at > at);
+/**
+ * Brings the rows up to date at `now` (see planKeys): creates the first, next or replacement
+ * key and writes retirement times. Idempotent, and safe for any number of racing instances.
+ */
+export async function maintainKeys(db: Db, keyring: Keyring, policy: RotationPolicy, now: number = Date.now()): Promise<SigningKeyRow[]> {
+  let rows = await listKeys(db);
+  let plan = planKeys(rows, now, policy);
+  if (plan.create) {
+    checkKeyring(rows, keyring);
+    await insertKey(db, await generateRow(keyring, plan.create.slot, plan.create.activatesAt, now));
+    rows = await listKeys(db); // whoever won the slot, retirements follow from the rows as they are now
+    plan = planKeys(rows, now, policy);
+  }
+  if (plan.retire.length === 0) return rows;
+  for (const times of plan.retire) await setRetirement(db, times.kid, times);
+  return listKeys(db);
 }
 
-/** Newest key whose activation has come, among the published ones. */
-export function pickSigner(rows: readonly SigningKeyRow[], at: number): SigningKeyRow | undefined {
-  return rows
-    .filter((row) => isPublished(row, at) && row.activates_at <= at)
-    .sort((a, b) => b.activates_at - a.activates_at || b.rotation_slot - a.rotation_slot)[0];
+/** The kids a key set would hold at `at`, signer first: cheap to compare on every poll. */
+export function keySetVersion(rows: readonly SigningKeyRow[], at: number): string {
+  return publishedAt(rows, at).map((row) => row.kid).join(',');
 }
 
-export async function loadKeySet(db: Db, keyring: Keyring, at: number = Date.now()): Promise<KeySet> {
-  const rows = await listKeys(db);
-  const signer = pickSigner(rows, at);
+export function toKeySet(rows: readonly SigningKeyRow[], keyring: Keyring, at: number): KeySet {
+  const signer = signerAt(rows, at);
   if (!signer) throw new Error('no signing key is active: run `portcullis keys list` to inspect');
-  const published = rows.filter((row) => isPublished(row, at) && row !== signer);
-  const keys = [signer, ...published].map((row): SigningJwk => ({
+  const published = publishedAt(rows, at);
+  const keys = published.map((row): SigningJwk => ({
     ...(JSON.parse(keyring.open(row.private_jwk)) as JWK),
     kid: row.kid,
     alg: ALG,
     use: 'sig',
   }));
-  const version = [signer, ...published].map((row) => row.kid).join(',');
-  return Object.freeze({ signingKid: signer.kid, keys, version });
+  return Object.freeze({ signingKid: signer.kid, keys, version: keySetVersion(rows, at) });
+}
+
+export async function loadKeySet(db: Db, keyring: Keyring, at: number = Date.now()): Promise<KeySet> {
+  return toKeySet(await listKeys(db), keyring, at);
+}
+
+const iso = (at: number | null) => (at === null ? null : new Date(at).toISOString());
+
+export function describeKeys(rows: readonly SigningKeyRow[], at: number) {
+  return rows.map((row) => ({
+    kid: row.kid,
+    alg: row.alg,
+    state: stateAt(row, rows, at),
+    created_at: iso(row.created_at),
+    activates_at: iso(row.activates_at),
+    retires_at: iso(row.retires_at),
+    removed_at: iso(row.removed_at),
+  }));
+}
+
+const SLOT_ATTEMPTS = 5;
+
+/**
+ * Adds a key now: published at once, signing after KEY_PREPUBLISH, or at once with
+ * `immediately` (compromise). The period of automatic rotation restarts from its activation.
+ */
+export async function rotateKeys(db: Db, keyring: Keyring, policy: RotationPolicy, options: { immediately: boolean }, now: number = Date.now()) {
+  const activatesAt = options.immediately ? now : now + policy.prepublishMs;
+  for (let attempt = 0; attempt < SLOT_ATTEMPTS; attempt += 1) {
+    const rows = await maintainKeys(db, keyring, policy, now); // an empty table gets its first key first
+    checkKeyring(rows, keyring);
+    const slot = rows.reduce((max, row) => Math.max(max, row.rotation_slot), -1) + 1;
+    const row = await generateRow(keyring, slot, activatesAt, now);
+    // an instance creating its scheduled key may take the slot first: then take the one after
+    if (await insertKey(db, row)) {
+      const after = await maintainKeys(db, keyring, policy, now);
+      return describeKeys(after, now).find((key) => key.kid === row.kid);
+    }
+  }
+  throw new Error(`could not claim a rotation slot in ${SLOT_ATTEMPTS} attempts`);
+}
+
+/** Takes a key out of the JWKS at once; if it was signing, a new key signs from now on. */
+export async function revokeKey(db: Db, keyring: Keyring, policy: RotationPolicy, kid: string, now: number = Date.now()) {
+  if (!kid.trim()) throw invalidInput('KID is required');
+  if (!(await findKey(db, kid))) throw notFound(`no signing key ${kid}`);
+  checkKeyring(await listKeys(db), keyring);
+  await markRevoked(db, kid, now);
+  return describeKeys(await maintainKeys(db, keyring, policy, now), now);
+}
+
+/** Re-seals every private key under the first KEK, so older KEKs can then be dropped. */
+export async function rewrapKeys(db: Db, keyring: Keyring) {
+  const rows = await listKeys(db);
+  checkKeyring(rows, keyring);
+  for (const row of rows) await replaceSealedKey(db, row.kid, keyring.seal(keyring.open(row.private_jwk)));
+  return { rewrapped: rows.length, kek: keyring.keks[0].id };
 }

@@ -43,3 +43,27 @@ export async function insertKey(db: Db, row: SigningKeyRow): Promise<boolean> {
   const inserted = await db(TABLE).insert(row).onConflict('rotation_slot').ignore().returning('kid');
   return Array.isArray(inserted) && inserted.length > 0 && (inserted as unknown[])[0] !== 0;
 }
+
+export async function findKey(db: Db, kid: string): Promise<SigningKeyRow | undefined> {
+  const row = await db(TABLE).where({ kid }).first();
+  return row ? normalise(row) : undefined;
+}
+
+/** Sets when a key stops signing and leaves the JWKS. Racing instances write the same values. */
+export async function setRetirement(db: Db, kid: string, times: { retires_at: number | null; removed_at: number | null }): Promise<void> {
+  await db(TABLE).where({ kid }).update(times);
+}
+
+/** Revokes a key: it stops signing and leaves the JWKS at `at`. A second revocation keeps the first time. */
+export async function markRevoked(db: Db, kid: string, at: number): Promise<void> {
+  await db(TABLE).where({ kid }).whereNull('revoked_at').update({ revoked_at: at, removed_at: at });
+  await db(TABLE)
+    .where({ kid })
+    .where('activates_at', '<=', at)
+    .where((q) => q.whereNull('retires_at').orWhere('retires_at', '>', at))
+    .update({ retires_at: at });
+}
+
+export async function replaceSealedKey(db: Db, kid: string, sealed: string): Promise<void> {
+  await db(TABLE).where({ kid }).update({ private_jwk: sealed });
+}

@@ -18,6 +18,7 @@ export type ProviderDeps = Readonly<{
 }>;
 
 const ES256 = ['ES256'] as const;
+export const ID_TOKEN_TTL = 3600;
 const OIDC_SCOPES = new Set(['openid', 'offline_access']);
 
 function partnerScopes(ctx: KoaContextWithOIDC, client: { metadata(): Record<string, unknown> }): Set<string> {
@@ -32,6 +33,8 @@ function partnerScopes(ctx: KoaContextWithOIDC, client: { metadata(): Record<str
 export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
   const { config, resources } = deps;
   const secure = config.issuer.startsWith('https:');
+  // A signed token must expire before its key leaves the JWKS (KEY_RETAIN after retirement).
+  const signedLifetime = (seconds: number) => Math.min(seconds, config.keys.retainSeconds);
 
   const configuration: Configuration = {
     adapter: deps.Adapter,
@@ -106,10 +109,10 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       },
     },
     ttl: {
-      AccessToken: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 600,
-      ClientCredentials: (_ctx, token) => token.resourceServer?.accessTokenTTL ?? 600,
+      AccessToken: (_ctx, token) => signedLifetime(token.resourceServer?.accessTokenTTL ?? 600),
+      ClientCredentials: (_ctx, token) => signedLifetime(token.resourceServer?.accessTokenTTL ?? 600),
       AuthorizationCode: 60,
-      IdToken: 3600,
+      IdToken: signedLifetime(ID_TOKEN_TTL),
       RefreshToken: 14 * 24 * 3600,
       Interaction: 600,
       Session: 24 * 3600,
