@@ -11,8 +11,7 @@ import { jwtTokenTypeGuard } from './oidc/jwt-token-type.ts';
 import { createAdapterClass } from './oidc/payload.store.ts';
 import { buildProvider } from './oidc/provider.factory.ts';
 import { createProviderHolder } from './oidc/provider.holder.ts';
-import { findPartner } from './partners/partner.store.ts';
-import { toClientMetadata } from './partners/partner.service.ts';
+import { createClientDirectory } from './partners/partner.service.ts';
 import { createResourceDirectory } from './resources/resource.service.ts';
 
 export type AppDeps = Readonly<{ config: Config; db: Db; log: Logger; cookieKeys: string[] }>;
@@ -25,7 +24,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
   const { config, db, log } = deps;
   let keySet = initialKeys;
 
-  const Adapter = createAdapterClass(db, async (clientId) => toClientMetadata(await findPartner(db, clientId)));
+  const Adapter = createAdapterClass(db, createClientDirectory(db));
 
   const readiness = async () => {
     const checks: Record<string, string> = {};

@@ -131,3 +131,23 @@ export function toClientMetadata(partner: Partner | undefined): AdapterPayload |
   if (partner.secretHash) metadata.client_secret = partner.secretHash;
   return metadata;
 }
+
+/**
+ * Client lookups on the token hot path. Concurrent lookups of one client share a single
+ * query (its answer is at most one query's duration old), which removes the queueing at the
+ * database pool when a partner sends many requests at once; there is no cache beyond that,
+ * so a suspension or secret rotation applies to the next request.
+ */
+export function createClientDirectory(db: Db) {
+  const inflight = new Map<string, Promise<AdapterPayload | undefined>>();
+  return function findClientMetadata(clientId: string): Promise<AdapterPayload | undefined> {
+    let pending = inflight.get(clientId);
+    if (!pending) {
+      pending = findPartner(db, clientId)
+        .then(toClientMetadata)
+        .finally(() => inflight.delete(clientId));
+      inflight.set(clientId, pending);
+    }
+    return pending;
+  };
+}
