@@ -32,7 +32,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
   try {
     await ensureInitialKey(db, keyring);
     const keySet = await loadKeySet(db, keyring);
-    const app = createApp({ config, db, log, cookieKeys: [deriveKey(keyring, 'cookie signing')] }, keySet);
+    const app = createApp({ config, db, log, keyring, cookieKeys: [deriveKey(keyring, 'cookie signing')] }, keySet);
     const stopPurge = startPurgeJob(db, config.purgeIntervalSeconds, log);
 
     const server = http.createServer((req, res) => app.holder.handle(req, res));

@@ -4,6 +4,8 @@ import type { KeySet } from '../keys/signing-key.service.ts';
 import type { ResourceDirectory } from '../resources/resource.service.ts';
 import { secretMatches } from '../partners/partner.service.ts';
 import { render } from '../http/views.ts';
+import { CSP } from '../http/security-headers.ts';
+import { ACR_MFA } from '../interactions/login.routes.ts';
 
 export type ProviderDeps = Readonly<{
   config: Config;
@@ -11,6 +13,8 @@ export type ProviderDeps = Readonly<{
   cookieKeys: string[];
   resources: ResourceDirectory;
   findAccount: NonNullable<Configuration['findAccount']>;
+  /** Finds the grant a person already gave a partner (remembered consent). */
+  loadExistingGrant: NonNullable<Configuration['loadExistingGrant']>;
   /** Extra middleware (health, headers, routes) to mount on every Provider built. */
   middleware: ReadonlyArray<Parameters<Provider['use']>[0]>;
   /** Called with every provider error event: logging and metrics. */
@@ -49,6 +53,16 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       token_endpoint_auth_method: 'client_secret_basic',
     },
     extraClientMetadata: { properties: ['partner_scopes'] },
+    loadExistingGrant: deps.loadExistingGrant,
+    // Every login is password + second factor: one acr, and amr/acr/auth_time in every ID token.
+    acrValues: [ACR_MFA],
+    claims: { openid: ['sub', 'acr', 'amr', 'auth_time'] },
+    // Refresh tokens go to every partner allowed the refresh_token grant (authorization_code
+    // partners are), without offline_access: oidc-provider drops offline_access unless
+    // prompt=consent, which would defeat remembered consent. Each use rotates the token; a
+    // used one presented again revokes the whole grant (the adapter's consume marks it).
+    rotateRefreshToken: true,
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     clientBasedCORS: () => false,
     enabledJWA: {
       authorizationSigningAlgValues: ES256,
@@ -65,7 +79,21 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      rpInitiatedLogout: { enabled: false },
+      rpInitiatedLogout: {
+        enabled: true,
+        async logoutSource(ctx, form) {
+          const target = URL.parse(String(ctx.oidc.params?.post_logout_redirect_uri ?? ''));
+          if (target) ctx.set('Content-Security-Policy', CSP.replace("form-action 'self'", `form-action 'self' ${target.origin}`));
+          const client = ctx.oidc.client?.clientName;
+          ctx.type = 'html';
+          ctx.body = render('page', { title: 'Sign out', content: render('logout', { form, client: client ? ` and ${client}` : '' }) });
+        },
+        async postLogoutSuccessSource(ctx) {
+          const client = ctx.oidc.client?.clientName;
+          ctx.type = 'html';
+          ctx.body = render('page', { title: 'Signed out', content: render('logged-out', { client: client ? ` of ${client}` : '' }) });
+        },
+      },
       introspection: {
         enabled: true,
         // a partner may introspect only its own tokens (resource-server credentials come later)
