@@ -106,7 +106,15 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       resourceIndicators: {
         enabled: true,
         useGrantedResource: () => true,
+        // The default resource applies to client_credentials and to authorization requests that
+        // ask for an API scope. An `openid`-only request gets a token for /userinfo, and at the
+        // token endpoint the resource granted with the code / refresh token is the one used.
         async defaultResource(ctx) {
+          const params = ctx.oidc.params ?? {};
+          if (params.grant_type !== 'client_credentials') {
+            const requested = String(params.scope ?? '').split(' ').filter(Boolean);
+            if (!params.response_type || requested.every((scope) => OIDC_SCOPES.has(scope))) return undefined;
+          }
           const fallback = await resources.findDefault();
           if (!fallback && ctx.oidc.params?.grant_type === 'client_credentials') {
             throw new errors.InvalidTarget('a resource parameter is required: no default resource is configured');
