@@ -312,3 +312,12 @@ describe('sessions: SSO, prompt=login, max_age, logout, userinfo, public clients
     await expect(request.exchange(back)).rejects.toMatchObject({ error: 'access_denied' });
   });
 });
+
+describe('the server log', () => {
+  test('holds no provider warnings, no server errors and no password', () => {
+    const logs = server.logs();
+    expect(logs).not.toMatch(/oidc-provider (WARNING|NOTICE)/);
+    expect(logs).not.toMatch(/"level":"error"/);
+    expect(logs).not.toContain(PASSWORD);
+  });
+});
