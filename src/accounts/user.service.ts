@@ -13,6 +13,7 @@ import {
   insertUser,
   listUsers,
   replaceRecoveryCodes,
+  setTotpSecretIfUnset,
   updateUser,
   useRecoveryCode,
   type User,
@@ -105,11 +106,14 @@ export async function findActiveUser(db: Db, id: string): Promise<User | undefin
   return user?.status === 'active' ? user : undefined;
 }
 
-export type Outcome = { ok: true; user: User } | { ok: false };
+/** A refusal names the account (for the log, never the page) when there is one, and a fresh lock. */
+export type Outcome = { ok: true; user: User } | { ok: false; accountId?: string; lockedNow?: boolean };
 
-async function recordFailure(deps: AccountDeps, user: User, kind: FailureKind): Promise<void> {
+async function recordFailure(deps: AccountDeps, user: User, kind: FailureKind): Promise<Outcome> {
   const now = deps.now();
-  await updateUser(deps.db, user.id, { lock: afterFailure(user.lock, kind, now) }, now);
+  const lock = afterFailure(user.lock, kind, now);
+  await updateUser(deps.db, user.id, { lock }, now);
+  return { ok: false, accountId: user.id, lockedNow: isLocked(lock, now) };
 }
 
 /**
@@ -121,11 +125,8 @@ export async function authenticatePassword(deps: AccountDeps, username: string, 
   const user = USERNAME_PATTERN.test(name) ? await findUserByUsername(deps.db, name) : undefined;
   const matches = await checkPassword(password.slice(0, 1024), user?.passwordHash);
   if (!user) return { ok: false };
-  if (user.status !== 'active' || isLocked(user.lock, deps.now())) return { ok: false };
-  if (!matches) {
-    await recordFailure(deps, user, 'password');
-    return { ok: false };
-  }
+  if (user.status !== 'active' || isLocked(user.lock, deps.now())) return { ok: false, accountId: user.id };
+  if (!matches) return recordFailure(deps, user, 'password');
   await updateUser(deps.db, user.id, { lock: afterSuccess(user.lock, 'password') }, deps.now());
   return { ok: true, user };
 }
@@ -137,10 +138,7 @@ async function loginable(deps: AccountDeps, userId: string): Promise<User | unde
 }
 
 async function finishSecondFactor(deps: AccountDeps, user: User, passed: boolean): Promise<Outcome> {
-  if (!passed) {
-    await recordFailure(deps, user, 'second_factor');
-    return { ok: false };
-  }
+  if (!passed) return recordFailure(deps, user, 'second_factor');
   await updateUser(deps.db, user.id, { lock: afterSuccess(user.lock, 'second_factor') }, deps.now());
   return { ok: true, user };
 }
@@ -174,16 +172,12 @@ export function enrolmentUri(deps: AccountDeps, sealed: string, username: string
  * Confirms enrolment with a current code from the new authenticator: stores the secret and
  * returns fresh recovery codes (only their hashes are kept: this is the one time they exist).
  */
-export async function confirmEnrolment(deps: AccountDeps, userId: string, sealed: string, code: string): Promise<{ ok: true; user: User; recoveryCodes: string[] } | { ok: false }> {
+export async function confirmEnrolment(deps: AccountDeps, userId: string, sealed: string, code: string): Promise<{ ok: true; user: User; recoveryCodes: string[] } | Extract<Outcome, { ok: false }>> {
   const user = await loginable(deps, userId);
-  if (!user || user.totpSecret !== null) return { ok: false };
+  if (!user || user.totpSecret !== null) return { ok: false, accountId: userId };
   const check = checkTotp(deps.keyring.open(sealed), code, deps.now(), null);
-  if (!check.ok) {
-    await recordFailure(deps, user, 'second_factor');
-    return { ok: false };
-  }
-  const now = deps.now();
-  await updateUser(deps.db, user.id, { totpSecret: sealed, totpLastStep: check.step, lock: afterSuccess(user.lock, 'second_factor') }, now);
+  if (!check.ok) return recordFailure(deps, user, 'second_factor') as Promise<Extract<Outcome, { ok: false }>>;
+  if (!(await setTotpSecretIfUnset(deps.db, user.id, sealed, check.step, afterSuccess(user.lock, 'second_factor'), deps.now()))) return { ok: false };
   const recoveryCodes = newRecoveryCodes();
   await replaceRecoveryCodes(deps.db, user.id, recoveryCodes.map(hashRecoveryCode));
   return { ok: true, user, recoveryCodes };

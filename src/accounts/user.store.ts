@@ -108,6 +108,15 @@ export async function updateUser(db: Db, id: string, change: UserChange, at: num
   return (await db(USERS).where({ id }).update(fields)) > 0;
 }
 
+/** Stores a confirmed TOTP secret unless one is already there (two racing enrolments: one wins). */
+export async function setTotpSecretIfUnset(db: Db, id: string, sealed: string, step: number, lock: LockState, at: number): Promise<boolean> {
+  const updated = await db(USERS)
+    .where({ id })
+    .whereNull('totp_secret')
+    .update({ totp_secret: sealed, totp_last_step: step, ...lockColumns(lock), updated_at: at });
+  return updated > 0;
+}
+
 /**
  * Records `step` as used if it is newer than the last used one, atomically: of two requests
  * racing with the same code, one wins.

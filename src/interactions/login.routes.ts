@@ -196,6 +196,14 @@ async function finish(ctx: Ctx, result: Parameters<Provider['interactionResult']
   ctx.redirect(returnTo);
 }
 
+/** Refusals go to the log with the account when known (never the username typed: it may be a password). */
+function logRefusal(deps: LoginRouteDeps, ctx: Ctx, step: string, outcome: Outcome): void {
+  if (outcome.ok) return;
+  const fields = { step, account: outcome.accountId, client_id: ctx.state.flow.interaction.params.client_id };
+  deps.log.info('login refused', fields);
+  if (outcome.lockedNow) deps.log.warn('account locked', fields);
+}
+
 function finishLogin(deps: LoginRouteDeps) {
   return async function finishLogin(ctx: Ctx, outcome: Outcome) {
     if (!outcome.ok) return false;
@@ -216,9 +224,7 @@ function showStep(deps: LoginRouteDeps) {
     if (interaction.prompt.name !== 'login') throw new AppError('invalid_request', EXPIRED);
     if (login?.stage === 'second_factor') return showSecondFactor(deps, ctx);
     if (login?.stage === 'enrol') return showEnrol(deps, ctx);
-    if (login?.stage === 'enrolled') {
-      return page(ctx, 'Continue', 'recovery-codes', { uid: interaction.uid, csrf: csrf(deps, ctx), codes: '<li>(shown once, already shown)</li>' });
-    }
+    if (login?.stage === 'enrolled') return page(ctx, 'Authenticator set up', 'enrolled', { uid: interaction.uid, csrf: csrf(deps, ctx) });
     return showLogin(deps, ctx);
   };
 }
@@ -230,6 +236,7 @@ function verifyPassword(deps: LoginRouteDeps) {
     const password = form.password ?? '';
     if (!username.trim() || !password) return showLogin(deps, ctx, 'Enter your username and your password.', 400, username);
     const outcome = await authenticatePassword(deps.accounts, username, password);
+    logRefusal(deps, ctx, 'password', outcome);
     if (!outcome.ok) return showLogin(deps, ctx, GENERIC_LOGIN_ERROR, 401, username);
     const enrolled = outcome.user.totpSecret !== null;
     await saveLoginState(deps.accounts.db, {
@@ -251,7 +258,9 @@ function verifySecondFactor(deps: LoginRouteDeps) {
   return async function verifySecondFactor(ctx: Ctx) {
     const code = ctx.state.flow.form.code ?? '';
     if (!code.trim()) return showSecondFactor(deps, ctx, 'Enter the code from your authenticator app.', 400);
-    if (!(await done(ctx, await verifyTotp(deps.accounts, ctx.state.flow.login!.userId, code)))) showSecondFactor(deps, ctx, GENERIC_CODE_ERROR, 401);
+    const outcome = await verifyTotp(deps.accounts, ctx.state.flow.login!.userId, code);
+    logRefusal(deps, ctx, 'totp', outcome);
+    if (!(await done(ctx, outcome))) showSecondFactor(deps, ctx, GENERIC_CODE_ERROR, 401);
     return undefined;
   };
 }
@@ -261,7 +270,9 @@ function verifyRecovery(deps: LoginRouteDeps) {
   return async function verifyRecovery(ctx: Ctx) {
     const code = ctx.state.flow.form.recovery_code ?? '';
     if (!code.trim()) return showRecovery(deps, ctx, 'Enter one of your recovery codes.', 400);
-    if (!(await done(ctx, await verifyRecoveryCode(deps.accounts, ctx.state.flow.login!.userId, code)))) showRecovery(deps, ctx, 'That recovery code is not valid.', 401);
+    const outcome = await verifyRecoveryCode(deps.accounts, ctx.state.flow.login!.userId, code);
+    logRefusal(deps, ctx, 'recovery_code', outcome);
+    if (!(await done(ctx, outcome))) showRecovery(deps, ctx, 'That recovery code is not valid.', 401);
     return undefined;
   };
 }
@@ -273,6 +284,7 @@ function confirmAuthenticator(deps: LoginRouteDeps) {
     const code = form.code ?? '';
     if (!code.trim()) return showEnrol(deps, ctx, 'Enter the code your authenticator app shows.', 400);
     const result = await confirmEnrolment(deps.accounts, login.userId, login.pendingSecret!, code);
+    logRefusal(deps, ctx, 'enrolment', result.ok ? { ok: true, user: result.user } : result);
     if (!result.ok) return showEnrol(deps, ctx, GENERIC_CODE_ERROR, 401);
     if (!(await advanceLoginState(deps.accounts.db, interaction.uid, 'enrol', { stage: 'enrolled', pendingSecret: null }))) {
       throw new AppError('invalid_request', 'This form was already used. Go back to the application and start again.', { status: 409 });
