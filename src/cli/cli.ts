@@ -133,6 +133,7 @@ const COMMANDS: Record<string, Command> = {
     const username = required(values.username, '--username');
     if (!values['password-stdin']) throw new UsageError('--password-stdin is required (passwords never go on the command line)');
     const password = (await storage.stdin()).replace(/\r?\n$/, '');
+    if (!password) throw new UsageError('no password on standard input (pipe it in: printf %s "$PASSWORD" | portcullis user create …)');
     return createUser(accounts(storage), { username, password, isAdmin: values.admin ?? false, withTotp: values['with-totp'] ?? false });
   },
   async 'user list'(args, storage) {

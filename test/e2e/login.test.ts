@@ -300,6 +300,10 @@ describe('sessions: SSO, prompt=login, max_age, logout, userinfo, public clients
     const sub = tokens.claims()!.sub;
     expect(await client.fetchUserInfo(publicApp.config, tokens.access_token, sub)).toEqual(expect.objectContaining({ sub }));
     expect(tokens.refresh_token).toEqual(expect.any(String));
+
+    // a disabled person's refresh tokens stop working
+    expect((await cli(env, 'user', 'disable', 'grace')).code).toBe(0);
+    await expect(client.refreshTokenGrant(publicApp.config, tokens.refresh_token!)).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 
   test('deny sends the person back with access_denied', async () => {

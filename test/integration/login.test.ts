@@ -191,6 +191,7 @@ describe('user CLI', () => {
     expect(duplicate.stderr).toMatch(/^portcullis user create: user judy already exists\n$/);
     expect((await createUser(env, 'kim', 'short')).stderr).toMatch(/at least 10 characters/);
     expect((await cli(env, 'user', 'create', '--username', 'kim')).stderr).toMatch(/--password-stdin is required/);
+    expect((await createUser(env, 'kim', '')).stderr).toMatch(/no password on standard input/);
     expect((await cli(env, 'user', 'unlock', 'nobody')).stderr).toMatch(/no user named nobody/);
 
     expect((await createUser(env, 'kim', PASSWORD, '--with-totp')).code).toBe(0);
