@@ -18,7 +18,7 @@ import {
 import { AppError, escapeHtml } from '../http/errors.ts';
 import { readForm } from '../http/form-body.ts';
 import { CSP } from '../http/security-headers.ts';
-import { render } from '../http/views.ts';
+import { renderPage } from '../http/views.ts';
 import type { Logger } from '../log/logger.ts';
 import type { BrowserBinding } from './browser.binding.ts';
 import { grantConsent, requestedScopes, scopeListItems } from './consent.service.ts';
@@ -54,14 +54,14 @@ function page(ctx: Ctx, title: string, view: string, values: Record<string, stri
   ctx.status = status;
   ctx.type = 'html';
   ctx.set('Cache-Control', 'no-store');
-  ctx.body = render('page', { title, content: render(view, values) });
+  ctx.body = renderPage(title, view, values);
 }
 
 function showError(ctx: Ctx, status: number, title: string, message: string): void {
   ctx.status = status;
   ctx.type = 'html';
   ctx.set('Cache-Control', 'no-store');
-  ctx.body = render('error', { title, message, code: status >= 500 ? 'server_error' : 'invalid_request' });
+  ctx.body = renderPage(title, 'error', { message, code: status >= 500 ? 'server_error' : 'invalid_request' });
 }
 
 /** Every failure becomes a readable page: never a stack trace, never oidc-provider's JSON. */

@@ -3,7 +3,7 @@ import type { Config } from '../config/config.ts';
 import type { KeySet } from '../keys/signing-key.service.ts';
 import type { ResourceDirectory } from '../resources/resource.service.ts';
 import { secretMatches } from '../partners/partner.service.ts';
-import { render } from '../http/views.ts';
+import { renderPage } from '../http/views.ts';
 import { CSP } from '../http/security-headers.ts';
 import { ACR_MFA } from '../interactions/login.routes.ts';
 
@@ -86,12 +86,12 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
           if (target) ctx.set('Content-Security-Policy', CSP.replace("form-action 'self'", `form-action 'self' ${target.origin}`));
           const client = ctx.oidc.client?.clientName;
           ctx.type = 'html';
-          ctx.body = render('page', { title: 'Sign out', content: render('logout', { form, client: client ? ` and ${client}` : '' }) });
+          ctx.body = renderPage('Sign out', 'logout', { form, client: client ? ` and ${client}` : '' });
         },
         async postLogoutSuccessSource(ctx) {
           const client = ctx.oidc.client?.clientName;
           ctx.type = 'html';
-          ctx.body = render('page', { title: 'Signed out', content: render('logged-out', { client: client ? ` of ${client}` : '' }) });
+          ctx.body = renderPage('Signed out', 'logged-out', { client: client ? ` of ${client}` : '' });
         },
       },
       introspection: {
@@ -155,8 +155,7 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     },
     async renderError(ctx, out) {
       ctx.type = 'html';
-      ctx.body = render('error', {
-        title: 'Something went wrong',
+      ctx.body = renderPage('Something went wrong', 'error', {
         message: String(out.error_description ?? 'The request could not be completed.'),
         code: String(out.error ?? 'server_error'),
       });
