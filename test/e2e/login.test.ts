@@ -1,6 +1,7 @@
 import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as client from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { createDb } from '../../src/db/knex.ts';
 import { cli, freshDatabaseUrl, instanceEnv, seedPartner, startInstance, tempDir, type Instance } from '../support/harness.ts';
 import {
   authorizationRequest,
@@ -173,6 +174,16 @@ describe('second factor, recovery codes, remembered consent', () => {
     const page = await context.newPage();
     const { request, codes } = await enrol(page, 'carol');
     expect(codes).toHaveLength(10);
+    // only hashes are stored
+    const db = createDb(env.DATABASE_URL);
+    try {
+      const rows = await db('recovery_codes').join('users', 'users.id', 'recovery_codes.user_id').where('users.username', 'carol').select('code_hash');
+      expect(rows).toHaveLength(10);
+      const stored = JSON.stringify(rows);
+      for (const code of codes) expect(stored).not.toContain(code.replaceAll('-', ''));
+    } finally {
+      await db.destroy();
+    }
     await allow(page);
     await request.exchange(await landedAt(page, catcher.redirectUri));
 

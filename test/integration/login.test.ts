@@ -96,6 +96,32 @@ describe('login pages: headers and cookies', () => {
     expect(binding).not.toMatch(/secure/i); // http issuer; https issuers get Secure
   });
 
+  test('behind TLS (https issuer) the cookies are Secure and pages send HSTS', async () => {
+    const dir = tempDir();
+    const tls = await startInstance(instanceEnv(dir, freshDatabaseUrl(dir), { ISSUER: 'https://login.bank.test', TRUST_PROXY: '1' }));
+    try {
+      await cli(tls.env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read', '--default');
+      const partner = await cli(tls.env, 'partner', 'create', '--name', 'TLS Bank', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', 'https://app.bank.test/cb');
+      const proxied = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'login.bank.test' };
+      const base = `http://127.0.0.1:${tls.env.PORT}`;
+      const params = new URLSearchParams({
+        client_id: partner.json.client_id, response_type: 'code', redirect_uri: 'https://app.bank.test/cb', scope: 'openid payments:read',
+        code_challenge: createHash('sha256').update('v'.repeat(43)).digest('base64url'), code_challenge_method: 'S256',
+      });
+      const auth = await fetch(`${base}/auth?${params}`, { redirect: 'manual', headers: proxied });
+      expect(auth.status).toBe(303);
+      const cookies = auth.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+      const page = await fetch(new URL(auth.headers.get('location')!, base), { headers: { ...proxied, cookie: cookies } });
+      expect(page.status).toBe(200);
+      expect(page.headers.get('strict-transport-security')).toMatch(/max-age=/);
+      const binding = page.headers.getSetCookie().find((c) => c.startsWith('portcullis.login='))!;
+      expect(binding).toMatch(/;\s*secure/i);
+      expect(binding).toMatch(/httponly/i);
+    } finally {
+      await tls.stop();
+    }
+  });
+
   test('the stylesheet is served from our own origin', async () => {
     const css = await fetch(`${server.url}/assets/portcullis.css`);
     expect(css.status).toBe(200);
