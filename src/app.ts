@@ -1,10 +1,15 @@
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
+import { findActiveUser } from './accounts/user.service.ts';
 import type { Config } from './config/config.ts';
 import type { Db } from './db/knex.ts';
 import { healthRoutes } from './http/health.routes.ts';
 import { securityHeaders } from './http/security-headers.ts';
+import { createBrowserBinding } from './interactions/browser.binding.ts';
+import { createGrantLoader } from './interactions/consent.service.ts';
+import { loginRoutes } from './interactions/login.routes.ts';
 import { jwksCacheControl } from './keys/jwks-cache.middleware.ts';
+import { deriveKey, type Keyring } from './keys/kek.ts';
 import type { KeySet } from './keys/signing-key.service.ts';
 import type { Logger } from './log/logger.ts';
 import { jwtTokenTypeGuard } from './oidc/jwt-token-type.ts';
@@ -14,7 +19,7 @@ import { createProviderHolder } from './oidc/provider.holder.ts';
 import { createClientDirectory } from './partners/partner.service.ts';
 import { createResourceDirectory } from './resources/resource.service.ts';
 
-export type AppDeps = Readonly<{ config: Config; db: Db; log: Logger; cookieKeys: string[] }>;
+export type AppDeps = Readonly<{ config: Config; db: Db; log: Logger; keyring: Keyring; cookieKeys: string[]; now?: () => number }>;
 
 /**
  * Wires the pieces: adapter, resource directory, the middleware every Provider carries, and
@@ -23,6 +28,15 @@ export type AppDeps = Readonly<{ config: Config; db: Db; log: Logger; cookieKeys
 export function createApp(deps: AppDeps, initialKeys: KeySet) {
   const { config, db, log } = deps;
   let keySet = initialKeys;
+
+  const secure = config.issuer.startsWith('https:');
+  const accounts = { db, keyring: deps.keyring, now: deps.now ?? Date.now };
+  const login = loginRoutes({ accounts, log, binding: createBrowserBinding({ key: deriveKey(deps.keyring, 'login form binding'), secure }) });
+  const loadExistingGrant = createGrantLoader(db);
+  const findAccount = async (_ctx: unknown, id: string) => {
+    const user = await findActiveUser(db, id);
+    return user ? { accountId: user.id, claims: async () => ({ sub: user.id }) } : undefined;
+  };
 
   const Adapter = createAdapterClass(db, createClientDirectory(db));
 
@@ -45,12 +59,14 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
         Adapter,
         cookieKeys: deps.cookieKeys,
         resources: createResourceDirectory(db),
-        findAccount: async () => undefined, // people arrive with the login issue; no accounts exist yet
+        findAccount,
+        loadExistingGrant,
         middleware: [
-          securityHeaders({ https: config.issuer.startsWith('https:') }),
+          securityHeaders({ https: secure }),
           healthRoutes(readiness),
           jwksCacheControl('/jwks', config.keys.jwksMaxAgeSeconds),
           jwtTokenTypeGuard({ introspection: '/token/introspection', revocation: '/token/revocation' }),
+          login,
         ],
         onError(event, ctx: KoaContextWithOIDC | undefined, error) {
           const fields = { event, error: error.message, path: ctx?.path, client_id: ctx?.oidc?.client?.clientId };

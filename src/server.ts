@@ -48,7 +48,7 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const startedAt = Date.now();
     const keySet = toKeySet(await maintainKeys(db, keyring, policy, startedAt), keyring, startedAt);
     await warnIfRetainCapsTokens(db, config, log);
-    const app = createApp({ config, db, log, cookieKeys: [deriveKey(keyring, 'cookie signing')] }, keySet);
+    const app = createApp({ config, db, log, keyring, cookieKeys: [deriveKey(keyring, 'cookie signing')] }, keySet);
     const stopPurge = startPurgeJob(db, config.purgeIntervalSeconds, log);
 
     const server = http.createServer((req, res) => app.holder.handle(req, res));

@@ -14,23 +14,35 @@ import {
   setPartnerStatus,
 } from '../partners/partner.service.ts';
 import { createResource, describeResource } from '../resources/resource.service.ts';
+import { createUser, disableUser, listAllUsers, resetTotp, unlockUser, type AccountDeps } from '../accounts/user.service.ts';
 import { listResources } from '../resources/resource.store.ts';
 import { openStorage } from '../server.ts';
 
 export const USAGE = `usage: portcullis <command>
   migrate                                   apply database migrations
-  resource create --uri URI --scope "a b" [--ttl SECONDS] [--default]
+  resource create --uri URI --scope "a b" [--ttl SECONDS] [--default] [--describe "scope=words"]...
   resource list
-  partner create --name NAME --scope "a b" [--grant TYPE]... [--redirect-uri URI]...
+  partner create --name NAME --scope "a b" [--grant TYPE]... [--redirect-uri URI]... [--public]
   partner list | show ID | suspend ID | resume ID | rotate-secret ID
+  user create --username NAME --password-stdin [--admin] [--with-totp]
+  user list | unlock NAME | reset-totp NAME | disable NAME
   keys list                                 signing keys and their state (next, active, retired, revoked)
   keys rotate [--now]                       add a key: signs after KEY_PREPUBLISH, or at once with --now
   keys revoke KID                           take a key out of the JWKS at once (a new key signs if it did)
   keys rewrap                               re-encrypt every private key under the first KEK`;
 
-type Io = { stdout(text: string): void; stderr(text: string): void };
-type Storage = { db: Db; keyring: Keyring; config: Config };
+type Io = { stdout(text: string): void; stderr(text: string): void; stdin?(): Promise<string> };
+type Storage = { db: Db; keyring: Keyring; config: Config; stdin(): Promise<string> };
 type Command = (args: string[], storage: Storage) => Promise<unknown>;
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new UsageError('--password-stdin reads the password from standard input: pipe it in');
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+const accounts = ({ db, keyring }: Storage): AccountDeps => ({ db, keyring, now: Date.now });
 
 class UsageError extends Error {}
 
@@ -58,10 +70,22 @@ const COMMANDS: Record<string, Command> = {
     return { migrated: true };
   },
   async 'resource create'(args, { db }) {
-    const { values } = options(args, { uri: { type: 'string' }, scope: { type: 'string' }, ttl: { type: 'string' }, default: { type: 'boolean' } });
+    const { values } = options(args, {
+      uri: { type: 'string' },
+      scope: { type: 'string' },
+      ttl: { type: 'string' },
+      default: { type: 'boolean' },
+      describe: { type: 'string', multiple: true },
+    });
     const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
     if (ttl !== undefined && !Number.isInteger(ttl)) throw new UsageError('--ttl takes whole seconds');
-    return createResource(db, { uri: required(values.uri, '--uri'), scopes: words(required(values.scope, '--scope')), ttl, isDefault: values.default ?? false });
+    return createResource(db, {
+      uri: required(values.uri, '--uri'),
+      scopes: words(required(values.scope, '--scope')),
+      ttl,
+      isDefault: values.default ?? false,
+      describe: values.describe ?? [],
+    });
   },
   async 'resource list'(args, { db }) {
     options(args, {});
@@ -73,15 +97,17 @@ const COMMANDS: Record<string, Command> = {
       scope: { type: 'string' },
       grant: { type: 'string', multiple: true },
       'redirect-uri': { type: 'string', multiple: true },
+      public: { type: 'boolean' },
     });
     const created = await createPartner(db, {
       name: required(values.name, '--name'),
       scopes: words(required(values.scope, '--scope')),
       grantTypes: values.grant ?? [],
       redirectUris: values['redirect-uri'] ?? [],
+      isPublic: values.public ?? false,
     });
     const { client_id: clientId, ...partner } = created.partner;
-    return { client_id: clientId, client_secret: created.client_secret, ...partner };
+    return created.client_secret === null ? { client_id: clientId, ...partner } : { client_id: clientId, client_secret: created.client_secret, ...partner };
   },
   async 'partner list'(args, { db }) {
     options(args, {});
@@ -119,6 +145,35 @@ const COMMANDS: Record<string, Command> = {
     options(args, {});
     return rewrapKeys(db, keyring);
   },
+  async 'user create'(args, storage) {
+    const { values } = options(args, {
+      username: { type: 'string' },
+      'password-stdin': { type: 'boolean' },
+      admin: { type: 'boolean' },
+      'with-totp': { type: 'boolean' },
+    });
+    const username = required(values.username, '--username');
+    if (!values['password-stdin']) throw new UsageError('--password-stdin is required (passwords never go on the command line)');
+    const password = (await storage.stdin()).replace(/\r?\n$/, '');
+    if (!password) throw new UsageError('no password on standard input (pipe it in: printf %s "$PASSWORD" | portcullis user create …)');
+    return createUser(accounts(storage), { username, password, isAdmin: values.admin ?? false, withTotp: values['with-totp'] ?? false });
+  },
+  async 'user list'(args, storage) {
+    options(args, {});
+    return listAllUsers(accounts(storage));
+  },
+  async 'user unlock'(args, storage) {
+    const { positionals } = options(args, {}, 1);
+    return unlockUser(accounts(storage), positionals[0]);
+  },
+  async 'user reset-totp'(args, storage) {
+    const { positionals } = options(args, {}, 1);
+    return resetTotp(accounts(storage), positionals[0]);
+  },
+  async 'user disable'(args, storage) {
+    const { positionals } = options(args, {}, 1);
+    return disableUser(accounts(storage), positionals[0]);
+  },
 };
 
 /** Runs one command: JSON on stdout, one line on stderr and exit code 1 (2 for usage) on error. */
@@ -136,7 +191,7 @@ export async function runCli(argv: string[], io: Io, env: Record<string, string 
   let storage: Storage | undefined;
   try {
     const config = loadConfig(env);
-    storage = { ...(await openStorage(config)), config };
+    storage = { ...(await openStorage(config)), config, stdin: io.stdin ?? readStdin };
     const result = await COMMANDS[name](rest, storage);
     io.stdout(`${JSON.stringify(result, null, 2)}\n`);
     return 0;

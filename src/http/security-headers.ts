@@ -1,6 +1,6 @@
 import type { Context, Next } from 'koa';
 
-const CSP = [
+export const CSP = [
   "default-src 'none'",
   "script-src 'self'",
   "style-src 'self'",

@@ -16,3 +16,8 @@ export function render(view: string, values: Record<string, string>): string {
     .replace(/\{\{\{(\w+)\}\}\}/g, (_, name: string) => values[name] ?? '')
     .replace(/\{\{(\w+)\}\}/g, (_, name: string) => escapeHtml(values[name] ?? ''));
 }
+
+/** A whole page: `view` rendered into the layout (views/page.html) under one h1, `title`. */
+export function renderPage(title: string, view: string, values: Record<string, string>): string {
+  return render('page', { title, content: render(view, values) });
+}

@@ -3,7 +3,9 @@ import type { Config } from '../config/config.ts';
 import type { KeySet } from '../keys/signing-key.service.ts';
 import type { ResourceDirectory } from '../resources/resource.service.ts';
 import { secretMatches } from '../partners/partner.service.ts';
-import { render } from '../http/views.ts';
+import { renderPage } from '../http/views.ts';
+import { CSP } from '../http/security-headers.ts';
+import { ACR_MFA } from '../interactions/login.routes.ts';
 
 export type ProviderDeps = Readonly<{
   config: Config;
@@ -11,6 +13,8 @@ export type ProviderDeps = Readonly<{
   cookieKeys: string[];
   resources: ResourceDirectory;
   findAccount: NonNullable<Configuration['findAccount']>;
+  /** Finds the grant a person already gave a partner (remembered consent). */
+  loadExistingGrant: NonNullable<Configuration['loadExistingGrant']>;
   /** Extra middleware (health, headers, routes) to mount on every Provider built. */
   middleware: ReadonlyArray<Parameters<Provider['use']>[0]>;
   /** Called with every provider error event: logging and metrics. */
@@ -52,6 +56,16 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       token_endpoint_auth_method: 'client_secret_basic',
     },
     extraClientMetadata: { properties: ['partner_scopes'] },
+    loadExistingGrant: deps.loadExistingGrant,
+    // Every login is password + second factor: one acr, and amr/acr/auth_time in every ID token.
+    acrValues: [ACR_MFA],
+    claims: { openid: ['sub', 'acr', 'amr', 'auth_time'] },
+    // Refresh tokens go to every partner allowed the refresh_token grant (authorization_code
+    // partners are), without offline_access: oidc-provider drops offline_access unless
+    // prompt=consent, which would defeat remembered consent. Each use rotates the token; a
+    // used one presented again revokes the whole grant (the adapter's consume marks it).
+    rotateRefreshToken: true,
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     clientBasedCORS: () => false,
     enabledJWA: {
       authorizationSigningAlgValues: ES256,
@@ -68,7 +82,21 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     features: {
       devInteractions: { enabled: false },
       clientCredentials: { enabled: true },
-      rpInitiatedLogout: { enabled: false },
+      rpInitiatedLogout: {
+        enabled: true,
+        async logoutSource(ctx, form) {
+          const target = URL.parse(String(ctx.oidc.params?.post_logout_redirect_uri ?? ''));
+          if (target) ctx.set('Content-Security-Policy', CSP.replace("form-action 'self'", `form-action 'self' ${target.origin}`));
+          const client = ctx.oidc.client?.clientName;
+          ctx.type = 'html';
+          ctx.body = renderPage('Sign out', 'logout', { form, client: client ? ` and ${client}` : '' });
+        },
+        async postLogoutSuccessSource(ctx) {
+          const client = ctx.oidc.client?.clientName;
+          ctx.type = 'html';
+          ctx.body = renderPage('Signed out', 'logged-out', { client: client ? ` of ${client}` : '' });
+        },
+      },
       introspection: {
         enabled: true,
         // a partner may introspect only its own tokens (resource-server credentials come later)
@@ -81,7 +109,15 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       resourceIndicators: {
         enabled: true,
         useGrantedResource: () => true,
+        // The default resource applies to client_credentials and to authorization requests that
+        // ask for an API scope. An `openid`-only request gets a token for /userinfo, and at the
+        // token endpoint the resource granted with the code / refresh token is the one used.
         async defaultResource(ctx) {
+          const params = ctx.oidc.params ?? {};
+          if (params.grant_type !== 'client_credentials') {
+            const requested = String(params.scope ?? '').split(' ').filter(Boolean);
+            if (!params.response_type || requested.every((scope) => OIDC_SCOPES.has(scope))) return undefined;
+          }
           const fallback = await resources.findDefault();
           if (!fallback && ctx.oidc.params?.grant_type === 'client_credentials') {
             throw new errors.InvalidTarget('a resource parameter is required: no default resource is configured');
@@ -122,8 +158,7 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     },
     async renderError(ctx, out) {
       ctx.type = 'html';
-      ctx.body = render('error', {
-        title: 'Something went wrong',
+      ctx.body = renderPage('Something went wrong', 'error', {
         message: String(out.error_description ?? 'The request could not be completed.'),
         code: String(out.error ?? 'server_error'),
       });

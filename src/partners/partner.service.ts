@@ -30,7 +30,7 @@ function newClientId(): string {
   return `ptn_${randomBytes(12).toString('base64url')}`;
 }
 
-export type PartnerInput = { name: string; scopes: string[]; grantTypes: string[]; redirectUris: string[] };
+export type PartnerInput = { name: string; scopes: string[]; grantTypes: string[]; redirectUris: string[]; isPublic?: boolean };
 
 function validRedirectUri(uri: string): boolean {
   const url = URL.parse(uri);
@@ -56,6 +56,12 @@ async function checkInput(db: Db, input: PartnerInput): Promise<void> {
   for (const uri of input.redirectUris) {
     if (!validRedirectUri(uri)) throw invalidInput(`--redirect-uri ${uri} must be an https URL (or http on localhost) without a fragment`);
   }
+  if (input.isPublic && !input.grantTypes.includes('authorization_code')) {
+    throw invalidInput('--public partners (no client secret: apps on phones and in browsers) need --grant authorization_code');
+  }
+  if (input.isPublic && input.grantTypes.includes('client_credentials')) {
+    throw invalidInput('--public partners cannot use client_credentials: that grant needs a client secret');
+  }
   if (input.grantTypes.includes('authorization_code') && input.redirectUris.length === 0) {
     throw invalidInput('--grant authorization_code needs at least one --redirect-uri');
   }
@@ -67,6 +73,7 @@ export function describePartner(partner: Partner) {
     name: partner.name,
     status: partner.status,
     scope: partner.scopes.join(' '),
+    public: partner.secretHash === null,
     grant_types: partner.grantTypes,
     redirect_uris: partner.redirectUris,
     created_at: new Date(partner.createdAt).toISOString(),
@@ -77,11 +84,11 @@ export function describePartner(partner: Partner) {
 export async function createPartner(db: Db, input: PartnerInput, now: number = Date.now()) {
   const grantTypes = input.grantTypes.length ? [...new Set(input.grantTypes)] : ['client_credentials'];
   await checkInput(db, { ...input, grantTypes });
-  const secret = newSecret();
+  const secret = input.isPublic ? null : newSecret();
   const partner: Partner = {
     clientId: newClientId(),
     name: input.name.trim(),
-    secretHash: hashSecret(secret),
+    secretHash: secret === null ? null : hashSecret(secret),
     scopes: [...new Set(input.scopes)],
     grantTypes,
     redirectUris: [...new Set(input.redirectUris)],
@@ -106,6 +113,7 @@ export async function setPartnerStatus(db: Db, clientId: string, status: Partner
 
 /** The old secret stops working at once; the new one is shown this one time. */
 export async function rotatePartnerSecret(db: Db, clientId: string, now: number = Date.now()) {
+  if ((await getPartner(db, clientId)).secretHash === null) throw invalidInput(`partner ${clientId} is public: it has no secret to rotate`);
   const secret = newSecret();
   if (!(await updatePartner(db, clientId, { secretHash: hashSecret(secret) }, now))) throw notFound(`no partner with client_id ${clientId}`);
   return { client_id: clientId, client_secret: secret };
@@ -116,15 +124,19 @@ export { listPartners };
 /**
  * Client metadata for oidc-provider. `client_secret` carries the hash: the provider hands it
  * back to our `compareClientSecret`, never to the wire. A suspended partner does not exist.
+ * An authorization_code partner may also refresh (rotating refresh tokens), and may send the
+ * person back to any of its redirect URIs after logout.
  */
 export function toClientMetadata(partner: Partner | undefined): AdapterPayload | undefined {
   if (!partner || partner.status !== 'active') return undefined;
+  const code = partner.grantTypes.includes('authorization_code');
   const metadata: AdapterPayload = {
     client_id: partner.clientId,
     client_name: partner.name,
-    grant_types: [...partner.grantTypes],
-    response_types: partner.grantTypes.includes('authorization_code') ? ['code'] : [],
+    grant_types: code ? [...new Set([...partner.grantTypes, 'refresh_token'])] : [...partner.grantTypes],
+    response_types: code ? ['code'] : [],
     redirect_uris: [...partner.redirectUris],
+    post_logout_redirect_uris: code ? [...partner.redirectUris] : [],
     token_endpoint_auth_method: partner.secretHash ? 'client_secret_basic' : 'none',
     partner_scopes: partner.scopes.join(' '),
   };

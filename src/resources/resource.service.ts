@@ -1,6 +1,7 @@
 import type { Db } from '../db/knex.ts';
 import { invalidInput } from '../http/errors.ts';
 import { findDefaultResource, findResource, listResources, saveResource, type Resource } from './resource.store.ts';
+import { saveScopeDescriptions } from './scope-description.store.ts';
 
 export const SCOPE_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]+$/; // RFC 6749 scope-token
 
@@ -50,7 +51,22 @@ function checkUri(uri: string): string {
 }
 
 /** Registers an API, or updates the one with this URI. Scope names are unique across APIs. */
-export async function createResource(db: Db, input: { uri: string; scopes: string[]; ttl?: number; isDefault: boolean }, now: number = Date.now()) {
+/** `scope=words` pairs (the CLI's --describe) → a map; each scope must be one of `scopes`. */
+export function parseDescriptions(pairs: readonly string[], scopes: readonly string[]): Record<string, string> {
+  const descriptions: Record<string, string> = {};
+  for (const pair of pairs) {
+    const at = pair.indexOf('=');
+    const scope = pair.slice(0, at).trim();
+    const words = pair.slice(at + 1).trim();
+    if (at < 1 || !words) throw invalidInput(`--describe takes "scope=words people understand", got "${pair}"`);
+    if (!scopes.includes(scope)) throw invalidInput(`--describe names "${scope}", which is not in --scope`);
+    if (words.length > 300) throw invalidInput(`--describe for "${scope}" is longer than 300 characters`);
+    descriptions[scope] = words;
+  }
+  return descriptions;
+}
+
+export async function createResource(db: Db, input: { uri: string; scopes: string[]; ttl?: number; isDefault: boolean; describe?: string[] }, now: number = Date.now()) {
   const uri = checkUri(input.uri);
   const scopes = [...new Set(input.scopes)];
   if (scopes.length === 0) throw invalidInput('--scope is required (space-separated, e.g. "payments:read payments:write")');
@@ -65,8 +81,10 @@ export async function createResource(db: Db, input: { uri: string; scopes: strin
     const clash = scopes.find((scope) => other.scopes.includes(scope));
     if (clash) throw invalidInput(`scope "${clash}" already belongs to ${other.uri}`);
   }
+  const descriptions = parseDescriptions(input.describe ?? [], scopes);
   const existing = await findResource(db, uri);
   const resource: Resource = { uri, scopes, accessTokenTtl: ttl, isDefault: input.isDefault, createdAt: existing?.createdAt ?? now };
   await saveResource(db, resource);
-  return describeResource(resource);
+  await saveScopeDescriptions(db, descriptions);
+  return Object.keys(descriptions).length ? { ...describeResource(resource), descriptions } : describeResource(resource);
 }

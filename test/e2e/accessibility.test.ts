@@ -1,0 +1,91 @@
+import type { Browser, Page } from 'playwright-core';
+import { freshDatabaseUrl, instanceEnv, seedPartner, startInstance, tempDir, type Instance } from '../support/harness.ts';
+import { authorizationRequest, codeFor, createUser, expectHeading, landedAt, launchBrowser, registerPartnerApp, startRedirectCatcher } from '../support/login.ts';
+
+const PASSWORD = 'correct horse battery staple';
+
+let server: Instance;
+let browser: Browser;
+let catcher: Awaited<ReturnType<typeof startRedirectCatcher>>;
+
+beforeAll(async () => {
+  const dir = tempDir();
+  server = await startInstance(instanceEnv(dir, freshDatabaseUrl(dir)));
+  await seedPartner(server.env);
+  catcher = await startRedirectCatcher();
+  browser = await launchBrowser();
+}, 60_000);
+
+afterAll(async () => {
+  await browser?.close();
+  await catcher?.close();
+  await server?.stop();
+});
+
+/** One h1, a language, a label for every input, a name for every button and image. */
+async function checkPage(page: Page): Promise<void> {
+  expect(await page.locator('h1').count()).toBe(1);
+  expect(await page.locator('html').getAttribute('lang')).toBe('en');
+  for (const input of await page.locator('input:not([type=hidden])').all()) {
+    const id = await input.getAttribute('id');
+    expect(id).toBeTruthy();
+    expect(await page.locator(`label[for="${id}"]`).count()).toBe(1);
+  }
+  for (const button of await page.locator('button').all()) expect((await button.innerText()).trim()).not.toBe('');
+  for (const img of await page.locator('img').all()) expect(await img.getAttribute('alt')).toBeTruthy();
+  expect(await page.locator('script, [style]').count()).toBe(0);
+}
+
+test('the whole login works without JavaScript, by keyboard alone, and every page is labelled', async () => {
+  const app = await registerPartnerApp(server.env, server.url, catcher.redirectUri, { name: 'Keyboard Bank' });
+  expect((await createUser(server.env, 'kate', PASSWORD)).code).toBe(0);
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  try {
+    const page = await context.newPage();
+    const request = await authorizationRequest(app);
+    await page.goto(request.url.href);
+
+    await expectHeading(page, 'Sign in');
+    await checkPage(page);
+    // the username field has focus on arrival; Tab to the password, Enter submits
+    await page.keyboard.type('kate');
+    await page.keyboard.press('Tab');
+    await page.keyboard.type(PASSWORD);
+    await page.keyboard.press('Enter');
+
+    await expectHeading(page, 'Set up your authenticator');
+    await checkPage(page);
+    const secret = (await page.locator('#secret').innerText()).replace(/\s+/g, '');
+    await page.getByLabel('Code').focus();
+    await page.keyboard.type(codeFor(secret));
+    await page.keyboard.press('Enter');
+
+    await expectHeading(page, 'Save your recovery codes');
+    await checkPage(page);
+    await page.getByRole('button', { name: /continue/i }).focus();
+    await page.keyboard.press('Enter');
+
+    await expectHeading(page, 'Allow Keyboard Bank?');
+    await checkPage(page);
+    await page.getByRole('button', { name: 'Allow' }).focus();
+    await page.keyboard.press('Enter');
+
+    const tokens = await request.exchange(await landedAt(page, catcher.redirectUri));
+    expect(tokens.claims()!.amr).toEqual(['pwd', 'otp']);
+  } finally {
+    await context.close();
+  }
+});
+
+test('error pages are labelled pages too', async () => {
+  const context = await browser.newContext({ javaScriptEnabled: false });
+  try {
+    const page = await context.newPage();
+    const res = await page.goto(`${server.url}/interaction/unknown`);
+    expect(res!.status()).toBe(400);
+    await expectHeading(page, 'Sign-in expired');
+    await checkPage(page);
+  } finally {
+    await context.close();
+  }
+});

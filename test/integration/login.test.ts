@@ -1,0 +1,268 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { cli, freshDatabaseUrl, instanceEnv, seedPartner, startInstance, tempDir, type Instance } from '../support/harness.ts';
+import { codeFor, createUser, secretOf } from '../support/login.ts';
+
+const PASSWORD = 'correct horse battery staple';
+const REDIRECT = 'http://127.0.0.1:9/callback'; // never reached: these tests stop before the redirect
+
+let env: Record<string, string>;
+let server: Instance;
+let clientId: string;
+let secret: string;
+
+beforeAll(async () => {
+  const dir = tempDir();
+  server = await startInstance(instanceEnv(dir, freshDatabaseUrl(dir)));
+  env = server.env;
+  await seedPartner(env);
+  const partner = await cli(env, 'partner', 'create', '--name', 'Acme <Budgeting>', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT);
+  clientId = partner.json.client_id;
+  secret = secretOf((await createUser(env, 'ivan', PASSWORD, '--with-totp')).json.totp_uri);
+}, 60_000);
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+/** A browser without a browser: follows nothing by itself, keeps cookies by name. */
+function agent() {
+  const jar = new Map<string, string>();
+  async function request(path: string, init: RequestInit = {}) {
+    const res = await fetch(new URL(path, server.url), {
+      ...init,
+      redirect: 'manual',
+      headers: { ...(init.headers as Record<string, string>), cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') },
+    });
+    for (const cookie of res.headers.getSetCookie()) {
+      const [pair] = cookie.split(';');
+      const at = pair.indexOf('=');
+      jar.set(pair.slice(0, at), pair.slice(at + 1));
+    }
+    return { res, text: await res.text(), cookies: res.headers.getSetCookie() };
+  }
+  return {
+    jar,
+    get: (path: string) => request(path),
+    post: (path: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
+      request(path, { method: 'POST', body: new URLSearchParams(fields).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers } }),
+  };
+}
+
+/** Starts an authorization and opens its login page; returns the uid and the form's CSRF token. */
+async function begin(browser = agent()) {
+  const verifier = randomBytes(32).toString('base64url');
+  const params = new URLSearchParams({
+    client_id: clientId,
+    response_type: 'code',
+    redirect_uri: REDIRECT,
+    scope: 'openid payments:read',
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge_method: 'S256',
+  });
+  const auth = await browser.get(`/auth?${params}`);
+  expect(auth.res.status).toBe(303);
+  const location = auth.res.headers.get('location')!;
+  const uid = location.split('/').pop()!;
+  const page = await browser.get(location);
+  expect(page.res.status).toBe(200);
+  const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)![1];
+  return { browser, uid, csrf, page };
+}
+
+function expectReadableErrorPage(result: { res: Response; text: string }, status: number, text: RegExp) {
+  expect(result.res.status).toBe(status);
+  expect(result.res.headers.get('content-type')).toMatch(/^text\/html/);
+  expect(result.text).toMatch(/<h1>/);
+  expect(result.text).toMatch(text);
+  expect(result.text).not.toMatch(/at .*\.(ts|js):\d+|Error:|stack/i);
+}
+
+describe('login pages: headers and cookies', () => {
+  test('pages carry the security headers; the CSP allows no inline script; the partner name is escaped', async () => {
+    const { page } = await begin();
+    const csp = page.res.headers.get('content-security-policy')!;
+    expect(csp).toContain("frame-ancestors 'none'");
+    expect(csp).toContain("script-src 'self'");
+    expect(csp).not.toContain('unsafe-inline');
+    expect(csp).toContain("form-action 'self' http://127.0.0.1:9");
+    expect(page.res.headers.get('x-frame-options')).toBe('DENY');
+    expect(page.res.headers.get('cache-control')).toBe('no-store');
+    expect(page.text).toContain('Acme &#60;Budgeting&#62;');
+    expect(page.text).not.toMatch(/<script|style=/);
+    const binding = page.cookies.find((c) => c.startsWith('portcullis.login='))!;
+    expect(binding).toMatch(/httponly/i);
+    expect(binding).toMatch(/samesite=strict/i);
+    expect(binding).toMatch(/path=\/interaction\//i);
+    expect(binding).not.toMatch(/secure/i); // http issuer; https issuers get Secure
+  });
+
+  test('behind TLS (https issuer) the cookies are Secure and pages send HSTS', async () => {
+    const dir = tempDir();
+    const tls = await startInstance(instanceEnv(dir, freshDatabaseUrl(dir), { ISSUER: 'https://login.bank.test', TRUST_PROXY: '1' }));
+    try {
+      await cli(tls.env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read', '--default');
+      const partner = await cli(tls.env, 'partner', 'create', '--name', 'TLS Bank', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', 'https://app.bank.test/cb');
+      const proxied = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'login.bank.test' };
+      const base = `http://127.0.0.1:${tls.env.PORT}`;
+      const params = new URLSearchParams({
+        client_id: partner.json.client_id, response_type: 'code', redirect_uri: 'https://app.bank.test/cb', scope: 'openid payments:read',
+        code_challenge: createHash('sha256').update('v'.repeat(43)).digest('base64url'), code_challenge_method: 'S256',
+      });
+      const auth = await fetch(`${base}/auth?${params}`, { redirect: 'manual', headers: proxied });
+      expect(auth.status).toBe(303);
+      const cookies = auth.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+      const page = await fetch(new URL(auth.headers.get('location')!, base), { headers: { ...proxied, cookie: cookies } });
+      expect(page.status).toBe(200);
+      expect(page.headers.get('strict-transport-security')).toMatch(/max-age=/);
+      const binding = page.headers.getSetCookie().find((c) => c.startsWith('portcullis.login='))!;
+      expect(binding).toMatch(/;\s*secure/i);
+      expect(binding).toMatch(/httponly/i);
+    } finally {
+      await tls.stop();
+    }
+  });
+
+  test('the stylesheet is served from our own origin', async () => {
+    const css = await fetch(`${server.url}/assets/portcullis.css`);
+    expect(css.status).toBe(200);
+    expect(css.headers.get('content-type')).toMatch(/text\/css/);
+  });
+});
+
+describe('bad input gives a readable page, never a 500', () => {
+  test('unknown interaction', async () => {
+    expectReadableErrorPage(await agent().get('/interaction/no-such-thing'), 400, /expired or is no longer valid/);
+    expectReadableErrorPage(await agent().post('/interaction/no-such-thing/login', { username: 'a', password: 'b' }), 400, /expired/);
+  });
+
+  test('empty fields, a 10 kB username, an oversized body, a wrong content type', async () => {
+    const { browser, uid, csrf } = await begin();
+    const empty = await browser.post(`/interaction/${uid}/login`, { csrf, username: '', password: '' });
+    expect(empty.res.status).toBe(400);
+    expect(empty.text).toContain('Enter your username and your password.');
+    const long = await browser.post(`/interaction/${uid}/login`, { csrf, username: 'a'.repeat(10 * 1024), password: PASSWORD });
+    expect(long.res.status).toBe(401);
+    expect(long.text).toContain('Invalid username or password.');
+    expectReadableErrorPage(await browser.post(`/interaction/${uid}/login`, { csrf, username: 'a'.repeat(40 * 1024), password: 'x' }), 413, /too large/);
+    expectReadableErrorPage(await browser.post(`/interaction/${uid}/login`, { csrf }, { 'content-type': 'application/json' }), 415, /not sent as a form/);
+  });
+
+  test('a form without its CSRF token, or from another browser, is refused', async () => {
+    const { browser, uid, csrf } = await begin();
+    expectReadableErrorPage(await browser.post(`/interaction/${uid}/login`, { username: 'ivan', password: PASSWORD }), 403, /not valid any more/);
+    expectReadableErrorPage(await browser.post(`/interaction/${uid}/login`, { csrf: 'x'.repeat(43), username: 'ivan', password: PASSWORD }), 403, /not valid any more/);
+    // another browser with the same interaction cookie but without the binding cookie
+    const thief = agent();
+    thief.jar.set('_interaction', browser.jar.get('_interaction')!);
+    thief.jar.set('_interaction.sig', browser.jar.get('_interaction.sig')!);
+    expectReadableErrorPage(await thief.post(`/interaction/${uid}/login`, { csrf, username: 'ivan', password: PASSWORD }), 403, /not valid any more/);
+  });
+
+  test('the pending second factor belongs to the browser that gave the password', async () => {
+    const { browser, uid, csrf } = await begin();
+    const ok = await browser.post(`/interaction/${uid}/login`, { csrf, username: 'ivan', password: PASSWORD });
+    expect(ok.res.status).toBe(303);
+    expect((await browser.get(`/interaction/${uid}`)).text).toContain('Two-step verification');
+    // a copy of every cookie but the binding value (as another browser would have) sees the login page
+    const other = agent();
+    for (const [name, value] of browser.jar) if (name !== 'portcullis.login') other.jar.set(name, value);
+    other.jar.set('portcullis.login', randomBytes(32).toString('base64url'));
+    expect((await other.get(`/interaction/${uid}`)).text).toContain('<h1>Sign in</h1>');
+  });
+
+  test('a form for another step (replayed or out of order) is refused', async () => {
+    const { browser, uid, csrf } = await begin();
+    expectReadableErrorPage(await browser.post(`/interaction/${uid}/otp`, { csrf, code: '123456' }), 409, /already used or belongs to another step/);
+    expectReadableErrorPage(await browser.post(`/interaction/${uid}/consent`, { csrf, decision: 'allow' }), 409, /already done/);
+    expectReadableErrorPage(await browser.post(`/interaction/${uid}/enrol`, { csrf, code: '123456' }), 409, /already used/);
+  });
+
+  test('a finished interaction cannot be replayed', async () => {
+    const { browser, uid, csrf } = await begin();
+    await browser.post(`/interaction/${uid}/login`, { csrf, username: 'ivan', password: PASSWORD });
+    const done = await browser.post(`/interaction/${uid}/otp`, { csrf, code: codeFor(secret) });
+    expect(done.res.status).toBe(303);
+    const resumed = await browser.get(done.res.headers.get('location')!);
+    expect(resumed.res.status).toBe(303); // on to consent, a new interaction
+    // the old form, sent again
+    expectReadableErrorPage(await browser.post(`/interaction/${uid}/otp`, { csrf, code: codeFor(secret) }), 400, /expired or is no longer valid/);
+    expectReadableErrorPage(await browser.post(`/interaction/${uid}/login`, { csrf, username: 'ivan', password: PASSWORD }), 400, /expired/);
+  });
+});
+
+test('an expired interaction', async () => {
+  const { browser, uid, csrf } = await begin();
+  const { createDb } = await import('../../src/db/knex.ts');
+  const db = createDb(env.DATABASE_URL);
+  try {
+    await db('oidc_payloads').where({ model: 'Interaction' }).update({ expires_at: 1 });
+  } finally {
+    await db.destroy();
+  }
+  expectReadableErrorPage(await browser.get(`/interaction/${uid}`), 400, /expired or is no longer valid/);
+  expectReadableErrorPage(await browser.post(`/interaction/${uid}/login`, { csrf, username: 'ivan', password: PASSWORD }), 400, /expired/);
+});
+
+describe('user CLI', () => {
+  test('create, list, reset-totp, disable; errors on stderr with a non-zero exit', async () => {
+    const created = await createUser(env, 'Judy', PASSWORD, '--admin');
+    expect(created.code).toBe(0);
+    expect(created.json).toEqual({ id: expect.stringMatching(/^usr_/), username: 'judy' });
+    const listed = (await cli(env, 'user', 'list')).json.find((u: { username: string }) => u.username === 'judy');
+    expect(listed).toEqual(expect.objectContaining({ admin: true, status: 'active', totp_enrolled: false, locked_until: null }));
+    expect(JSON.stringify(listed)).not.toMatch(/scrypt|hash/);
+
+    const duplicate = await createUser(env, 'judy', PASSWORD);
+    expect(duplicate.code).not.toBe(0);
+    expect(duplicate.stderr).toMatch(/^portcullis user create: user judy already exists\n$/);
+    expect((await createUser(env, 'kim', 'short')).stderr).toMatch(/at least 10 characters/);
+    expect((await cli(env, 'user', 'create', '--username', 'kim')).stderr).toMatch(/--password-stdin is required/);
+    expect((await createUser(env, 'kim', '')).stderr).toMatch(/no password on standard input/);
+    expect((await cli(env, 'user', 'unlock', 'nobody')).stderr).toMatch(/no user named nobody/);
+
+    expect((await createUser(env, 'kim', PASSWORD, '--with-totp')).code).toBe(0);
+    expect((await cli(env, 'user', 'reset-totp', 'kim')).json.totp_enrolled).toBe(false);
+    expect((await cli(env, 'user', 'disable', 'kim')).json.status).toBe('disabled');
+  });
+
+  test('a disabled user cannot log in (same generic message)', async () => {
+    await createUser(env, 'leo', PASSWORD, '--with-totp');
+    await cli(env, 'user', 'disable', 'leo');
+    const { browser, uid, csrf } = await begin();
+    const refused = await browser.post(`/interaction/${uid}/login`, { csrf, username: 'leo', password: PASSWORD });
+    expect(refused.res.status).toBe(401);
+    expect(refused.text).toContain('Invalid username or password.');
+  });
+
+  test('the TOTP secret is stored sealed under the KEK', async () => {
+    const { createDb } = await import('../../src/db/knex.ts');
+    const db = createDb(env.DATABASE_URL);
+    try {
+      const row = await db('users').where({ username: 'ivan' }).first();
+      expect(row.totp_secret).toMatch(/^v1\./);
+      expect(row.totp_secret).not.toContain(secret);
+      expect(row.password_hash).toMatch(/^scrypt\$N=32768,r=8,p=1\$/);
+    } finally {
+      await db.destroy();
+    }
+  });
+});
+
+describe('partners for people', () => {
+  test('--public makes a client without a secret; public partners cannot use client_credentials', async () => {
+    const pub = await cli(env, 'partner', 'create', '--name', 'Pocket', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT, '--public');
+    expect(pub.code).toBe(0);
+    expect(pub.json.client_secret).toBeUndefined();
+    expect(pub.json.public).toBe(true);
+    const bad = await cli(env, 'partner', 'create', '--name', 'Pocket', '--scope', 'payments:read', '--public');
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toMatch(/--public/);
+  });
+
+  test('resource scopes take descriptions; a description must name a scope of the resource', async () => {
+    const ok = await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/cards', '--scope', 'cards:read', '--describe', 'cards:read=See your cards');
+    expect(ok.json.descriptions).toEqual({ 'cards:read': 'See your cards' });
+    const bad = await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/cards', '--scope', 'cards:read', '--describe', 'cards:write=Spend');
+    expect(bad.stderr).toMatch(/not in --scope/);
+  });
+});
