@@ -36,6 +36,7 @@ export function describeResource(resource: Resource) {
     uri: resource.uri,
     scope: resource.scopes.join(' '),
     access_token_ttl: resource.accessTokenTtl,
+    token_format: resource.tokenFormat,
     default: resource.isDefault,
     created_at: new Date(resource.createdAt).toISOString(),
   };
@@ -66,7 +67,7 @@ export function parseDescriptions(pairs: readonly string[], scopes: readonly str
   return descriptions;
 }
 
-export async function createResource(db: Db, input: { uri: string; scopes: string[]; ttl?: number; isDefault: boolean; describe?: string[] }, now: number = Date.now()) {
+export async function createResource(db: Db, input: { uri: string; scopes: string[]; ttl?: number; format?: string; isDefault: boolean; describe?: string[] }, now: number = Date.now()) {
   const uri = checkUri(input.uri);
   const scopes = [...new Set(input.scopes)];
   if (scopes.length === 0) throw invalidInput('--scope is required (space-separated, e.g. "payments:read payments:write")');
@@ -81,9 +82,11 @@ export async function createResource(db: Db, input: { uri: string; scopes: strin
     const clash = scopes.find((scope) => other.scopes.includes(scope));
     if (clash) throw invalidInput(`scope "${clash}" already belongs to ${other.uri}`);
   }
+  const format = input.format ?? 'jwt';
+  if (format !== 'jwt' && format !== 'opaque') throw invalidInput('--format must be jwt or opaque');
   const descriptions = parseDescriptions(input.describe ?? [], scopes);
   const existing = await findResource(db, uri);
-  const resource: Resource = { uri, scopes, accessTokenTtl: ttl, isDefault: input.isDefault, createdAt: existing?.createdAt ?? now };
+  const resource: Resource = { uri, scopes, accessTokenTtl: ttl, tokenFormat: format, isDefault: input.isDefault, createdAt: existing?.createdAt ?? now };
   await saveResource(db, resource);
   await saveScopeDescriptions(db, descriptions);
   return Object.keys(descriptions).length ? { ...describeResource(resource), descriptions } : describeResource(resource);
