@@ -71,10 +71,14 @@ export async function startServer(config: Config, log: Logger, options: { cluste
     const app = createApp({ config, db, log, keyring, cookieKeys, clusterWorker: options.clusterWorker }, keySet);
     const stopPurge = startPurgeJob(db, config.purgeIntervalSeconds, log);
 
+    // While draining, every response still to be sent says `Connection: close`: the client
+    // learns to reconnect (to another instance) instead of reusing a connection about to go.
     let draining = false;
+    const inFlight = new Set<http.ServerResponse>();
     const server = http.createServer((req, res) => {
-      // a request arriving on a kept-alive connection while draining is served, then the connection ends
       if (draining) res.setHeader('Connection', 'close');
+      inFlight.add(res);
+      res.once('close', () => inFlight.delete(res));
       app.holder.handle(req, res);
     });
     server.keepAliveTimeout = 5000;
@@ -104,6 +108,7 @@ export async function startServer(config: Config, log: Logger, options: { cluste
       close() {
         closing ??= (async () => {
           draining = true;
+          for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
           stopPurge();
           await new Promise<void>((resolve) => {
             server.close(() => resolve());
