@@ -146,12 +146,12 @@ async function measure(row: string, target: Target, request: () => Promise<Respo
 
 async function main() {
   const partners = { sqlite: await seed(engines.sqlite), postgres: await seed(engines.postgres) };
-  const { db, keyring } = await openStorage(loadConfig(engines.sqlite));
-  const keySet = await loadKeySet(db, keyring);
-  await db.destroy();
-
   const target = async (name: string, engine: Engine | 'bare', extra: Record<string, string> = {}): Promise<Target> => {
     if (engine === 'bare') {
+      // the same signing key as Portcullis on SQLite (made at its start), read through its keyring
+      const { db, keyring } = await openStorage(loadConfig(engines.sqlite));
+      const keySet = await loadKeySet(db, keyring);
+      await db.destroy();
       const partner = partners.sqlite;
       const config = { jwk: keySet.keys[0], clientId: partner.client_id, clientSecret: partner.client_secret, resource: JWT_API.uri, scope: JWT_API.scope, ttl: 600, opaqueResource: OPAQUE_API.uri, opaqueScope: OPAQUE_API.scope };
       const { child, base } = await start('bench/bare-provider.ts', { BARE_CONFIG: JSON.stringify(config) }, '/.well-known/openid-configuration');
@@ -161,8 +161,8 @@ async function main() {
     return { name, child, base, clientId: partners[engine].client_id, secret: partners[engine].client_secret };
   };
 
-  const bare = await target('bare oidc-provider (memory)', 'bare');
   const sqlite = await target('Portcullis, SQLite', 'sqlite');
+  const bare = await target('bare oidc-provider (memory)', 'bare');
   const postgres = await target('Portcullis, PostgreSQL', 'postgres');
   const workers = await target('Portcullis, PostgreSQL, WORKERS=2', 'postgres', { WORKERS: '2' });
 
