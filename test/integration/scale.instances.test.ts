@@ -122,6 +122,14 @@ describe(`three instances on one ${ENGINE} database`, () => {
     }
     const listed = (await cli(env, 'user', 'list')).json.find((u: { username: string }) => u.username === 'mallory');
     expect(listed.locked_until).toEqual(expect.any(String));
+    // each instance counts what it saw: summed, the eight refusals and the one lockout
+    const counted = async (pattern: RegExp) => {
+      let total = 0;
+      for (const url of urls()) total += Number(pattern.exec(await (await fetch(`${url}/metrics`)).text())?.[1] ?? 0);
+      return total;
+    };
+    expect(await counted(/^portcullis_login_lockouts_total (\d+)$/m)).toBe(1);
+    expect(await counted(/^portcullis_logins_total\{result="failure"\} (\d+)$/m)).toBe(8);
   });
 
   test('kill -9 of one instance during a request loop: every token a client received stays valid at the survivors', async () => {
