@@ -21,7 +21,7 @@ import { openStorage } from '../server.ts';
 
 export const USAGE = `usage: portcullis <command>
   migrate                                   apply database migrations
-  resource create --uri URI --scope "a b" [--ttl SECONDS] [--format jwt|opaque] [--default] [--describe "scope=words"]...
+  resource create --uri URI --scope "a b" [--ttl SECONDS] [--format jwt|opaque] [--introspector CLIENT_ID] [--default] [--describe "scope=words"]...
   resource list
   partner create --name NAME --scope "a b" [--grant TYPE]... [--redirect-uri URI]... [--public]
   partner list | show ID | suspend ID | resume ID | rotate-secret ID
@@ -76,6 +76,7 @@ const COMMANDS: Record<string, Command> = {
       scope: { type: 'string' },
       ttl: { type: 'string' },
       format: { type: 'string' },
+      introspector: { type: 'string' },
       default: { type: 'boolean' },
       describe: { type: 'string', multiple: true },
     });
@@ -86,6 +87,7 @@ const COMMANDS: Record<string, Command> = {
       scopes: words(required(values.scope, '--scope')),
       ttl,
       format: values.format,
+      introspector: values.introspector,
       isDefault: values.default ?? false,
       describe: values.describe ?? [],
     });

@@ -101,8 +101,15 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       },
       introspection: {
         enabled: true,
-        // a partner may introspect only its own tokens (resource-server credentials come later)
-        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+        // a partner introspects its own tokens; a resource server's credential (a partner named
+        // by `resource create --introspector`) introspects the tokens issued for its API
+        async allowedPolicy(_ctx, client, token) {
+          if (token.clientId === client.clientId) return true;
+          for (const audience of [(token as { aud?: string | string[] }).aud ?? []].flat()) {
+            if ((await resources.find(audience))?.introspector === client.clientId) return true;
+          }
+          return false;
+        },
       },
       revocation: {
         enabled: true,

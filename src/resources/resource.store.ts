@@ -3,9 +3,9 @@ import type { Db } from '../db/knex.ts';
 /** `jwt` tokens are validated offline (JWKS); `opaque` ones are stored, introspected and revocable. */
 export type TokenFormat = 'jwt' | 'opaque';
 
-export type Resource = Readonly<{ uri: string; scopes: readonly string[]; accessTokenTtl: number; tokenFormat: TokenFormat; isDefault: boolean; createdAt: number }>;
+export type Resource = Readonly<{ uri: string; scopes: readonly string[]; accessTokenTtl: number; tokenFormat: TokenFormat; introspector: string | null; isDefault: boolean; createdAt: number }>;
 
-type Row = { uri: string; scopes: string; access_token_ttl: number; token_format: string; is_default: number | boolean; created_at: number | string };
+type Row = { uri: string; scopes: string; access_token_ttl: number; token_format: string; introspector_client_id: string | null; is_default: number | boolean; created_at: number | string };
 
 const TABLE = 'resources';
 
@@ -15,6 +15,7 @@ function fromRow(row: Row): Resource {
     scopes: row.scopes.split(' ').filter(Boolean),
     accessTokenTtl: Number(row.access_token_ttl),
     tokenFormat: row.token_format === 'opaque' ? 'opaque' : 'jwt',
+    introspector: row.introspector_client_id ?? null,
     isDefault: Boolean(row.is_default),
     createdAt: Number(row.created_at),
   };
@@ -44,10 +45,11 @@ export async function saveResource(db: Db, resource: Resource): Promise<void> {
         scopes: resource.scopes.join(' '),
         access_token_ttl: resource.accessTokenTtl,
         token_format: resource.tokenFormat,
+        introspector_client_id: resource.introspector,
         is_default: resource.isDefault,
         created_at: resource.createdAt,
       })
       .onConflict('uri')
-      .merge(['scopes', 'access_token_ttl', 'token_format', 'is_default']);
+      .merge(['scopes', 'access_token_ttl', 'token_format', 'introspector_client_id', 'is_default']);
   });
 }

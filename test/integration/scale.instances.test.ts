@@ -54,6 +54,20 @@ describe(`three instances on one ${ENGINE} database`, () => {
     for (const at of [a, b, c]) {
       expect(await introspect(at, partner, token)).toEqual(expect.objectContaining({ active: true, client_id: partner.clientId, scope: 'payments:read' }));
     }
+    // the API's own credential may introspect tokens for it (at any instance); another partner may not
+    const api = await cli(env, 'partner', 'create', '--name', 'Payments API', '--scope', 'payments:read');
+    const apiCredential = { clientId: api.json.client_id, clientSecret: api.json.client_secret };
+    const other = await cli(env, 'partner', 'create', '--name', 'Other Bank', '--scope', 'payments:read');
+    const outsider = { clientId: other.json.client_id, clientSecret: other.json.client_secret };
+    expect(await introspect(b, apiCredential, token)).toEqual({ active: false });
+    const updated = await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read payments:write',
+      '--format', 'opaque', '--introspector', apiCredential.clientId, '--default');
+    expect(updated.json).toEqual(expect.objectContaining({ token_format: 'opaque', introspector: apiCredential.clientId }));
+    await new Promise((resolve) => setTimeout(resolve, 2100)); // the resource cache (2 s) of each instance
+    expect(await introspect(b, apiCredential, token)).toEqual(expect.objectContaining({ active: true, client_id: partner.clientId }));
+    expect(await introspect(c, outsider, token)).toEqual({ active: false });
+    expect((await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/x', '--scope', 'x:y', '--introspector', 'nobody')).stderr).toMatch(/no such partner/);
+
     expect(await revoke(c, partner, token)).toBe(200);
     for (const at of [a, b, c]) expect(await introspect(at, partner, token)).toEqual({ active: false });
   });
