@@ -18,7 +18,17 @@ import type { Logger } from './log/logger.ts';
 export async function openStorage(config: Config): Promise<{ db: Db; keyring: Keyring }> {
   const db = createDb(config.databaseUrl, config.database);
   try {
-    await migrate(db);
+    if (config.databaseUrl.startsWith('sqlite:')) {
+      await migrate(db);
+    } else {
+      // migrations (and the wait for another instance's) are exempt from DATABASE_STATEMENT_TIMEOUT
+      const migrator = createDb(config.databaseUrl, { poolMax: 2, statementTimeoutMs: 0 });
+      try {
+        await migrate(migrator);
+      } finally {
+        await migrator.destroy();
+      }
+    }
     const sealed = await countKeys(db);
     const { texts } = loadKekTexts({ kekList: config.kekList, keysDir: config.keysDir, mayCreate: sealed === 0 });
     return { db, keyring: createKeyring(texts) };

@@ -1,7 +1,9 @@
+import { loadConfig } from '../../src/config/config.ts';
 import { createDb, type Db } from '../../src/db/knex.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { loadCookieKeys } from '../../src/keys/cookie-key.service.ts';
 import { createKeyring } from '../../src/keys/kek.ts';
+import { openStorage } from '../../src/server.ts';
 import { freshDatabaseUrl, TEST_PG_URL, tempDir } from '../support/harness.ts';
 
 const KEK = 'A'.repeat(43);
@@ -34,6 +36,28 @@ if (TEST_PG_URL) {
         expect(db.client.pool.max).toBe(3);
       } finally {
         await db.destroy();
+      }
+    });
+
+    test('start-up waits for another instance\'s migration longer than DATABASE_STATEMENT_TIMEOUT', async () => {
+      const url = freshDatabaseUrl(tempDir(), 'postgres');
+      const schema = new URL(url).searchParams.get('schema')!;
+      const other = createDb(url);
+      const conn = await other.client.acquireConnection();
+      try {
+        // another instance is migrating: it holds the lock for 1.5 s, past a 1 s statement timeout
+        await other.raw('select pg_advisory_lock(hashtext(?))', [`portcullis migrate ${schema}`]).connection(conn);
+        // (a knex query runs only when awaited or then-ed)
+        const release = setTimeout(() => other.raw('select pg_advisory_unlock(hashtext(?))', [`portcullis migrate ${schema}`]).connection(conn).then(() => undefined), 1500);
+        const config = loadConfig({ DATABASE_URL: url, PORTCULLIS_KEK: KEK, DATABASE_STATEMENT_TIMEOUT: '1s' });
+        const started = Date.now();
+        const { db } = await openStorage(config);
+        clearTimeout(release);
+        expect(Date.now() - started).toBeGreaterThanOrEqual(1400);
+        await db.destroy();
+      } finally {
+        await other.client.releaseConnection(conn);
+        await other.destroy();
       }
     });
 
