@@ -29,7 +29,7 @@ const source: Knex.MigrationSource<string> = {
 export async function migrate(db: Db): Promise<void> {
   const schema = db.client.config.searchPath?.[0] as string | undefined;
   if (isSqlite(db)) {
-    await db.migrate.latest({ migrationSource: source });
+    await migrateSqlite(db);
     return;
   }
   const lockName = `portcullis migrate ${schema ?? 'public'}`;
@@ -44,6 +44,24 @@ export async function migrate(db: Db): Promise<void> {
     }
   } finally {
     await db.client.releaseConnection(conn);
+  }
+}
+
+/**
+ * SQLite has no advisory lock: processes starting together on one file may collide creating
+ * knex's own tables, or find its lock row taken. Each migration runs in a transaction, so the
+ * loser retries (bounded: about 6 s) and then finds the work done or does what is left.
+ */
+async function migrateSqlite(db: Db, attempts = 40): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await db.migrate.latest({ migrationSource: source });
+      return;
+    } catch (error) {
+      const raced = /already exists|already locked|SQLITE_BUSY/i.test((error as Error).message);
+      if (!raced || attempt >= attempts) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 200));
+    }
   }
 }
 

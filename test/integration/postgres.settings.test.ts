@@ -1,8 +1,5 @@
 import { loadConfig } from '../../src/config/config.ts';
-import { createDb, type Db } from '../../src/db/knex.ts';
-import { migrate } from '../../src/db/migrate.ts';
-import { loadCookieKeys } from '../../src/keys/cookie-key.service.ts';
-import { createKeyring } from '../../src/keys/kek.ts';
+import { createDb } from '../../src/db/knex.ts';
 import { openStorage } from '../../src/server.ts';
 import { freshDatabaseUrl, TEST_PG_URL, tempDir } from '../support/harness.ts';
 
@@ -11,23 +8,6 @@ const KEK = 'A'.repeat(43);
 // PostgreSQL-only settings and races; the SQLite run says it skipped them.
 if (TEST_PG_URL) {
   describe('PostgreSQL', () => {
-    test('eight processes migrating one empty schema at once: one history, every table, no error', async () => {
-      const url = freshDatabaseUrl(tempDir(), 'postgres');
-      const handles: Db[] = Array.from({ length: 8 }, () => createDb(url, { poolMax: 2 }));
-      try {
-        await Promise.all(handles.map((db) => migrate(db)));
-        const names = (await handles[0]('knex_migrations').select('name')).map((row) => row.name);
-        expect(names).toEqual([...new Set(names)]);
-        expect(names).toContain('20261129030000_scale.ts');
-        // and the cookie keys, raced for by all: one row, the same keys everywhere
-        const keyring = createKeyring([KEK]);
-        const keys = await Promise.all(handles.map((db) => loadCookieKeys(db, keyring)));
-        expect(new Set(keys.map((set) => JSON.stringify(set))).size).toBe(1);
-      } finally {
-        await Promise.all(handles.map((db) => db.destroy()));
-      }
-    });
-
     test('DATABASE_STATEMENT_TIMEOUT cancels a long statement; DATABASE_POOL_MAX bounds the pool', async () => {
       const db = createDb(freshDatabaseUrl(tempDir(), 'postgres'), { statementTimeoutMs: 200, poolMax: 3 });
       try {
