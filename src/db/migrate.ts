@@ -22,9 +22,33 @@ const source: Knex.MigrationSource<string> = {
 };
 
 export async function migrate(db: Db): Promise<void> {
+  if (isSqlite(db)) return migrateSqlite(db);
   const schema = db.client.config.searchPath?.[0] as string | undefined;
-  if (schema && !isSqlite(db)) await db.raw('CREATE SCHEMA IF NOT EXISTS ??', [schema]);
+  if (schema) await db.raw('CREATE SCHEMA IF NOT EXISTS ??', [schema]);
   await db.migrate.latest({ migrationSource: source, schemaName: schema });
+}
+
+// (two processes creating knex's own tables at once: one finds them made by the other)
+const LOCK_CONTENTION = /SQLITE_BUSY|database is locked|already locked|MigrationLocked|already exists/;
+
+/**
+ * SQLite: several processes open one file (the server, `portcullis` commands, a second
+ * instance). Nothing to apply is the common case and takes no lock; otherwise knex's lock
+ * row decides, and a process that meets it taken (or SQLite's write lock) waits its turn.
+ */
+async function migrateSqlite(db: Db): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      const [, pending] = (await db.migrate.list({ migrationSource: source })) as [unknown[], unknown[]];
+      if (pending.length === 0) return;
+      await db.migrate.latest({ migrationSource: source });
+      return;
+    } catch (error) {
+      const contention = LOCK_CONTENTION.test(`${(error as Error).name} ${(error as Error).message}`);
+      if (!contention || attempt >= 100) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 100));
+    }
+  }
 }
 
 export async function rollbackAll(db: Db): Promise<void> {
