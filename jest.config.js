@@ -10,4 +10,7 @@ export default {
   },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testTimeout: 30000,
+  // PostgreSQL runs: one tag for the run's schemas, dropped at the end (test/support/pg.global.ts)
+  globalSetup: '<rootDir>/test/support/pg.setup.ts',
+  globalTeardown: '<rootDir>/test/support/pg.teardown.ts',
 };

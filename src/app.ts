@@ -2,8 +2,12 @@ import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { findActiveUser } from './accounts/user.service.ts';
 import type { Config } from './config/config.ts';
-import type { Db } from './db/knex.ts';
+import { workerMetricsRenderer } from './cluster/cluster-metrics.service.ts';
+import { poolUse, type Db } from './db/knex.ts';
 import { healthRoutes } from './http/health.routes.ts';
+import { createMetrics } from './http/metrics.service.ts';
+import { metricsRoute } from './http/metrics.routes.ts';
+import { requestLog } from './http/request-log.middleware.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { createBrowserBinding } from './interactions/browser.binding.ts';
 import { createGrantLoader } from './interactions/consent.service.ts';
@@ -19,7 +23,17 @@ import { createProviderHolder } from './oidc/provider.holder.ts';
 import { createClientDirectory } from './partners/partner.service.ts';
 import { createResourceDirectory } from './resources/resource.service.ts';
 
-export type AppDeps = Readonly<{ config: Config; db: Db; log: Logger; keyring: Keyring; cookieKeys: string[]; now?: () => number }>;
+export type AppDeps = Readonly<{
+  config: Config;
+  db: Db;
+  log: Logger;
+  keyring: Keyring;
+  /** oidc-provider cookie-signing keys, shared by every instance (src/keys/cookie-key.service.ts). */
+  cookieKeys: string[];
+  now?: () => number;
+  /** A node:cluster worker: /metrics then answers for every worker on the machine. */
+  clusterWorker?: boolean;
+}>;
 
 /**
  * Wires the pieces: adapter, resource directory, the middleware every Provider carries, and
@@ -31,7 +45,17 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
 
   const secure = config.issuer.startsWith('https:');
   const accounts = { db, keyring: deps.keyring, now: deps.now ?? Date.now };
-  const login = loginRoutes({ accounts, log, binding: createBrowserBinding({ key: deriveKey(deps.keyring, 'login form binding'), secure }) });
+  const metrics = createMetrics({
+    signingKeyAgeSeconds: () => Math.max(0, (Date.now() - keySet.signingSince) / 1000),
+    pool: () => poolUse(db),
+  });
+  const metricsEndpoint = metricsRoute({
+    token: config.metricsToken,
+    contentType: metrics.registry.contentType,
+    render: deps.clusterWorker ? workerMetricsRenderer(metrics.registry) : () => metrics.registry.metrics(),
+  });
+  const logRequests = requestLog(log, metrics);
+  const login = loginRoutes({ accounts, log, metrics: metrics.login, binding: createBrowserBinding({ key: deriveKey(deps.keyring, 'login form binding'), secure }) });
   const loadExistingGrant = createGrantLoader(db);
   const findAccount = async (_ctx: unknown, id: string) => {
     const user = await findActiveUser(db, id);
@@ -62,6 +86,8 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
         findAccount,
         loadExistingGrant,
         middleware: [
+          logRequests,
+          metricsEndpoint,
           securityHeaders({ https: secure }),
           healthRoutes(readiness),
           jwksCacheControl('/jwks', config.keys.jwksMaxAgeSeconds),
@@ -69,10 +95,11 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
           login,
         ],
         onError(event, ctx: KoaContextWithOIDC | undefined, error) {
-          const fields = { event, error: error.message, path: ctx?.path, client_id: ctx?.oidc?.client?.clientId };
+          const fields = { event, error: error.message, path: ctx?.path, client_id: ctx?.oidc?.client?.clientId, request_id: ctx?.state?.requestId };
           if (event === 'server_error') log.error('provider error', { ...fields, stack: error.stack });
           else log.info('request refused', fields);
         },
+        onTokenIssued: metrics.tokenIssued,
       },
       keys,
     );
@@ -81,6 +108,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
 
   return {
     holder,
+    metrics,
     get keySet(): KeySet {
       return keySet;
     },

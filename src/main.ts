@@ -1,14 +1,23 @@
+import cluster from 'node:cluster';
+import { runPrimary } from './cluster/cluster.primary.ts';
 import { ConfigError, loadConfig } from './config/config.ts';
 import { KekError } from './keys/kek.ts';
 import { createLogger } from './log/logger.ts';
-import { startServer } from './server.ts';
-
-const SHUTDOWN_GRACE_MS = 10_000;
+import { prepareStorage, startServer } from './server.ts';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
-  const running = await startServer(config, log);
+
+  if (config.workers > 1 && cluster.isPrimary) {
+    // migrate, check the KEK and make keys once, then fork: workers find everything in place
+    const { db } = await prepareStorage(config);
+    await db.destroy();
+    runPrimary(config, log.child({ role: 'primary' }));
+    return;
+  }
+
+  const running = await startServer(config, cluster.isWorker ? log.child({ worker: cluster.worker?.id }) : log, { clusterWorker: cluster.isWorker });
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -18,9 +27,12 @@ async function main(): Promise<void> {
     const force = setTimeout(() => {
       log.error('shutdown grace period over; exiting with requests still open');
       process.exit(1);
-    }, SHUTDOWN_GRACE_MS);
+    }, config.shutdownGraceSeconds * 1000);
     force.unref();
-    running.close().then(() => process.exit(0), (error: Error) => {
+    running.close().then(() => {
+      log.info('stopped');
+      process.exit(0);
+    }, (error: Error) => {
       log.error('shutdown failed', { error: error.message });
       process.exit(1);
     });

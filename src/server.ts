@@ -5,7 +5,8 @@ import type { Config } from './config/config.ts';
 import { createDb, type Db } from './db/knex.ts';
 import { migrate } from './db/migrate.ts';
 import { startPurgeJob } from './db/purge.job.ts';
-import { createKeyring, deriveKey, loadKekTexts, type Keyring } from './keys/kek.ts';
+import { loadCookieKeys } from './keys/cookie-key.service.ts';
+import { createKeyring, loadKekTexts, type Keyring } from './keys/kek.ts';
 import { startKeyRotationJob } from './keys/key-rotation.job.ts';
 import { checkKeyring, maintainKeys, rotationPolicy, toKeySet } from './keys/signing-key.service.ts';
 import { countKeys, listKeys } from './keys/signing-key.store.ts';
@@ -15,9 +16,19 @@ import type { Logger } from './log/logger.ts';
 
 /** Database, migrations and the key-encryption key: what both the server and the CLI need. */
 export async function openStorage(config: Config): Promise<{ db: Db; keyring: Keyring }> {
-  const db = createDb(config.databaseUrl);
+  const db = createDb(config.databaseUrl, config.database);
   try {
-    await migrate(db);
+    if (config.databaseUrl.startsWith('sqlite:')) {
+      await migrate(db);
+    } else {
+      // migrations (and the wait for another instance's) are exempt from DATABASE_STATEMENT_TIMEOUT
+      const migrator = createDb(config.databaseUrl, { poolMax: 2, statementTimeoutMs: 0 });
+      try {
+        await migrate(migrator);
+      } finally {
+        await migrator.destroy();
+      }
+    }
     const sealed = await countKeys(db);
     const { texts } = loadKekTexts({ kekList: config.kekList, keysDir: config.keysDir, mayCreate: sealed === 0 });
     return { db, keyring: createKeyring(texts) };
@@ -38,8 +49,12 @@ async function warnIfRetainCapsTokens(db: Db, config: Config, log: Logger): Prom
 
 export type RunningServer = Readonly<{ app: App; db: Db; url: string; close(): Promise<void> }>;
 
-/** config → db → migrate → keys → app → listen. `close` drains in-flight requests, then the pool. */
-export async function startServer(config: Config, log: Logger): Promise<RunningServer> {
+/**
+ * Everything a serving process needs from storage: migrations, the KEK check, the signing keys
+ * (made if due) and the shared cookie keys (made on first start). Idempotent and safe to race:
+ * with WORKERS>1 the primary runs it once before forking, then each worker again (a no-op).
+ */
+export async function prepareStorage(config: Config) {
   const { db, keyring } = await openStorage(config);
   try {
     // a wrong KEK stops start-up here, before a key could be created under it
@@ -47,11 +62,35 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
     const policy = rotationPolicy(config.keys);
     const startedAt = Date.now();
     const keySet = toKeySet(await maintainKeys(db, keyring, policy, startedAt), keyring, startedAt);
+    const cookieKeys = await loadCookieKeys(db, keyring, startedAt);
+    return { db, keyring, policy, keySet, cookieKeys };
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+}
+
+/**
+ * config → db → migrate → keys → app → listen. `close` stops accepting, lets in-flight requests
+ * finish (keep-alive connections are closed once idle), stops the jobs, then closes the pool.
+ */
+export async function startServer(config: Config, log: Logger, options: { clusterWorker?: boolean } = {}): Promise<RunningServer> {
+  const { db, keyring, policy, keySet, cookieKeys } = await prepareStorage(config);
+  try {
     await warnIfRetainCapsTokens(db, config, log);
-    const app = createApp({ config, db, log, keyring, cookieKeys: [deriveKey(keyring, 'cookie signing')] }, keySet);
+    const app = createApp({ config, db, log, keyring, cookieKeys, clusterWorker: options.clusterWorker }, keySet);
     const stopPurge = startPurgeJob(db, config.purgeIntervalSeconds, log);
 
-    const server = http.createServer((req, res) => app.holder.handle(req, res));
+    // While draining, every response still to be sent says `Connection: close`: the client
+    // learns to reconnect (to another instance) instead of reusing a connection about to go.
+    let draining = false;
+    const inFlight = new Set<http.ServerResponse>();
+    const server = http.createServer((req, res) => {
+      if (draining) res.setHeader('Connection', 'close');
+      inFlight.add(res);
+      res.once('close', () => inFlight.delete(res));
+      app.holder.handle(req, res);
+    });
     server.keepAliveTimeout = 5000;
     server.headersTimeout = 10000;
     server.requestTimeout = 30000;
@@ -78,12 +117,17 @@ export async function startServer(config: Config, log: Logger): Promise<RunningS
       url: `http://127.0.0.1:${port}`,
       close() {
         closing ??= (async () => {
+          draining = true;
+          for (const res of inFlight) if (!res.headersSent) res.setHeader('Connection', 'close');
           stopPurge();
-          await rotation.stop();
           await new Promise<void>((resolve) => {
             server.close(() => resolve());
             server.closeIdleConnections();
+            // connections that were busy become idle as their responses end: close them then
+            const sweep = setInterval(() => server.closeIdleConnections(), 100);
+            server.once('close', () => clearInterval(sweep));
           });
+          await rotation.stop();
           await db.destroy();
         })();
         return closing;

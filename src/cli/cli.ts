@@ -4,6 +4,7 @@ import type { Db } from '../db/knex.ts';
 import { AppError } from '../http/errors.ts';
 import type { Keyring } from '../keys/kek.ts';
 import { listKeys } from '../keys/signing-key.store.ts';
+import { rewrapSharedSecrets } from '../keys/cookie-key.service.ts';
 import { describeKeys, revokeKey, rewrapKeys, rotateKeys, rotationPolicy } from '../keys/signing-key.service.ts';
 import {
   createPartner,
@@ -20,7 +21,7 @@ import { openStorage } from '../server.ts';
 
 export const USAGE = `usage: portcullis <command>
   migrate                                   apply database migrations
-  resource create --uri URI --scope "a b" [--ttl SECONDS] [--default] [--describe "scope=words"]...
+  resource create --uri URI --scope "a b" [--ttl SECONDS] [--format jwt|opaque] [--introspector CLIENT_ID] [--default] [--describe "scope=words"]...
   resource list
   partner create --name NAME --scope "a b" [--grant TYPE]... [--redirect-uri URI]... [--public]
   partner list | show ID | suspend ID | resume ID | rotate-secret ID
@@ -74,6 +75,8 @@ const COMMANDS: Record<string, Command> = {
       uri: { type: 'string' },
       scope: { type: 'string' },
       ttl: { type: 'string' },
+      format: { type: 'string' },
+      introspector: { type: 'string' },
       default: { type: 'boolean' },
       describe: { type: 'string', multiple: true },
     });
@@ -83,6 +86,8 @@ const COMMANDS: Record<string, Command> = {
       uri: required(values.uri, '--uri'),
       scopes: words(required(values.scope, '--scope')),
       ttl,
+      format: values.format,
+      introspector: values.introspector,
       isDefault: values.default ?? false,
       describe: values.describe ?? [],
     });
@@ -143,7 +148,8 @@ const COMMANDS: Record<string, Command> = {
   },
   async 'keys rewrap'(args, { db, keyring }) {
     options(args, {});
-    return rewrapKeys(db, keyring);
+    const result = await rewrapKeys(db, keyring);
+    return { ...result, shared_secrets: await rewrapSharedSecrets(db, keyring) };
   },
   async 'user create'(args, storage) {
     const { values } = options(args, {

@@ -12,7 +12,11 @@ export type Config = Readonly<{
   host: string | undefined;
   /** ISSUER: the public issuer URL (what clients and resource servers see). Default http://localhost:PORT. */
   issuer: string;
-  /** DATABASE_URL: `sqlite:PATH` (default `sqlite:data/portcullis.sqlite`) or `postgres://…`. */
+  /**
+   * DATABASE_URL: `sqlite:PATH` (default `sqlite:data/portcullis.sqlite`) or
+   * `postgres://user:password@host:5432/db[?sslmode=require][&schema=NAME]`. `schema` selects
+   * (and creates) a schema instead of `public`. Every instance of one deployment uses the same URL.
+   */
   databaseUrl: string;
   /** KEYS_DIR: where the key-encryption key file is kept. Default `keys`. */
   keysDir: string;
@@ -26,6 +30,43 @@ export type Config = Readonly<{
   logLevel: 'info' | 'warn' | 'error' | 'silent';
   /** Signing-key rotation; see `keys` below. */
   keys: KeyConfig;
+  /** PostgreSQL connection settings (ignored on SQLite); see `database` below. */
+  database: DatabaseConfig;
+  /**
+   * WORKERS: processes serving on this machine (node:cluster). Default 1 (no cluster). The
+   * primary migrates and creates keys once, then forks; a worker that dies is replaced.
+   * Recommended: the number of cores, on PostgreSQL (SQLite serialises writes to one file).
+   */
+  workers: number;
+  /**
+   * SHUTDOWN_GRACE: on SIGTERM/SIGINT, how long in-flight requests may take to finish before
+   * the process exits anyway (code 1). Default 10s. Keep it below the orchestrator's kill timeout.
+   */
+  shutdownGraceSeconds: number;
+  /**
+   * METRICS_TOKEN: when set, `GET /metrics` needs `Authorization: Bearer <METRICS_TOKEN>`.
+   * When unset, `/metrics` answers loopback peers only (judged by the socket, never by
+   * X-Forwarded-For): a reverse proxy on the same host must not forward `/metrics`.
+   */
+  metricsToken: string | undefined;
+}>;
+
+/**
+ * PostgreSQL pool and session settings. SSL comes from the URL as libpq spells it:
+ * `?sslmode=require` (encrypt, no certificate check), `verify-ca` / `verify-full` (check it
+ * against the system CAs, or `sslrootcert=PATH`), `disable` (default).
+ */
+export type DatabaseConfig = Readonly<{
+  /**
+   * DATABASE_POOL_MAX: connections per process, 2 or more (migrations hold one for their lock). Default 10. The server's total is this times
+   * WORKERS times instances: keep it under PostgreSQL's max_connections (100 by default).
+   */
+  poolMax: number;
+  /**
+   * DATABASE_STATEMENT_TIMEOUT: PostgreSQL cancels a statement running longer. Default 5s;
+   * `0` disables it. A stuck query then fails one request instead of holding a connection.
+   */
+  statementTimeoutMs: number;
 }>;
 
 /**
@@ -85,9 +126,17 @@ function issuerUrl(raw: string): string {
   return raw.replace(/\/$/, '');
 }
 
+const SSL_MODES = ['disable', 'prefer', 'require', 'verify-ca', 'verify-full'];
+
 function databaseUrl(raw: string): string {
   if (raw.startsWith('sqlite:') && raw.length > 'sqlite:'.length) return raw;
-  if (/^postgres(ql)?:\/\//.test(raw)) return raw;
+  if (/^postgres(ql)?:\/\//.test(raw)) {
+    const url = URL.parse(raw);
+    if (!url) throw new Error('is not a URL');
+    const sslmode = url.searchParams.get('sslmode');
+    if (sslmode !== null && !SSL_MODES.includes(sslmode)) throw new Error(`sslmode must be one of ${SSL_MODES.join(', ')}`);
+    return raw;
+  }
   throw new Error('use sqlite:PATH or postgres://user@host:port/db');
 }
 
@@ -98,6 +147,11 @@ function kekList(raw: string): string[] {
     if (!/^[A-Za-z0-9_-]{43}$/.test(item)) throw new Error('each key must be 32 bytes in base64url (43 characters)');
   }
   return keys;
+}
+
+function metricsToken(raw: string): string {
+  if (raw.length < 16) throw new Error('use at least 16 characters');
+  return raw;
 }
 
 function flag(raw: string): boolean {
@@ -128,6 +182,25 @@ function keyConfig(env: Env): KeyConfig {
   return Object.freeze({ rotationIntervalSeconds, prepublishSeconds, retainSeconds, pollIntervalSeconds, jwksMaxAgeSeconds });
 }
 
+function count(min: number, max: number) {
+  return (raw: string): number => {
+    const value = Number(raw);
+    if (!/^\d+$/.test(raw) || value < min || value > max) throw new Error(`"${raw}" is not a whole number from ${min} to ${max}`);
+    return value;
+  };
+}
+
+function durationOrZero(raw: string): number {
+  return raw === '0' ? 0 : parseDuration(raw);
+}
+
+function databaseConfig(env: Env): DatabaseConfig {
+  return Object.freeze({
+    poolMax: read(env, 'DATABASE_POOL_MAX', 10, count(2, 1000)),
+    statementTimeoutMs: read(env, 'DATABASE_STATEMENT_TIMEOUT', 5, durationOrZero) * 1000,
+  });
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const listenPort = read(env, 'PORT', 3000, port);
   return Object.freeze({
@@ -141,5 +214,9 @@ export function loadConfig(env: Env = process.env): Config {
     trustProxy: read(env, 'TRUST_PROXY', false, flag),
     logLevel: read(env, 'LOG_LEVEL', 'info', logLevel),
     keys: keyConfig(env),
+    database: databaseConfig(env),
+    workers: read(env, 'WORKERS', 1, count(1, 64)),
+    shutdownGraceSeconds: read(env, 'SHUTDOWN_GRACE', 10, parseDuration),
+    metricsToken: read<string | undefined>(env, 'METRICS_TOKEN', undefined, metricsToken),
   });
 }

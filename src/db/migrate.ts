@@ -21,11 +21,27 @@ const source: Knex.MigrationSource<string> = {
   },
 };
 
+/**
+ * Applies every pending migration. On PostgreSQL, instances starting together take turns under
+ * an advisory lock (per schema): knex's own lock row only exists once its tables do, and two
+ * processes creating those tables at once make one of them fail.
+ */
 export async function migrate(db: Db): Promise<void> {
   if (isSqlite(db)) return migrateSqlite(db);
   const schema = db.client.config.searchPath?.[0] as string | undefined;
-  if (schema) await db.raw('CREATE SCHEMA IF NOT EXISTS ??', [schema]);
-  await db.migrate.latest({ migrationSource: source, schemaName: schema });
+  const lockName = `portcullis migrate ${schema ?? 'public'}`;
+  const conn = await db.client.acquireConnection();
+  try {
+    await db.raw('select pg_advisory_lock(hashtext(?))', [lockName]).connection(conn);
+    try {
+      if (schema) await db.raw('CREATE SCHEMA IF NOT EXISTS ??', [schema]);
+      await db.migrate.latest({ migrationSource: source, schemaName: schema });
+    } finally {
+      await db.raw('select pg_advisory_unlock(hashtext(?))', [lockName]).connection(conn);
+    }
+  } finally {
+    await db.client.releaseConnection(conn);
+  }
 }
 
 // (two processes creating knex's own tables at once: one finds them made by the other)

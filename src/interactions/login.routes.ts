@@ -19,6 +19,7 @@ import { AppError, escapeHtml } from '../http/errors.ts';
 import { readForm } from '../http/form-body.ts';
 import { CSP } from '../http/security-headers.ts';
 import { renderPage } from '../http/views.ts';
+import type { LoginMetrics } from '../http/metrics.service.ts';
 import type { Logger } from '../log/logger.ts';
 import type { BrowserBinding } from './browser.binding.ts';
 import { grantConsent, requestedScopes, scopeListItems } from './consent.service.ts';
@@ -28,7 +29,7 @@ import { advanceLoginState, deleteLoginState, findLoginState, saveLoginState, ty
 export const ACR_MFA = 'urn:portcullis:acr:mfa';
 const AMR = ['pwd', 'otp'];
 
-export type LoginRouteDeps = Readonly<{ accounts: AccountDeps; binding: BrowserBinding; log: Logger }>;
+export type LoginRouteDeps = Readonly<{ accounts: AccountDeps; binding: BrowserBinding; log: Logger; metrics?: LoginMetrics }>;
 
 type Flow = {
   provider: Provider;
@@ -201,7 +202,11 @@ function logRefusal(deps: LoginRouteDeps, ctx: Ctx, step: string, outcome: Outco
   if (outcome.ok) return;
   const fields = { step, account: outcome.accountId, client_id: ctx.state.flow.interaction.params.client_id };
   deps.log.info('login refused', fields);
-  if (outcome.lockedNow) deps.log.warn('account locked', fields);
+  deps.metrics?.failure();
+  if (outcome.lockedNow) {
+    deps.log.warn('account locked', fields);
+    deps.metrics?.lockout();
+  }
 }
 
 function finishLogin(deps: LoginRouteDeps) {
@@ -211,6 +216,7 @@ function finishLogin(deps: LoginRouteDeps) {
     await deleteLoginState(deps.accounts.db, interaction.uid);
     deps.binding.clear(ctx, interaction.uid);
     deps.log.info('login', { account: outcome.user.id, client_id: interaction.params.client_id });
+    deps.metrics?.success();
     await finish(ctx, { login: { accountId: outcome.user.id, amr: AMR, acr: ACR_MFA, remember: true } }, false);
     return true;
   };

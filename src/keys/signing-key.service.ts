@@ -11,7 +11,7 @@ export const ALG = 'ES256';
 export type SigningJwk = JWK & { kid: string; alg: 'ES256'; use: 'sig' };
 
 /** What the provider is built with: the signer first, then every other published key. */
-export type KeySet = Readonly<{ signingKid: string; keys: readonly SigningJwk[]; version: string }>;
+export type KeySet = Readonly<{ signingKid: string; keys: readonly SigningJwk[]; version: string; /** when the signer began signing (epoch ms): /metrics reports its age */ signingSince: number }>;
 
 export function rotationPolicy(keys: KeyConfig): RotationPolicy {
   return Object.freeze({
@@ -82,7 +82,7 @@ export function toKeySet(rows: readonly SigningKeyRow[], keyring: Keyring, at: n
     alg: ALG,
     use: 'sig',
   }));
-  return Object.freeze({ signingKid: signer.kid, keys, version: keySetVersion(rows, at) });
+  return Object.freeze({ signingKid: signer.kid, keys, version: keySetVersion(rows, at), signingSince: Number(signer.activates_at) });
 }
 
 export async function loadKeySet(db: Db, keyring: Keyring, at: number = Date.now()): Promise<KeySet> {

@@ -1,20 +1,41 @@
+import { pino, type DestinationStream } from 'pino';
+
 export type LogLevel = 'info' | 'warn' | 'error' | 'silent';
 export type Logger = Readonly<{
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
+  /** A logger whose every line carries `bindings` (e.g. the request id). */
+  child(bindings: Record<string, unknown>): Logger;
 }>;
 
-const RANK: Record<LogLevel, number> = { info: 1, warn: 2, error: 3, silent: 4 };
+/**
+ * Field names that could carry a secret. Callers never pass bodies, headers or cookies (the
+ * rule); this is the net under it: such a field, at the top level or one level down, is
+ * written as "[redacted]".
+ */
+const SECRET_FIELDS = [
+  'password', 'secret', 'client_secret', 'token', 'access_token', 'refresh_token', 'id_token', 'code',
+  'authorization', 'cookie', 'cookies', 'headers', 'body', 'totp', 'recovery_code', 'private_jwk', 'kek',
+];
+
+function wrap(p: pino.Logger): Logger {
+  const at = (level: 'info' | 'warn' | 'error') => (msg: string, fields: Record<string, unknown> = {}) => p[level](fields, msg);
+  return Object.freeze({ info: at('info'), warn: at('warn'), error: at('error'), child: (bindings: Record<string, unknown>) => wrap(p.child(bindings)) });
+}
 
 /**
- * One JSON object a line on stdout. Callers pass facts, never request bodies or headers:
- * secrets (client secrets, passwords, keys, tokens) have no field to travel in.
+ * Structured JSON logs (pino), one object a line on stdout: `level` and `time` (ISO) first,
+ * then `pid`, the fields, and `msg`. `write` replaces stdout (tests).
  */
-export function createLogger(level: LogLevel, write: (line: string) => void = (line) => process.stdout.write(line)): Logger {
-  const emit = (at: Exclude<LogLevel, 'silent'>) => (msg: string, fields: Record<string, unknown> = {}) => {
-    if (RANK[at] < RANK[level]) return;
-    write(`${JSON.stringify({ time: new Date().toISOString(), level: at, msg, ...fields })}\n`);
+export function createLogger(level: LogLevel, write?: (line: string) => void): Logger {
+  const destination: DestinationStream | undefined = write ? { write } : undefined;
+  const options: pino.LoggerOptions = {
+    level,
+    base: { pid: process.pid },
+    timestamp: pino.stdTimeFunctions.isoTime,
+    formatters: { level: (label) => ({ level: label }) },
+    redact: { paths: [...SECRET_FIELDS, ...SECRET_FIELDS.map((name) => `*.${name}`)], censor: '[redacted]' },
   };
-  return Object.freeze({ info: emit('info'), warn: emit('warn'), error: emit('error') });
+  return wrap(destination ? pino(options, destination) : pino(options));
 }

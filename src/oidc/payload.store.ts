@@ -7,6 +7,9 @@ const KEEPS_JTI = new Set(['Session', 'DeviceCode']);
 
 export const TABLE = 'oidc_payloads';
 
+/** Opaque bearer values the provider may look up as any of these kinds. */
+const BEARER_MODELS = ['AccessToken', 'ClientCredentials', 'RefreshToken'];
+
 export function hashId(id: string): string {
   return createHash('sha256').update(id).digest('base64url');
 }
@@ -26,6 +29,25 @@ export function createAdapterClass(db: Db, findClient: ClientSource, now: () => 
       .select('payload', 'consumed_at')
       .where('model', model)
       .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', now()));
+  }
+
+  // Introspection and revocation look a bearer value up as all three kinds at once (oidc-provider's
+  // findToken). One query answers the three: concurrent finds of one value share it while it
+  // runs (nothing is kept after it settles, so a revocation is seen by the next request).
+  const running = new Map<string, Promise<Array<Row & { model: string }>>>();
+  function bearerRows(hash: string) {
+    let rows = running.get(hash);
+    if (!rows) {
+      rows = Promise.resolve(
+        db(TABLE)
+          .select('model', 'payload', 'consumed_at')
+          .whereIn('model', BEARER_MODELS)
+          .andWhere('id', hash)
+          .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', now())),
+      ).finally(() => running.delete(hash));
+      running.set(hash, rows);
+    }
+    return rows;
   }
 
   function revive(row: Row | undefined, id?: string): AdapterPayload | undefined {
@@ -64,6 +86,10 @@ export function createAdapterClass(db: Db, findClient: ClientSource, now: () => 
 
     async find(id: string): Promise<AdapterPayload | undefined> {
       if (this.model === 'Client') return findClient(id);
+      if (BEARER_MODELS.includes(this.model)) {
+        const rows = await bearerRows(hashId(id));
+        return revive(rows.find((row) => row.model === this.model), id);
+      }
       return revive(await live(this.model).andWhere('id', hashId(id)).first(), id);
     }
 

@@ -19,6 +19,8 @@ export type ProviderDeps = Readonly<{
   middleware: ReadonlyArray<Parameters<Provider['use']>[0]>;
   /** Called with every provider error event: logging and metrics. */
   onError: (event: string, ctx: KoaContextWithOIDC | undefined, error: Error) => void;
+  /** Called after every successful token endpoint response (metrics). */
+  onTokenIssued?: (grantType: string, clientId: string) => void;
 }>;
 
 const ES256 = ['ES256'] as const;
@@ -99,8 +101,15 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       },
       introspection: {
         enabled: true,
-        // a partner may introspect only its own tokens (resource-server credentials come later)
-        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+        // a partner introspects its own tokens; a resource server's credential (a partner named
+        // by `resource create --introspector`) introspects the tokens issued for its API
+        async allowedPolicy(_ctx, client, token) {
+          if (token.clientId === client.clientId) return true;
+          for (const audience of [(token as { aud?: string | string[] }).aud ?? []].flat()) {
+            if ((await resources.find(audience))?.introspector === client.clientId) return true;
+          }
+          return false;
+        },
       },
       revocation: {
         enabled: true,
@@ -138,7 +147,8 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
             scope: offered.join(' '),
             audience: resource.uri,
             accessTokenTTL: resource.accessTokenTtl,
-            accessTokenFormat: 'jwt',
+            // opaque tokens are stored (hashed): introspectable and revocable at every instance
+            accessTokenFormat: resource.tokenFormat,
             jwt: { sign: { alg: 'ES256', kid: keySet.signingKid } },
           };
         },
@@ -175,6 +185,12 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
 
   for (const event of ['server_error', 'grant.error', 'introspection.error', 'revocation.error', 'jwks.error', 'discovery.error'] as const) {
     (provider as unknown as NodeJS.EventEmitter).on(event, (ctx: KoaContextWithOIDC, error: Error) => deps.onError(event, ctx, error));
+  }
+  if (deps.onTokenIssued) {
+    const onTokenIssued = deps.onTokenIssued;
+    (provider as unknown as NodeJS.EventEmitter).on('grant.success', (ctx: KoaContextWithOIDC) => {
+      onTokenIssued(String(ctx.oidc.params?.grant_type ?? 'unknown'), ctx.oidc.client?.clientId ?? 'unknown');
+    });
   }
   for (const middleware of deps.middleware) provider.use(middleware);
   return provider;

@@ -1,8 +1,11 @@
 import type { Db } from '../db/knex.ts';
 
-export type Resource = Readonly<{ uri: string; scopes: readonly string[]; accessTokenTtl: number; isDefault: boolean; createdAt: number }>;
+/** `jwt` tokens are validated offline (JWKS); `opaque` ones are stored, introspected and revocable. */
+export type TokenFormat = 'jwt' | 'opaque';
 
-type Row = { uri: string; scopes: string; access_token_ttl: number; is_default: number | boolean; created_at: number | string };
+export type Resource = Readonly<{ uri: string; scopes: readonly string[]; accessTokenTtl: number; tokenFormat: TokenFormat; introspector: string | null; isDefault: boolean; createdAt: number }>;
+
+type Row = { uri: string; scopes: string; access_token_ttl: number; token_format: string; introspector_client_id: string | null; is_default: number | boolean; created_at: number | string };
 
 const TABLE = 'resources';
 
@@ -11,6 +14,8 @@ function fromRow(row: Row): Resource {
     uri: row.uri,
     scopes: row.scopes.split(' ').filter(Boolean),
     accessTokenTtl: Number(row.access_token_ttl),
+    tokenFormat: row.token_format === 'opaque' ? 'opaque' : 'jwt',
+    introspector: row.introspector_client_id ?? null,
     isDefault: Boolean(row.is_default),
     createdAt: Number(row.created_at),
   };
@@ -39,10 +44,12 @@ export async function saveResource(db: Db, resource: Resource): Promise<void> {
         uri: resource.uri,
         scopes: resource.scopes.join(' '),
         access_token_ttl: resource.accessTokenTtl,
+        token_format: resource.tokenFormat,
+        introspector_client_id: resource.introspector,
         is_default: resource.isDefault,
         created_at: resource.createdAt,
       })
       .onConflict('uri')
-      .merge(['scopes', 'access_token_ttl', 'is_default']);
+      .merge(['scopes', 'access_token_ttl', 'token_format', 'introspector_client_id', 'is_default']);
   });
 }

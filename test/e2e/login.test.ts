@@ -246,7 +246,7 @@ describe('lockout', () => {
     await signIn(page, 'nobody-at-all', PASSWORD);
     await expectVisible(page, 'Invalid username or password.');
 
-    expect(server.logs()).toMatch(/"level":"warn","msg":"account locked","step":"password"/);
+    expect(server.logs()).toMatch(/"level":"warn".*"step":"password".*"msg":"account locked"/);
     const listed = await cli(env, 'user', 'list');
     expect(listed.json.find((u: { username: string }) => u.username === 'eve').locked_until).toEqual(expect.any(String));
     expect((await cli(env, 'user', 'unlock', 'eve')).json.locked_until).toBeNull();

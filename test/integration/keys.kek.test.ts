@@ -40,7 +40,8 @@ describe('key-encryption keys', () => {
   test('keys rewrap moves every key to the first KEK; the old KEK can then go; no new key is made', async () => {
     const rewrap = await cli({ ...base, PORTCULLIS_KEK: `${second},${first}` }, 'keys', 'rewrap');
     expect(rewrap.code).toBe(0);
-    expect(rewrap.json).toEqual({ rewrapped: 1, kek: kekId(Buffer.from(second, 'base64url')) });
+    // the signing key and the shared cookie keys (src/keys/cookie-key.service.ts)
+    expect(rewrap.json).toEqual({ rewrapped: 1, shared_secrets: 1, kek: kekId(Buffer.from(second, 'base64url')) });
 
     const server = await startInstance({ ...base, PORTCULLIS_KEK: second });
     try {

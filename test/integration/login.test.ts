@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { cli, freshDatabaseUrl, instanceEnv, seedPartner, startInstance, tempDir, type Instance } from '../support/harness.ts';
+import { cookieAgent } from '../support/agent.ts';
 import { codeFor, createUser, secretOf } from '../support/login.ts';
 
 const PASSWORD = 'correct horse battery staple';
@@ -24,28 +25,8 @@ afterAll(async () => {
   await server?.stop();
 });
 
-/** A browser without a browser: follows nothing by itself, keeps cookies by name. */
 function agent() {
-  const jar = new Map<string, string>();
-  async function request(path: string, init: RequestInit = {}) {
-    const res = await fetch(new URL(path, server.url), {
-      ...init,
-      redirect: 'manual',
-      headers: { ...(init.headers as Record<string, string>), cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') },
-    });
-    for (const cookie of res.headers.getSetCookie()) {
-      const [pair] = cookie.split(';');
-      const at = pair.indexOf('=');
-      jar.set(pair.slice(0, at), pair.slice(at + 1));
-    }
-    return { res, text: await res.text(), cookies: res.headers.getSetCookie() };
-  }
-  return {
-    jar,
-    get: (path: string) => request(path),
-    post: (path: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
-      request(path, { method: 'POST', body: new URLSearchParams(fields).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers } }),
-  };
+  return cookieAgent(() => server.url);
 }
 
 /** Starts an authorization and opens its login page; returns the uid and the form's CSRF token. */

@@ -40,6 +40,22 @@ export function adapterContract(engine: string, open: () => Promise<Db>, close: 
       expect(await adapter.find(id)).toBeUndefined();
     });
 
+    test('a bearer value looked up as every token kind at once (introspection) finds its own kind, and a revocation is seen at once', async () => {
+      const kinds = ['AccessToken', 'ClientCredentials', 'RefreshToken'].map((model) => new Adapter(model));
+      const [access, credentials, refresh] = kinds;
+      await credentials.upsert('bearer-1', { jti: 'bearer-1', kind: 'ClientCredentials', clientId: 'known' }, 60);
+      const found = await Promise.all(kinds.map((adapter) => adapter.find('bearer-1')));
+      expect(found[0]).toBeUndefined();
+      expect(found[1]).toEqual(expect.objectContaining({ jti: 'bearer-1', kind: 'ClientCredentials' }));
+      expect(found[2]).toBeUndefined();
+      await credentials.destroy('bearer-1');
+      expect(await Promise.all(kinds.map((adapter) => adapter.find('bearer-1')))).toEqual([undefined, undefined, undefined]);
+      await refresh.upsert('bearer-2', { jti: 'bearer-2', kind: 'RefreshToken' }, 60);
+      await refresh.consume('bearer-2');
+      const [, , consumed] = await Promise.all([access.find('bearer-2'), credentials.find('bearer-2'), refresh.find('bearer-2')]);
+      expect(consumed?.consumed).toEqual(expect.any(Number));
+    });
+
     test('upsert replaces the payload of the same id', async () => {
       const adapter = new Adapter('Session');
       await adapter.upsert('s-1', { jti: 's-1', uid: 'u-1', accountId: 'a' }, 60);

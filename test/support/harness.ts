@@ -21,7 +21,8 @@ export function freshDatabaseUrl(dir: string, engine: 'sqlite' | 'postgres' = TE
   if (engine === 'sqlite') return `sqlite:${path.join(dir, 'portcullis.sqlite')}`;
   if (!TEST_PG_URL) throw new Error('PORTCULLIS_TEST_PG is not set');
   const url = new URL(TEST_PG_URL);
-  url.searchParams.set('schema', `t_${randomBytes(6).toString('hex')}`);
+  // t_<run>_<random>: the run's schemas are dropped together when it ends (test/support/pg.global.ts)
+  url.searchParams.set('schema', `t_${process.env.PORTCULLIS_TEST_RUN ?? 'adhoc'}_${randomBytes(6).toString('hex')}`);
   return url.toString();
 }
 

@@ -53,3 +53,30 @@ describe('loadConfig', () => {
     expect(loadConfig({ PORTCULLIS_KEK: `${a}, ${b}` }).kekList).toEqual([a, b]);
   });
 });
+
+describe('scale-out settings', () => {
+  test('defaults: pool of 10, 5 s statement timeout, one worker, 10 s grace, metrics for loopback only', () => {
+    const config = loadConfig({});
+    expect(config.database).toEqual({ poolMax: 10, statementTimeoutMs: 5000 });
+    expect(config.workers).toBe(1);
+    expect(config.shutdownGraceSeconds).toBe(10);
+    expect(config.metricsToken).toBeUndefined();
+  });
+
+  test('values are read and checked', () => {
+    const config = loadConfig({ DATABASE_POOL_MAX: '25', DATABASE_STATEMENT_TIMEOUT: '30s', WORKERS: '4', SHUTDOWN_GRACE: '20s', METRICS_TOKEN: 'x'.repeat(20) });
+    expect(config.database).toEqual({ poolMax: 25, statementTimeoutMs: 30_000 });
+    expect(config.workers).toBe(4);
+    expect(config.shutdownGraceSeconds).toBe(20);
+    expect(loadConfig({ DATABASE_STATEMENT_TIMEOUT: '0' }).database.statementTimeoutMs).toBe(0);
+    expect(() => loadConfig({ DATABASE_POOL_MAX: '1' })).toThrow(/^DATABASE_POOL_MAX: "1" is not a whole number from 2 to 1000/);
+    expect(() => loadConfig({ WORKERS: 'many' })).toThrow(/^WORKERS:/);
+    expect(() => loadConfig({ WORKERS: '0' })).toThrow(/^WORKERS:/);
+    expect(() => loadConfig({ METRICS_TOKEN: 'short' })).toThrow(/^METRICS_TOKEN: use at least 16 characters/);
+  });
+
+  test('DATABASE_URL takes libpq sslmode values only', () => {
+    expect(loadConfig({ DATABASE_URL: 'postgres://u@db:5432/auth?sslmode=require' }).databaseUrl).toContain('sslmode=require');
+    expect(() => loadConfig({ DATABASE_URL: 'postgres://u@db:5432/auth?sslmode=yes' })).toThrow(/^DATABASE_URL: sslmode must be one of/);
+  });
+});

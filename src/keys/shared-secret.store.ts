@@ -1,0 +1,23 @@
+import type { Db } from '../db/knex.ts';
+
+export type SharedSecretRow = { name: string; sealed: string; created_at: number };
+
+const TABLE = 'shared_secrets';
+
+export async function findSharedSecret(db: Db, name: string): Promise<SharedSecretRow | undefined> {
+  const row = await db(TABLE).where({ name }).first();
+  return row ? { name: row.name, sealed: row.sealed, created_at: Number(row.created_at) } : undefined;
+}
+
+/** Inserts unless a row with this name exists: the first of several racing instances wins. */
+export async function insertSharedSecretIfAbsent(db: Db, row: SharedSecretRow): Promise<void> {
+  await db(TABLE).insert(row).onConflict('name').ignore();
+}
+
+export async function listSharedSecrets(db: Db): Promise<SharedSecretRow[]> {
+  return (await db(TABLE).select('*').orderBy('name')).map((row) => ({ name: row.name, sealed: row.sealed, created_at: Number(row.created_at) }));
+}
+
+export async function replaceSealedSecret(db: Db, name: string, sealed: string): Promise<void> {
+  await db(TABLE).where({ name }).update({ sealed });
+}

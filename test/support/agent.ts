@@ -1,0 +1,26 @@
+/**
+ * A browser without a browser: follows no redirect by itself, keeps cookies by name and sends
+ * them all back. `baseFor` picks the server for each request (one server, or a round robin).
+ */
+export function cookieAgent(baseFor: () => string) {
+  const jar = new Map<string, string>();
+  async function request(path: string, init: RequestInit = {}) {
+    const res = await fetch(new URL(path, baseFor()), {
+      ...init,
+      redirect: 'manual',
+      headers: { ...(init.headers as Record<string, string>), cookie: [...jar].map(([k, v]) => `${k}=${v}`).join('; ') },
+    });
+    for (const cookie of res.headers.getSetCookie()) {
+      const [pair] = cookie.split(';');
+      const at = pair.indexOf('=');
+      jar.set(pair.slice(0, at), pair.slice(at + 1));
+    }
+    return { res, text: await res.text(), cookies: res.headers.getSetCookie() };
+  }
+  return {
+    jar,
+    get: (path: string) => request(path),
+    post: (path: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
+      request(path, { method: 'POST', body: new URLSearchParams(fields).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers } }),
+  };
+}
