@@ -4,18 +4,17 @@
  * run side by side, alternating, on this machine. Run: `npm run bench` (BENCH_SECONDS,
  * BENCH_CONCURRENCY and BENCH_ROUNDS override 8, 32 and 2).
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { runCli } from '../src/cli/cli.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { loadKeySet } from '../src/keys/signing-key.service.ts';
 import { openStorage } from '../src/server.ts';
 import { runLoad, table, type LoadResult } from './load.ts';
+import { cpuSeconds, peakRssMiB, startProcess, stopProcesses } from './process.ts';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -27,24 +26,6 @@ const env: Record<string, string> = {
   KEYS_DIR: path.join(dir, 'keys'),
   LOG_LEVEL: 'warn',
 };
-const children: ChildProcess[] = [];
-
-async function start(script: string, extraEnv: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [path.join(ROOT, script)], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...extraEnv }, stdio: ['ignore', 'ignore', 'pipe'] });
-  children.push(child);
-  let errors = '';
-  child.stderr!.on('data', (d) => { errors += d; });
-  for (let i = 0; i < 300; i += 1) {
-    if (child.exitCode !== null) throw new Error(`${script} exited ${child.exitCode}: ${errors}`);
-    try {
-      if ((await fetch(readyUrl)).status < 500) return child;
-    } catch {
-      // not listening yet
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error(`${script} did not start: ${errors}`);
-}
 
 async function cliJson(...argv: string[]) {
   let out = '';
@@ -54,33 +35,18 @@ async function cliJson(...argv: string[]) {
   return JSON.parse(out);
 }
 
-/** User + system CPU seconds the process has used so far (Linux /proc). */
-function cpuSeconds(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
-}
-
-function peakRssMiB(pid: number): number {
-  try {
-    const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
-  } catch {
-    return NaN;
-  }
-}
-
 async function main() {
   const resource = 'https://api.bench.test/payments';
   const scope = 'payments:read';
   await cliJson('resource', 'create', '--uri', resource, '--scope', 'payments:read payments:write', '--ttl', '600', '--default');
   const partner = await cliJson('partner', 'create', '--name', 'Bench Bank', '--scope', scope);
 
-  const portcullis = await start('src/main.ts', { ...env, PORT: String(PORTS.portcullis), ISSUER: `http://localhost:${PORTS.portcullis}` }, `http://127.0.0.1:${PORTS.portcullis}/readyz`);
+  const portcullis = await startProcess('src/main.ts', { ...env, PORT: String(PORTS.portcullis), ISSUER: `http://localhost:${PORTS.portcullis}` }, `http://127.0.0.1:${PORTS.portcullis}/readyz`);
   // the same signing key as Portcullis, read back through its own keyring
   const { db, keyring } = await openStorage(loadConfig(env));
   const keySet = await loadKeySet(db, keyring);
   await db.destroy();
-  const bare = await start('bench/bare-provider.ts', {
+  const bare = await startProcess('bench/bare-provider.ts', {
     PORT: String(PORTS.bare),
     ISSUER: `http://localhost:${PORTS.bare}`,
     BARE_CONFIG: JSON.stringify({ jwk: keySet.keys[0], clientId: partner.client_id, clientSecret: partner.client_secret, resource, scope, ttl: 600 }),
@@ -131,6 +97,6 @@ async function main() {
 try {
   await main();
 } finally {
-  for (const child of children) child.kill('SIGTERM');
+  stopProcesses();
   fs.rmSync(dir, { recursive: true, force: true });
 }

@@ -27,11 +27,8 @@ const source: Knex.MigrationSource<string> = {
  * processes creating those tables at once make one of them fail.
  */
 export async function migrate(db: Db): Promise<void> {
+  if (isSqlite(db)) return migrateSqlite(db);
   const schema = db.client.config.searchPath?.[0] as string | undefined;
-  if (isSqlite(db)) {
-    await migrateSqlite(db);
-    return;
-  }
   const lockName = `portcullis migrate ${schema ?? 'public'}`;
   const conn = await db.client.acquireConnection();
   try {
@@ -47,20 +44,25 @@ export async function migrate(db: Db): Promise<void> {
   }
 }
 
+// (two processes creating knex's own tables at once: one finds them made by the other)
+const LOCK_CONTENTION = /SQLITE_BUSY|database is locked|already locked|MigrationLocked|already exists/;
+
 /**
- * SQLite has no advisory lock: processes starting together on one file may collide creating
- * knex's own tables, or find its lock row taken. Each migration runs in a transaction, so the
- * loser retries (bounded: about 6 s) and then finds the work done or does what is left.
+ * SQLite: several processes open one file (the server, `portcullis` commands, a second
+ * instance). Nothing to apply is the common case and takes no lock; otherwise knex's lock
+ * row decides, and a process that meets it taken (or SQLite's write lock) waits its turn.
  */
-async function migrateSqlite(db: Db, attempts = 40): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
+async function migrateSqlite(db: Db): Promise<void> {
+  for (let attempt = 1; ; attempt += 1) {
     try {
+      const [, pending] = (await db.migrate.list({ migrationSource: source })) as [unknown[], unknown[]];
+      if (pending.length === 0) return;
       await db.migrate.latest({ migrationSource: source });
       return;
     } catch (error) {
-      const raced = /already exists|already locked|SQLITE_BUSY/i.test((error as Error).message);
-      if (!raced || attempt >= attempts) throw error;
-      await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 200));
+      const contention = LOCK_CONTENTION.test(`${(error as Error).name} ${(error as Error).message}`);
+      if (!contention || attempt >= 100) throw error;
+      await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 100));
     }
   }
 }

@@ -86,9 +86,9 @@ export function instanceEnv(dir: string, databaseUrl: string, extra: Record<stri
   return { DATABASE_URL: databaseUrl, KEYS_DIR: path.join(dir, 'keys'), LOG_LEVEL: 'info', ...extra };
 }
 
-/** Starts `node src/main.ts` on a free port and waits for /readyz. */
+/** Starts `node src/main.ts` on `env.PORT`, or a free port, and waits for /readyz. */
 export async function startInstance(env: Record<string, string>, options: { timeoutMs?: number } = {}): Promise<Instance> {
-  const port = await freePort();
+  const port = env.PORT ? Number(env.PORT) : await freePort();
   const fullEnv = { ISSUER: `http://localhost:${port}`, ...env, PORT: String(port) };
   const child = spawn(process.execPath, [path.join(ROOT, 'src/main.ts')], {
     cwd: ROOT,

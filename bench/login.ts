@@ -1,0 +1,111 @@
+/**
+ * Full browser-less logins per second: authorization request with PKCE → password → TOTP →
+ * consent → code exchange (ID token, access token, refresh token), each person a fresh user
+ * (a TOTP time step is single use per person), at a concurrency of 32, against one Portcullis
+ * on SQLite. The password-hash cost is named and measured alone beside it.
+ * Run: `npm run bench:login` (BENCH_LOGINS overrides 200, BENCH_CONCURRENCY 32).
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import * as client from 'openid-client';
+import { DEFAULT_PARAMS, hashPassword, verifyPassword } from '../src/accounts/password.service.ts';
+import { totpCode } from '../src/accounts/totp.service.ts';
+import { runCli } from '../src/cli/cli.ts';
+import { httpLogin } from '../test/support/http-login.ts';
+import { table } from './load.ts';
+import { cpuSeconds, peakRssMiB, startProcess, stopProcesses } from './process.ts';
+
+const LOGINS = Number(process.env.BENCH_LOGINS ?? 200);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
+const PASSWORD = 'correct horse battery staple';
+const REDIRECT = 'http://127.0.0.1:9/callback';
+const PORT = 39100 + Math.floor(Math.random() * 800);
+const ISSUER = `http://localhost:${PORT}`;
+
+const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-bench-login-'));
+const env: Record<string, string> = { DATABASE_URL: `sqlite:${path.join(dir, 'bench.sqlite')}`, KEYS_DIR: path.join(dir, 'keys'), LOG_LEVEL: 'warn' };
+
+async function cliJson(argv: string[], stdin?: string) {
+  let out = '';
+  let err = '';
+  const code = await runCli(argv, { stdout: (t) => { out += t; }, stderr: (t) => { err += t; }, stdin: async () => stdin ?? '' }, env);
+  if (code !== 0) throw new Error(err);
+  return JSON.parse(out);
+}
+
+async function main() {
+  // the cost every login pays once (and every failed one too): one scrypt verification
+  const stored = await hashPassword(PASSWORD);
+  const t0 = performance.now();
+  for (let i = 0; i < 10; i += 1) await verifyPassword(PASSWORD, stored);
+  const scryptMs = (performance.now() - t0) / 10;
+
+  await cliJson(['resource', 'create', '--uri', 'https://api.bench.test/payments', '--scope', 'payments:read', '--default', '--describe', 'payments:read=See your payments']);
+  const partner = await cliJson(['partner', 'create', '--name', 'Bench Budgeting', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT]);
+  process.stdout.write(`creating ${LOGINS} users with TOTP…\n`);
+  const secrets: { username: string; secret: string }[] = [];
+  for (let i = 0; i < LOGINS; i += 8) {
+    const batch = await Promise.all(Array.from({ length: Math.min(8, LOGINS - i) }, (_, j) =>
+      cliJson(['user', 'create', '--username', `person${i + j}`, '--password-stdin', '--with-totp'], PASSWORD)));
+    for (const user of batch) secrets.push({ username: user.username, secret: new URL(user.totp_uri).searchParams.get('secret')! });
+  }
+
+  const server = await startProcess('src/main.ts', { ...env, PORT: String(PORT), ISSUER }, `http://127.0.0.1:${PORT}/readyz`);
+  const config = await client.discovery(new URL(ISSUER), partner.client_id, partner.client_secret, undefined, { execute: [client.allowInsecureRequests] });
+
+  const latencies: number[] = [];
+  let errors = 0;
+  let firstError = '';
+  const queue = [...secrets];
+  const cpuBefore = cpuSeconds(server.pid!);
+  const started = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    for (let person = queue.shift(); person; person = queue.shift()) {
+      const begin = performance.now();
+      try {
+        const verifier = client.randomPKCECodeVerifier();
+        const state = client.randomState();
+        const url = client.buildAuthorizationUrl(config, {
+          redirect_uri: REDIRECT, scope: 'openid payments:read', state,
+          code_challenge: await client.calculatePKCECodeChallenge(verifier), code_challenge_method: 'S256',
+        });
+        const { callback } = await httpLogin({
+          authorizationUrl: url, redirectUri: REDIRECT, username: person.username, password: PASSWORD,
+          code: () => totpCode(person.secret, Date.now()), hosts: [`http://127.0.0.1:${PORT}`],
+        });
+        const tokens = await client.authorizationCodeGrant(config, callback, { pkceCodeVerifier: verifier, expectedState: state });
+        if (!tokens.id_token || !tokens.refresh_token) throw new Error('incomplete token response');
+        latencies.push(performance.now() - begin);
+      } catch (error) {
+        errors += 1;
+        firstError ||= (error as Error).message;
+      }
+    }
+  }));
+  const seconds = (performance.now() - started) / 1000;
+  const cpu = cpuSeconds(server.pid!) - cpuBefore;
+  latencies.sort((a, b) => a - b);
+  const pick = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+
+  process.stdout.write(`\nfull login (authorize → password → TOTP → consent → code exchange), concurrency ${CONCURRENCY}, ${LOGINS} people, node ${process.version}, ${os.cpus().length} cores\n`);
+  process.stdout.write(`password hash: scrypt N=${DEFAULT_PARAMS.N}, r=${DEFAULT_PARAMS.r}, p=${DEFAULT_PARAMS.p}: ${scryptMs.toFixed(1)} ms per verification on this machine\n\n`);
+  process.stdout.write(`${table([{
+    target: 'Portcullis (SQLite)',
+    'logins/s': latencies.length / seconds,
+    'server CPU ms/login': (cpu * 1000) / Math.max(1, latencies.length),
+    'p50 ms': pick(0.5),
+    'p99 ms': pick(0.99),
+    errors,
+    'peak RSS MiB': peakRssMiB(server.pid!),
+  }])}\n`);
+  if (firstError) process.stdout.write(`first error: ${firstError}\n`);
+  process.stdout.write('rerun: npm run bench:login\n');
+}
+
+try {
+  await main();
+} finally {
+  stopProcesses();
+  fs.rmSync(dir, { recursive: true, force: true });
+}

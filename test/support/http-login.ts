@@ -1,0 +1,97 @@
+/**
+ * A person's browser without the browser: follows redirects by hand, keeps cookies, reads each
+ * page's one form and posts it. Used where a real browser adds nothing but time (cross-instance
+ * tests, the login benchmark); the pages themselves are tested in a real browser (test/e2e).
+ * Each hop may go to a different instance (`hosts`): that is how a load balancer behaves.
+ */
+export type HttpLoginResult = { callback: URL; pages: string[] };
+
+type Jar = Map<string, string>;
+
+function remember(jar: Jar, res: Response): void {
+  for (const line of res.headers.getSetCookie()) {
+    const [pair, ...attributes] = line.split(';');
+    const index = pair.indexOf('=');
+    const name = pair.slice(0, index).trim();
+    const value = pair.slice(index + 1).trim();
+    const expired = attributes.some((a) => /^\s*max-age=0\s*$/i.test(a) || /^\s*expires=Thu, 01 Jan 1970/i.test(a));
+    if (expired || value === '') jar.delete(name);
+    else jar.set(name, value);
+  }
+}
+
+const cookieHeader = (jar: Jar) => [...jar].map(([name, value]) => `${name}=${value}`).join('; ');
+
+function form(html: string): { action: string; fields: Record<string, string> } {
+  const match = /<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/.exec(html);
+  if (!match) throw new Error(`no form on the page: ${/<h1[^>]*>([\s\S]*?)<\/h1>/.exec(html)?.[1] ?? html.slice(0, 200)}`);
+  const fields: Record<string, string> = {};
+  for (const input of match[2].matchAll(/<input[^>]*type="hidden"[^>]*>/g)) {
+    const name = /name="([^"]+)"/.exec(input[0])?.[1];
+    const value = /value="([^"]*)"/.exec(input[0])?.[1] ?? '';
+    if (name) fields[name] = value.replace(/&#(\d+);/g, (_, code: string) => String.fromCharCode(Number(code))).replace(/&amp;/g, '&');
+  }
+  return { action: match[1].replace(/&amp;/g, '&'), fields };
+}
+
+const heading = (html: string) => /<h1[^>]*>([\s\S]*?)<\/h1>/.exec(html)?.[1]?.trim() ?? '';
+
+/**
+ * Signs `username` in at `authorizationUrl` with `password` and the TOTP `code()` (asked for
+ * only when the second-factor page shows), allows consent when asked, and returns the
+ * redirect back to the partner. `hosts` rotates the instance each request goes to.
+ */
+export async function httpLogin(options: {
+  authorizationUrl: URL;
+  redirectUri: string;
+  username: string;
+  password: string;
+  code: () => string;
+  hosts?: string[];
+  decision?: 'allow' | 'deny';
+}): Promise<HttpLoginResult> {
+  const jar: Jar = new Map();
+  const pages: string[] = [];
+  const hosts = options.hosts ?? [options.authorizationUrl.origin];
+  let turn = 0;
+  const at = (target: string) => {
+    const url = new URL(target, options.authorizationUrl);
+    const host = new URL(hosts[turn++ % hosts.length]);
+    url.protocol = host.protocol;
+    url.host = host.host;
+    return url;
+  };
+
+  let next: { url: URL; method: 'GET' | 'POST'; body?: string } = { url: options.authorizationUrl, method: 'GET' };
+  for (let hop = 0; hop < 20; hop += 1) {
+    if (next.url.href.startsWith(options.redirectUri)) return { callback: next.url, pages };
+    const res = await fetch(at(next.url.href), {
+      method: next.method,
+      redirect: 'manual',
+      headers: {
+        cookie: cookieHeader(jar),
+        ...(next.body !== undefined ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
+      },
+      body: next.body,
+    });
+    remember(jar, res);
+    const location = res.headers.get('location');
+    if (res.status >= 300 && res.status < 400 && location) {
+      next = { url: new URL(location, next.url), method: 'GET' };
+      continue;
+    }
+    const html = await res.text();
+    const page = heading(html);
+    const refusal = /<p class="alert"[^>]*>([\s\S]*?)<\/p>/.exec(html)?.[1];
+    if (refusal) throw new Error(`refused at "${page}" (HTTP ${res.status}): ${refusal}`);
+    if (res.status !== 200) throw new Error(`HTTP ${res.status} at ${next.url.pathname}: ${page}`);
+    pages.push(page);
+    const { action, fields } = form(html);
+    if (action.endsWith('/login')) Object.assign(fields, { username: options.username, password: options.password });
+    else if (action.endsWith('/otp')) fields.code = options.code();
+    else if (action.endsWith('/consent')) fields.decision = options.decision ?? 'allow';
+    else if (!/\/auth\//.test(action)) throw new Error(`unexpected page "${page}" (form to ${action})`);
+    next = { url: new URL(action, next.url), method: 'POST', body: new URLSearchParams(fields).toString() };
+  }
+  throw new Error(`too many hops: ${pages.join(' → ')}`);
+}
