@@ -52,8 +52,10 @@ const LOCK_CONTENTION = /SQLITE_BUSY|database is locked|already locked|Migration
  * instance). Nothing to apply is the common case and takes no lock; otherwise knex's lock
  * row decides, and a process that meets it taken (or SQLite's write lock) waits its turn.
  */
-async function migrateSqlite(db: Db): Promise<void> {
-  for (let attempt = 1; ; attempt += 1) {
+async function migrateSqlite(db: Db, waitMs = 60_000): Promise<void> {
+  // bounded by time, not attempts: on a loaded machine the holder may take many seconds
+  const deadline = Date.now() + waitMs;
+  for (;;) {
     try {
       const [, pending] = (await db.migrate.list({ migrationSource: source })) as [unknown[], unknown[]];
       if (pending.length === 0) return;
@@ -61,7 +63,7 @@ async function migrateSqlite(db: Db): Promise<void> {
       return;
     } catch (error) {
       const contention = LOCK_CONTENTION.test(`${(error as Error).name} ${(error as Error).message}`);
-      if (!contention || attempt >= 100) throw error;
+      if (!contention || Date.now() > deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 100));
     }
   }
