@@ -8,8 +8,9 @@ import { startPurgeJob } from './db/purge.job.ts';
 import { loadCookieKeys } from './keys/cookie-key.service.ts';
 import { createKeyring, loadKekTexts, type Keyring } from './keys/kek.ts';
 import { startKeyRotationJob } from './keys/key-rotation.job.ts';
-import { checkKeyring, maintainKeys, rotationPolicy, toKeySet } from './keys/signing-key.service.ts';
-import { countKeys, listKeys } from './keys/signing-key.store.ts';
+import { signerAt } from './keys/signing-key.lifecycle.ts';
+import { checkKeyring, maintainKeys, rotationPolicy, toKeySet, type KeySet } from './keys/signing-key.service.ts';
+import { countKeys, listKeys, type SigningKeyRow } from './keys/signing-key.store.ts';
 import { ID_TOKEN_TTL } from './oidc/provider.factory.ts';
 import { listResources } from './resources/resource.store.ts';
 import type { Logger } from './log/logger.ts';
@@ -54,6 +55,22 @@ export type RunningServer = Readonly<{ app: App; db: Db; url: string; close(): P
  * (made if due) and the shared cookie keys (made on first start). Idempotent and safe to race:
  * with WORKERS>1 the primary runs it once before forking, then each worker again (a no-op).
  */
+/**
+ * The key set to start with. Instances starting together race for the first key; the winner
+ * stamped it with its own clock, which may be a moment ahead of the instant a loser started
+ * at (or, across machines, of its clock): read the rows at the current time, and wait a little
+ * for a key that is about to sign rather than fail.
+ */
+async function currentKeySet(rows: SigningKeyRow[], keyring: Keyring, maxWaitMs = 30_000): Promise<KeySet> {
+  const at = Date.now();
+  if (signerAt(rows, at)) return toKeySet(rows, keyring, at);
+  const soon = rows.filter((row) => row.revoked_at === null && row.activates_at > at && row.activates_at - at <= maxWaitMs);
+  if (soon.length === 0) return toKeySet(rows, keyring, at); // says what is wrong
+  const activation = Math.min(...soon.map((row) => row.activates_at));
+  await new Promise((resolve) => setTimeout(resolve, activation - at + 1));
+  return toKeySet(rows, keyring, Date.now());
+}
+
 export async function prepareStorage(config: Config) {
   const { db, keyring } = await openStorage(config);
   try {
@@ -61,7 +78,7 @@ export async function prepareStorage(config: Config) {
     checkKeyring(await listKeys(db), keyring);
     const policy = rotationPolicy(config.keys);
     const startedAt = Date.now();
-    const keySet = toKeySet(await maintainKeys(db, keyring, policy, startedAt), keyring, startedAt);
+    const keySet = await currentKeySet(await maintainKeys(db, keyring, policy, startedAt), keyring);
     const cookieKeys = await loadCookieKeys(db, keyring, startedAt);
     return { db, keyring, policy, keySet, cookieKeys };
   } catch (error) {
