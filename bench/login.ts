@@ -14,14 +14,12 @@ import { totpCode } from '../src/accounts/totp.service.ts';
 import { runCli } from '../src/cli/cli.ts';
 import { httpLogin } from '../test/support/http-login.ts';
 import { table } from './load.ts';
-import { cpuSeconds, peakRssMiB, startProcess, stopProcesses } from './process.ts';
+import { cpuSeconds, freePort, peakRssMiB, startProcess, stopProcesses } from './process.ts';
 
 const LOGINS = Number(process.env.BENCH_LOGINS ?? 200);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const PASSWORD = 'correct horse battery staple';
 const REDIRECT = 'http://127.0.0.1:9/callback';
-const PORT = 39100 + Math.floor(Math.random() * 800);
-const ISSUER = `http://localhost:${PORT}`;
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-bench-login-'));
 const env: Record<string, string> = { DATABASE_URL: `sqlite:${path.join(dir, 'bench.sqlite')}`, KEYS_DIR: path.join(dir, 'keys'), LOG_LEVEL: 'warn' };
@@ -35,6 +33,8 @@ async function cliJson(argv: string[], stdin?: string) {
 }
 
 async function main() {
+  const PORT = await freePort();
+  const ISSUER = `http://localhost:${PORT}`;
   // the cost every login pays once (and every failed one too): one scrypt verification
   const stored = await hashPassword(PASSWORD);
   const t0 = performance.now();

@@ -1,10 +1,21 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../', import.meta.url));
 const children = new Set<ChildProcess>();
+
+/** A port nothing listens on now (the kernel's choice), for a server about to start. */
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
 
 /** Starts `node SCRIPT` with only PATH and `extraEnv`, and waits until `readyUrl` answers. */
 export async function startProcess(script: string, extraEnv: Record<string, string>, readyUrl: string): Promise<ChildProcess> {

@@ -17,6 +17,7 @@ import { createDb } from '../src/db/knex.ts';
 import { loadKeySet } from '../src/keys/signing-key.service.ts';
 import { openStorage } from '../src/server.ts';
 import { runLoad, table, type LoadResult } from './load.ts';
+import { freePort } from './process.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
@@ -51,18 +52,8 @@ async function seed(env: Record<string, string>) {
   return cliJson(env, 'partner', 'create', '--name', 'Bench Bank', '--scope', `${JWT_API.scope} ${OPAQUE_API.scope}`);
 }
 
-async function freePortNumber(): Promise<number> {
-  const net = await import('node:net');
-  return new Promise((resolve) => {
-    const server = net.createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
-
 async function start(script: string, env: Record<string, string>, readyPath: string) {
-  const port = await freePortNumber();
+  const port = await freePort();
   const child = spawn(process.execPath, [path.join(ROOT, script)], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ISSUER: `http://localhost:${port}`, ...env, PORT: String(port) },

@@ -13,12 +13,11 @@ import { loadConfig } from '../src/config/config.ts';
 import { loadKeySet } from '../src/keys/signing-key.service.ts';
 import { openStorage } from '../src/server.ts';
 import { runLoad, table, type LoadResult } from './load.ts';
-import { cpuSeconds, peakRssMiB, startProcess, stopProcesses } from './process.ts';
+import { cpuSeconds, freePort, peakRssMiB, startProcess, stopProcesses } from './process.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
-const PORTS = { portcullis: 39100 + Math.floor(Math.random() * 400), bare: 39600 + Math.floor(Math.random() * 400) };
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-bench-'));
 const env: Record<string, string> = {
@@ -36,6 +35,7 @@ async function cliJson(...argv: string[]) {
 }
 
 async function main() {
+  const PORTS = { portcullis: await freePort(), bare: await freePort() };
   const resource = 'https://api.bench.test/payments';
   const scope = 'payments:read';
   await cliJson('resource', 'create', '--uri', resource, '--scope', 'payments:read payments:write', '--ttl', '600', '--default');
