@@ -106,6 +106,6 @@ async function main() {
 try {
   await main();
 } finally {
-  stopProcesses();
+  await stopProcesses();
   fs.rmSync(dir, { recursive: true, force: true });
 }

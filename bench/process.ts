@@ -36,10 +36,13 @@ export async function startProcess(script: string, extraEnv: Record<string, stri
   throw new Error(`${script} did not start: ${errors}`);
 }
 
-/** User + system CPU seconds the process has used so far (Linux /proc). */
-export function cpuSeconds(pid: number): number {
-  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in clock ticks of 1/100 s
+/** User + system CPU seconds these processes have used so far (Linux /proc). */
+export function cpuSeconds(...pids: number[]): number {
+  const ticks = pids.reduce((sum, pid) => {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return sum + Number(fields[11]) + Number(fields[12]); // utime + stime, in clock ticks of 1/100 s
+  }, 0);
+  return ticks / 100;
 }
 
 export function peakRssMiB(pid: number): number {
@@ -51,6 +54,12 @@ export function peakRssMiB(pid: number): number {
   }
 }
 
-export function stopProcesses(): void {
-  for (const child of children) child.kill('SIGTERM');
+/** SIGTERM to every process started here; waits for each to exit (SIGKILL after 12 s). */
+export async function stopProcesses(): Promise<void> {
+  await Promise.all([...children].map((child) => new Promise<void>((resolve) => {
+    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    child.once('exit', () => resolve());
+    child.kill('SIGTERM');
+    setTimeout(() => child.kill('SIGKILL'), 12_000).unref();
+  })));
 }

@@ -5,24 +5,22 @@
  * Run: `npm run bench:scale` (BENCH_SECONDS, BENCH_CONCURRENCY, BENCH_PG override 6, 32 and
  * postgres://postgres@127.0.0.1:5432/test). About 80 s.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { runCli } from '../src/cli/cli.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { createDb } from '../src/db/knex.ts';
 import { loadKeySet } from '../src/keys/signing-key.service.ts';
 import { openStorage } from '../src/server.ts';
 import { runLoad, table, type LoadResult } from './load.ts';
-import { freePort } from './process.ts';
+import { cpuSeconds, freePort, peakRssMiB, startProcess, stopProcesses } from './process.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const PG = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
 
 const JWT_API = { uri: 'https://api.bench.test/payments', scope: 'payments:read' };
 const OPAQUE_API = { uri: 'https://api.bench.test/reports', scope: 'reports:read' };
@@ -35,8 +33,6 @@ const engines = {
   postgres: { DATABASE_URL: `${PG}${PG.includes('?') ? '&' : '?'}schema=${schema}`, PORTCULLIS_KEK: kek, LOG_LEVEL: 'warn' },
 };
 type Engine = keyof typeof engines;
-
-const children: ChildProcess[] = [];
 
 async function cliJson(env: Record<string, string>, ...argv: string[]) {
   let out = '';
@@ -54,23 +50,7 @@ async function seed(env: Record<string, string>) {
 
 async function start(script: string, env: Record<string, string>, readyPath: string) {
   const port = await freePort();
-  const child = spawn(process.execPath, [path.join(ROOT, script)], {
-    cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', ISSUER: `http://localhost:${port}`, ...env, PORT: String(port) },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  children.push(child);
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`${script} exited with ${child.exitCode}`);
-    try {
-      if ((await fetch(`http://127.0.0.1:${port}${readyPath}`)).ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) throw new Error(`${script} not ready in 30 s`);
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
+  const child = await startProcess(script, { ISSUER: `http://localhost:${port}`, ...env, PORT: String(port) }, `http://127.0.0.1:${port}${readyPath}`);
   return { child, base: `http://127.0.0.1:${port}` };
 }
 
@@ -82,19 +62,6 @@ function family(pid: number): number[] {
   } catch {
     return [pid];
   }
-}
-
-function peakRssMiB(pid: number): number {
-  const match = /VmHWM:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return match ? Number(match[1]) / 1024 : NaN;
-}
-
-function cpuSeconds(pids: number[]): number {
-  const ticks = pids.reduce((sum, pid) => {
-    const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return sum + Number(fields[11]) + Number(fields[12]); // utime + stime
-  }, 0);
-  return ticks / 100;
 }
 
 type Target = { name: string; child: ChildProcess; base: string; secret: string; clientId: string };
@@ -129,9 +96,9 @@ type Row = { row: string; target: Target; result: LoadResult; cpuMsPerRequest: n
 async function measure(row: string, target: Target, request: () => Promise<Response>): Promise<Row> {
   await runLoad({ concurrency: CONCURRENCY, seconds: 1.5, request }); // warm-up
   const pids = family(target.child.pid!);
-  const before = cpuSeconds(pids);
+  const before = cpuSeconds(...pids);
   const result = await runLoad({ concurrency: CONCURRENCY, seconds: SECONDS, request });
-  const cpuMsPerRequest = ((cpuSeconds(pids) - before) * 1000) / Math.max(1, result.requests);
+  const cpuMsPerRequest = ((cpuSeconds(...pids) - before) * 1000) / Math.max(1, result.requests);
   return { row, target, result, cpuMsPerRequest };
 }
 
@@ -198,12 +165,7 @@ async function main() {
 }
 
 async function cleanup() {
-  await Promise.all(children.map((child) => new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 12_000).unref();
-  })));
+  await stopProcesses();
   const db = createDb(PG);
   try {
     await db.raw('DROP SCHEMA IF EXISTS ?? CASCADE', [schema]);
