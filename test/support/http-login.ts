@@ -1,3 +1,5 @@
+import { cookieAgent } from './agent.ts';
+
 /**
  * A person's browser without the browser: follows redirects by hand, keeps cookies, reads each
  * page's one form and posts it. Used where a real browser adds nothing but time (cross-instance
@@ -5,22 +7,6 @@
  * Each hop may go to a different instance (`hosts`): that is how a load balancer behaves.
  */
 export type HttpLoginResult = { callback: URL; pages: string[] };
-
-type Jar = Map<string, string>;
-
-function remember(jar: Jar, res: Response): void {
-  for (const line of res.headers.getSetCookie()) {
-    const [pair, ...attributes] = line.split(';');
-    const index = pair.indexOf('=');
-    const name = pair.slice(0, index).trim();
-    const value = pair.slice(index + 1).trim();
-    const expired = attributes.some((a) => /^\s*max-age=0\s*$/i.test(a) || /^\s*expires=Thu, 01 Jan 1970/i.test(a));
-    if (expired || value === '') jar.delete(name);
-    else jar.set(name, value);
-  }
-}
-
-const cookieHeader = (jar: Jar) => [...jar].map(([name, value]) => `${name}=${value}`).join('; ');
 
 function form(html: string): { action: string; fields: Record<string, string> } {
   const match = /<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/.exec(html);
@@ -50,37 +36,21 @@ export async function httpLogin(options: {
   hosts?: string[];
   decision?: 'allow' | 'deny';
 }): Promise<HttpLoginResult> {
-  const jar: Jar = new Map();
   const pages: string[] = [];
   const hosts = options.hosts ?? [options.authorizationUrl.origin];
   let turn = 0;
-  const at = (target: string) => {
-    const url = new URL(target, options.authorizationUrl);
-    const host = new URL(hosts[turn++ % hosts.length]);
-    url.protocol = host.protocol;
-    url.host = host.host;
-    return url;
-  };
+  const agent = cookieAgent(() => hosts[turn++ % hosts.length]);
 
-  let next: { url: URL; method: 'GET' | 'POST'; body?: string } = { url: options.authorizationUrl, method: 'GET' };
+  let next: { url: URL; body?: Record<string, string> } = { url: options.authorizationUrl };
   for (let hop = 0; hop < 20; hop += 1) {
     if (next.url.href.startsWith(options.redirectUri)) return { callback: next.url, pages };
-    const res = await fetch(at(next.url.href), {
-      method: next.method,
-      redirect: 'manual',
-      headers: {
-        cookie: cookieHeader(jar),
-        ...(next.body !== undefined ? { 'content-type': 'application/x-www-form-urlencoded' } : {}),
-      },
-      body: next.body,
-    });
-    remember(jar, res);
+    const path = `${next.url.pathname}${next.url.search}`;
+    const { res, text: html } = next.body ? await agent.post(path, next.body) : await agent.get(path);
     const location = res.headers.get('location');
     if (res.status >= 300 && res.status < 400 && location) {
-      next = { url: new URL(location, next.url), method: 'GET' };
+      next = { url: new URL(location, next.url) };
       continue;
     }
-    const html = await res.text();
     const page = heading(html);
     const refusal = /<p class="alert"[^>]*>([\s\S]*?)<\/p>/.exec(html)?.[1];
     if (refusal) throw new Error(`refused at "${page}" (HTTP ${res.status}): ${refusal}`);
@@ -91,7 +61,7 @@ export async function httpLogin(options: {
     else if (action.endsWith('/otp')) fields.code = options.code();
     else if (action.endsWith('/consent')) fields.decision = options.decision ?? 'allow';
     else if (!/\/auth\//.test(action)) throw new Error(`unexpected page "${page}" (form to ${action})`);
-    next = { url: new URL(action, next.url), method: 'POST', body: new URLSearchParams(fields).toString() };
+    next = { url: new URL(action, next.url), body: fields };
   }
   throw new Error(`too many hops: ${pages.join(' → ')}`);
 }
