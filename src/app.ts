@@ -5,6 +5,7 @@ import type { Config } from './config/config.ts';
 import { workerMetricsRenderer } from './cluster/cluster-metrics.service.ts';
 import { poolUse, type Db } from './db/knex.ts';
 import { healthRoutes } from './http/health.routes.ts';
+import { oauthErrorText } from './http/oauth-error-text.ts';
 import { createMetrics } from './http/metrics.service.ts';
 import { metricsRoute } from './http/metrics.routes.ts';
 import { requestLog } from './http/request-log.middleware.ts';
@@ -16,6 +17,7 @@ import { jwksCacheControl } from './keys/jwks-cache.middleware.ts';
 import { deriveKey, type Keyring } from './keys/kek.ts';
 import type { KeySet } from './keys/signing-key.service.ts';
 import type { Logger } from './log/logger.ts';
+import { safeError } from './log/safe-error.ts';
 import { jwtTokenTypeGuard } from './oidc/jwt-token-type.ts';
 import { createAdapterClass } from './oidc/payload.store.ts';
 import { buildProvider } from './oidc/provider.factory.ts';
@@ -70,7 +72,8 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
       await db.raw('select 1');
       checks.database = 'ok';
     } catch (error) {
-      checks.database = `unavailable: ${(error as Error).message}`;
+      checks.database = `unavailable (${safeError(error).message})`;
+      log.warn('readiness: database unavailable', { err: error });
     }
     checks.signing_key = keySet.signingKid ? `ok (${keySet.signingKid})` : 'missing';
     return { ok: checks.database === 'ok' && Boolean(keySet.signingKid), checks };
@@ -91,13 +94,15 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
           securityHeaders({ https: secure }),
           healthRoutes(readiness),
           jwksCacheControl('/jwks', config.keys.jwksMaxAgeSeconds),
+          oauthErrorText(),
           jwtTokenTypeGuard({ introspection: '/token/introspection', revocation: '/token/revocation' }),
           login,
         ],
         onError(event, ctx: KoaContextWithOIDC | undefined, error) {
-          const fields = { event, error: error.message, path: ctx?.path, client_id: ctx?.oidc?.client?.clientId, request_id: ctx?.state?.requestId };
-          if (event === 'server_error') log.error('provider error', { ...fields, stack: error.stack });
-          else log.info('request refused', fields);
+          const fields = { event, path: ctx?.path, client_id: ctx?.oidc?.client?.clientId, request_id: ctx?.state?.requestId };
+          // a refusal is the client's doing (its message is enough); a server error gets the stack
+          if (event === 'server_error') log.error('provider error', { ...fields, err: error });
+          else log.info('request refused', { ...fields, error: safeError(error).message });
         },
         onTokenIssued: metrics.tokenIssued,
       },

@@ -3,6 +3,7 @@ import { runPrimary } from './cluster/cluster.primary.ts';
 import { ConfigError, loadConfig } from './config/config.ts';
 import { KekError } from './keys/kek.ts';
 import { createLogger } from './log/logger.ts';
+import { safeError } from './log/safe-error.ts';
 import { prepareStorage, startServer } from './server.ts';
 
 async function main(): Promise<void> {
@@ -43,6 +44,6 @@ async function main(): Promise<void> {
 
 main().catch((error: Error) => {
   const known = error instanceof ConfigError || error instanceof KekError;
-  process.stderr.write(`portcullis: ${known ? error.message : `start-up failed: ${error.message}`}\n`);
+  process.stderr.write(`portcullis: ${known ? error.message : `start-up failed: ${safeError(error).message}`}\n`);
   process.exit(1);
 });

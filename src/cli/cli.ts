@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, type Config } from '../config/config.ts';
 import type { Db } from '../db/knex.ts';
 import { AppError } from '../http/errors.ts';
+import { safeError } from '../log/safe-error.ts';
 import type { Keyring } from '../keys/kek.ts';
 import { listKeys } from '../keys/signing-key.store.ts';
 import { rewrapSharedSecrets } from '../keys/cookie-key.service.ts';
@@ -202,7 +203,7 @@ export async function runCli(argv: string[], io: Io, env: Record<string, string 
     io.stdout(`${JSON.stringify(result, null, 2)}\n`);
     return 0;
   } catch (error) {
-    const message = error instanceof AppError || error instanceof UsageError ? error.message : `${(error as Error).message}`;
+    const message = error instanceof AppError || error instanceof UsageError ? error.message : safeError(error).message;
     io.stderr(`portcullis ${name}: ${message.split('\n')[0]}\n`);
     return error instanceof UsageError ? 2 : 1;
   } finally {

@@ -21,6 +21,8 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
       client: 'sqlite3',
       connection: { filename },
       useNullAsDefault: true,
+      // an error's message carries the SQL with `?` placeholders, never the bound values
+      compileSqlOnError: false,
       pool: {
         min: 1,
         max: 1,
@@ -36,6 +38,7 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
   for (const param of ['schema', 'sslmode', 'sslrootcert']) url.searchParams.delete(param);
   return knexFactory({
     client: 'pg',
+    compileSqlOnError: false,
     connection: {
       connectionString: url.toString(),
       ssl,

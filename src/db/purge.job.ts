@@ -9,7 +9,7 @@ export function startPurgeJob(db: Db, intervalSeconds: number, log: Logger): () 
     if (running) return;
     running = purgeExpired(db)
       .then((count) => { if (count) log.info('purged expired rows', { count }); })
-      .catch((error: Error) => log.warn('purge failed', { error: error.message }))
+      .catch((error: Error) => log.warn('purge failed', { err: error }))
       .finally(() => { running = undefined; });
   };
   run();

@@ -12,9 +12,11 @@ export function render(view: string, values: Record<string, string>): string {
     template = fs.readFileSync(`${VIEWS_DIR}${view}.html`, 'utf8');
     templates.set(view, template);
   }
-  return template
-    .replace(/\{\{\{(\w+)\}\}\}/g, (_, name: string) => values[name] ?? '')
-    .replace(/\{\{(\w+)\}\}/g, (_, name: string) => escapeHtml(values[name] ?? ''));
+  // one pass over the template: what a slot inserts is never scanned for slots again, so a
+  // value such as a username `{{csrf}}` stays text
+  return template.replace(/\{\{\{(\w+)\}\}\}|\{\{(\w+)\}\}/g, (_, trusted: string | undefined, name: string | undefined) =>
+    trusted !== undefined ? values[trusted] ?? '' : escapeHtml(values[name!] ?? ''),
+  );
 }
 
 /** A whole page: `view` rendered into the layout (views/page.html) under one h1, `title`. */

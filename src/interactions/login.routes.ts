@@ -76,7 +76,7 @@ function pageErrors(log: Logger) {
       if (err.name === 'SessionNotFound' || err.error === 'invalid_request' || err.error === 'session_not_found') {
         return showError(ctx, 400, 'Sign-in expired', EXPIRED);
       }
-      log.error('interaction failed', { error: err.message, stack: err.stack, path: ctx.path });
+      log.error('interaction failed', { err, path: ctx.path });
       return showError(ctx, 500, 'Something went wrong', 'The request could not be completed. Please try again later.');
     }
     return undefined;

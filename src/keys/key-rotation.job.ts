@@ -51,7 +51,7 @@ export function startKeyRotationJob(deps: KeyRotationDeps): { stop(): Promise<vo
     } catch (error) {
       if (!known) throw error;
       // a key already scheduled still takes over on time: it was published long ago
-      deps.log.warn('key rotation check failed; switching on the keys last read', { error: (error as Error).message });
+      deps.log.warn('key rotation check failed; switching on the keys last read', { err: error });
     }
     return known;
   }
@@ -74,7 +74,7 @@ export function startKeyRotationJob(deps: KeyRotationDeps): { stop(): Promise<vo
     clearTimeout(timer);
     running = once()
       .then(schedule, (error: Error) => {
-        deps.log.warn('key rotation check failed', { error: error.message });
+        deps.log.warn('key rotation check failed', { err: error });
         schedule(deps.pollMs);
       })
       .finally(() => {

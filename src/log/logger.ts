@@ -1,4 +1,5 @@
 import { pino, type DestinationStream } from 'pino';
+import { safeError } from './safe-error.ts';
 
 export type LogLevel = 'info' | 'warn' | 'error' | 'silent';
 export type Logger = Readonly<{
@@ -35,6 +36,9 @@ export function createLogger(level: LogLevel, write?: (line: string) => void): L
     base: { pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     formatters: { level: (label) => ({ level: label }) },
+    // `err` fields go through safeError: a database error is logged by its code and SQL, never
+    // with the values its driver put in the message
+    serializers: { err: (error: unknown) => safeError(error, { withStack: true }) },
     redact: { paths: [...SECRET_FIELDS, ...SECRET_FIELDS.map((name) => `*.${name}`)], censor: '[redacted]' },
   };
   return wrap(destination ? pino(options, destination) : pino(options));
