@@ -44,6 +44,7 @@ export type AppDeps = Readonly<{
 export function createApp(deps: AppDeps, initialKeys: KeySet) {
   const { config, db, log } = deps;
   let keySet = initialKeys;
+  let cookieKeys = deps.cookieKeys;
 
   const secure = config.issuer.startsWith('https:');
   const accounts = { db, keyring: deps.keyring, now: deps.now ?? Date.now };
@@ -84,7 +85,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
       {
         config,
         Adapter,
-        cookieKeys: deps.cookieKeys,
+        cookieKeys,
         resources: createResourceDirectory(db),
         findAccount,
         loadExistingGrant,
@@ -117,10 +118,18 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     get keySet(): KeySet {
       return keySet;
     },
+    get cookieKeys(): readonly string[] {
+      return cookieKeys;
+    },
     /** Builds a Provider with these keys and swaps it in. */
     useKeys(next: KeySet): void {
       holder.swap(build(next));
       keySet = next;
+    },
+    /** Builds a Provider that signs cookies with these keys (first signs, all verify) and swaps it in. */
+    useCookieKeys(next: string[]): void {
+      cookieKeys = next;
+      holder.swap(build(keySet));
     },
   };
 }

@@ -5,6 +5,7 @@ import type { Config } from './config/config.ts';
 import { createDb, type Db } from './db/knex.ts';
 import { migrate } from './db/migrate.ts';
 import { startPurgeJob } from './db/purge.job.ts';
+import { watchCookieKeys } from './keys/cookie-key.job.ts';
 import { loadCookieKeys } from './keys/cookie-key.service.ts';
 import { createKeyring, loadKekTexts, type Keyring } from './keys/kek.ts';
 import { startKeyRotationJob } from './keys/key-rotation.job.ts';
@@ -125,6 +126,14 @@ export async function startServer(config: Config, log: Logger, options: { cluste
       current: () => app.keySet,
       use: (next) => app.useKeys(next),
     });
+    const cookieKeyWatch = watchCookieKeys({
+      db,
+      keyring,
+      pollMs: config.keys.pollIntervalSeconds * 1000,
+      log,
+      current: () => app.cookieKeys,
+      use: (next) => app.useCookieKeys(next),
+    });
     log.info('listening', { port, issuer: config.issuer, database: config.databaseUrl.startsWith('sqlite:') ? 'sqlite' : 'postgres', signing_kid: keySet.signingKid });
 
     let closing: Promise<void> | undefined;
@@ -145,6 +154,7 @@ export async function startServer(config: Config, log: Logger, options: { cluste
             server.once('close', () => clearInterval(sweep));
           });
           await rotation.stop();
+          await cookieKeyWatch.stop();
           await db.destroy();
         })();
         return closing;

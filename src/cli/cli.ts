@@ -5,7 +5,7 @@ import { AppError } from '../http/errors.ts';
 import { safeError } from '../log/safe-error.ts';
 import type { Keyring } from '../keys/kek.ts';
 import { listKeys } from '../keys/signing-key.store.ts';
-import { rewrapSharedSecrets } from '../keys/cookie-key.service.ts';
+import { rewrapSharedSecrets, rotateCookieKeys } from '../keys/cookie-key.service.ts';
 import { describeKeys, revokeKey, rewrapKeys, rotateKeys, rotationPolicy } from '../keys/signing-key.service.ts';
 import {
   createPartner,
@@ -31,7 +31,8 @@ export const USAGE = `usage: portcullis <command>
   keys list                                 signing keys and their state (next, active, retired, revoked)
   keys rotate [--now]                       add a key: signs after KEY_PREPUBLISH, or at once with --now
   keys revoke KID                           take a key out of the JWKS at once (a new key signs if it did)
-  keys rewrap                               re-encrypt every private key under the first KEK`;
+  keys rewrap                               re-encrypt every private key under the first KEK
+  keys rotate-cookie-keys                   a new cookie-signing key signs; the previous two still verify`;
 
 type Io = { stdout(text: string): void; stderr(text: string): void; stdin?(): Promise<string> };
 type Storage = { db: Db; keyring: Keyring; config: Config; stdin(): Promise<string> };
@@ -151,6 +152,10 @@ const COMMANDS: Record<string, Command> = {
     options(args, {});
     const result = await rewrapKeys(db, keyring);
     return { ...result, shared_secrets: await rewrapSharedSecrets(db, keyring) };
+  },
+  async 'keys rotate-cookie-keys'(args, { db, keyring }) {
+    options(args, {});
+    return rotateCookieKeys(db, keyring);
   },
   async 'user create'(args, storage) {
     const { values } = options(args, {

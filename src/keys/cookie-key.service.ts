@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/knex.ts';
 import type { Keyring } from './kek.ts';
-import { findSharedSecret, insertSharedSecretIfAbsent, listSharedSecrets, replaceSealedSecret } from './shared-secret.store.ts';
+import { findSharedSecret, insertSharedSecretIfAbsent, listSharedSecrets, replaceSealedSecret, swapSealedSecret, type SharedSecretRow } from './shared-secret.store.ts';
 
 const NAME = 'cookie_keys';
 
@@ -19,9 +19,35 @@ export async function loadCookieKeys(db: Db, keyring: Keyring, now: number = Dat
     row = await findSharedSecret(db, NAME);
     if (!row) throw new Error('cookie keys vanished right after they were stored');
   }
+  return openCookieKeys(row, keyring);
+}
+
+function openCookieKeys(row: SharedSecretRow, keyring: Keyring): string[] {
   const keys = JSON.parse(keyring.open(row.sealed)) as unknown;
   if (!Array.isArray(keys) || keys.length === 0 || !keys.every((key) => typeof key === 'string')) throw new Error('stored cookie keys are malformed');
   return keys;
+}
+
+/**
+ * Keys kept after a rotation: the new one signs, the previous ones still verify. A cookie signed
+ * by a key that has dropped off the end is refused (the person signs in again), so rotate no
+ * more often than a session lives (24 h) to keep people signed in.
+ */
+export const COOKIE_KEYS_KEPT = 3;
+
+/**
+ * Puts a new cookie-signing key first. A compare-and-swap on the sealed row: two rotations
+ * racing both land, one after the other. Running instances pick it up at their next key poll.
+ */
+export async function rotateCookieKeys(db: Db, keyring: Keyring, now: number = Date.now()): Promise<{ cookie_keys: number; verifying_only: number }> {
+  await loadCookieKeys(db, keyring, now); // made on first use, like at start-up
+  for (let attempt = 0; attempt < 10; attempt += 1) {
+    const row = await findSharedSecret(db, NAME);
+    if (!row) break;
+    const keys = [randomBytes(32).toString('base64url'), ...openCookieKeys(row, keyring)].slice(0, COOKIE_KEYS_KEPT);
+    if (await swapSealedSecret(db, NAME, row.sealed, keyring.seal(JSON.stringify(keys)))) return { cookie_keys: keys.length, verifying_only: keys.length - 1 };
+  }
+  throw new Error('the cookie keys kept changing during this rotation: try again');
 }
 
 /** Re-seals every shared secret under the first KEK (part of `keys rewrap`). */

@@ -21,3 +21,8 @@ export async function listSharedSecrets(db: Db): Promise<SharedSecretRow[]> {
 export async function replaceSealedSecret(db: Db, name: string, sealed: string): Promise<void> {
   await db(TABLE).where({ name }).update({ sealed });
 }
+
+/** Replaces the sealed value only if it is still `expected`: of racing writers, one wins (true). */
+export async function swapSealedSecret(db: Db, name: string, expected: string, sealed: string): Promise<boolean> {
+  return (await db(TABLE).where({ name, sealed: expected }).update({ sealed })) > 0;
+}

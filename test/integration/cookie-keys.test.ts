@@ -1,0 +1,96 @@
+import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { loadConfig } from '../../src/config/config.ts';
+import { createLogger } from '../../src/log/logger.ts';
+import { startServer, type RunningServer } from '../../src/server.ts';
+import { cookieAgent } from '../support/agent.ts';
+import { cli, freshDatabaseUrl, instanceEnv, tempDir } from '../support/harness.ts';
+
+const REDIRECT = 'http://127.0.0.1:9/callback'; // never reached
+
+let server: RunningServer;
+let env: Record<string, string>;
+let clientId: string;
+
+beforeAll(async () => {
+  const dir = tempDir();
+  env = instanceEnv(dir, freshDatabaseUrl(dir), { PORT: '0', LOG_LEVEL: 'silent', KEY_POLL_INTERVAL: '1s' });
+  server = await startServer(loadConfig(env), createLogger('silent'));
+  await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read', '--default');
+  clientId = (await cli(env, 'partner', 'create', '--name', 'Acme', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT)).json.client_id;
+});
+
+afterAll(async () => {
+  await server?.close();
+});
+
+/** Starts an authorization in a fresh browser; returns the browser and its interaction path. */
+async function beginLogin() {
+  const browser = cookieAgent(() => server.url);
+  const verifier = randomBytes(32).toString('base64url');
+  const query = new URLSearchParams({
+    client_id: clientId,
+    response_type: 'code',
+    redirect_uri: REDIRECT,
+    scope: 'openid payments:read',
+    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+    code_challenge_method: 'S256',
+  });
+  const { res } = await browser.get(`/auth?${query}`);
+  expect(res.status).toBe(303);
+  return { browser, path: new URL(res.headers.get('location')!, server.url).pathname };
+}
+
+/** keygrip's signature of a Koa signed cookie. */
+function cookieSignature(key: string, name: string, value: string): string {
+  return createHmac('sha1', key).update(`${name}=${value}`).digest('base64').replace(/\/|\+|=/g, (c) => ({ '/': '_', '+': '-', '=': '' })[c]!);
+}
+
+async function rotateAndWait(): Promise<string[]> {
+  const before = server.app.cookieKeys.join();
+  const rotated = await cli(env, 'keys', 'rotate-cookie-keys');
+  expect(rotated.code).toBe(0);
+  expect(rotated.stdout).not.toMatch(/[A-Za-z0-9_-]{43}/); // no key is printed
+  for (let i = 0; i < 60 && server.app.cookieKeys.join() === before; i += 1) await new Promise((r) => setTimeout(r, 100));
+  expect(server.app.cookieKeys.join()).not.toBe(before);
+  return [...server.app.cookieKeys];
+}
+
+test('rotating the cookie keys keeps logins half done, signs with the new key, and drops the oldest', async () => {
+  const started = await beginLogin();
+  const dormant = await beginLogin();
+  const original = server.app.cookieKeys[0];
+
+  const keys = await rotateAndWait();
+  expect(keys).toHaveLength(2);
+  expect(keys[1]).toBe(original);
+
+  // a login begun before the rotation goes on: its cookie verifies with the previous key (and
+  // comes back signed with the new one)
+  const page = await started.browser.get(started.path);
+  expect(page.res.status).toBe(200);
+  expect(page.text).toContain('name="password"');
+  expect(started.browser.jar.get('_interaction.sig')).toBe(cookieSignature(keys[0], '_interaction', started.browser.jar.get('_interaction')!));
+
+  // cookies made now are signed with the new key
+  const fresh = await beginLogin();
+  const value = fresh.browser.jar.get('_interaction')!;
+  expect(fresh.browser.jar.get('_interaction.sig')).toBe(cookieSignature(keys[0], '_interaction', value));
+
+  // after two more rotations the original key has dropped off: a cookie only it signed is refused
+  await rotateAndWait();
+  expect(await rotateAndWait()).not.toContain(original);
+  const expired = await dormant.browser.get(dormant.path);
+  expect(expired.res.status).toBe(400);
+  expect(expired.text).toContain('expired');
+  expect((await started.browser.get(started.path)).res.status).toBe(200);
+  expect((await fresh.browser.get(fresh.path)).res.status).toBe(200);
+});
+
+test('racing rotations all land', async () => {
+  const before = server.app.cookieKeys;
+  const results = await Promise.all([1, 2, 3].map(() => cli(env, 'keys', 'rotate-cookie-keys')));
+  expect(results.map((r) => r.code)).toEqual([0, 0, 0]);
+  for (let i = 0; i < 60 && server.app.cookieKeys.some((key) => before.includes(key)); i += 1) await new Promise((r) => setTimeout(r, 100));
+  // three new keys: none of the keys served before is left
+  expect(server.app.cookieKeys.filter((key) => before.includes(key))).toEqual([]);
+});
