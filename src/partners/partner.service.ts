@@ -30,6 +30,9 @@ function newClientId(): string {
   return `ptn_${randomBytes(12).toString('base64url')}`;
 }
 
+/** What a client_id can be (ours are `ptn_` + 16 base64url); anything else is no partner. */
+const CLIENT_ID_PATTERN = /^[\w.~-]{1,64}$/;
+
 export type PartnerInput = { name: string; scopes: string[]; grantTypes: string[]; redirectUris: string[]; isPublic?: boolean };
 
 function validRedirectUri(uri: string): boolean {
@@ -153,6 +156,8 @@ export function toClientMetadata(partner: Partner | undefined): AdapterPayload |
 export function createClientDirectory(db: Db) {
   const inflight = new Map<string, Promise<AdapterPayload | undefined>>();
   return function findClientMetadata(clientId: string): Promise<AdapterPayload | undefined> {
+    // never a query for what cannot be a client_id (PostgreSQL refuses a NUL byte with an error)
+    if (!CLIENT_ID_PATTERN.test(clientId)) return Promise.resolve(undefined);
     let pending = inflight.get(clientId);
     if (!pending) {
       pending = findPartner(db, clientId)

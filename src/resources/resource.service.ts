@@ -22,7 +22,8 @@ export function createResourceDirectory(db: Db, ttlMs = 2000, now: () => number 
     return value;
   }
   return {
-    find: (uri: string) => cached(`uri:${uri}`, () => findResource(db, uri)),
+    // a resource URI is printable ASCII (RFC 3986); anything else is no resource, and no query
+    find: (uri: string) => (/^[\x21-\x7e]{1,512}$/.test(uri) ? cached(`uri:${uri}`, () => findResource(db, uri)) : Promise.resolve(undefined)),
     findDefault: () => cached('default', () => findDefaultResource(db)),
   };
 }
