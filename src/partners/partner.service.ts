@@ -49,11 +49,13 @@ async function permissionsFor(db: Db, scopes: readonly string[]): Promise<Permis
   if (scopes.length === 0) throw invalidInput('--scope is required (space-separated scopes of registered resources)');
   for (const scope of scopes) if (!SCOPE_PATTERN.test(scope)) throw invalidInput(`"${scope}" is not a valid scope`);
   const owners = await findScopeOwners(db, scopes);
-  return [...new Set(scopes)].map((scope) => {
+  const permissions = [...new Set(scopes)].map((scope) => {
     const resource = owners.get(scope);
     if (!resource) throw invalidInput(`scope "${scope}" belongs to no resource (create it with \`portcullis resource create\`)`);
     return { resource, scope };
   });
+  // the order the store reads them back in
+  return permissions.sort((a, b) => (a.resource === b.resource ? (a.scope < b.scope ? -1 : 1) : a.resource < b.resource ? -1 : 1));
 }
 
 function checkInput(input: PartnerInput): void {
