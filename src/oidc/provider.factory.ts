@@ -181,7 +181,8 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
           // never a token with this audience and no scope (an API checking only `aud` would take it)
           if (scopesToIssue(ctx, resource.uri, offered).length === 0) {
             const reason = offered.length ? `no scope of ${resource.uri} was requested and granted` : `this client is allowed no scope of ${resource.uri}`;
-            throw new errors.InvalidScope(reason, resource.scopes.join(' '));
+            // the error names the scope asked for, if any (as oidc-provider's own invalid_scope does)
+            throw Object.assign(new errors.InvalidScope(reason, ''), { scope: ctx.oidc.params?.scope || undefined });
           }
           return {
             scope: offered.join(' '),
