@@ -22,8 +22,9 @@ export type ProviderDeps = Readonly<{
   /**
    * Whether tokens of this partner (and person, for person-bound tokens) may still be honoured:
    * read fresh on every introspection, so a suspension or a disabled account applies at once.
+   * An undefined argument is not checked.
    */
-  tokenOwnerActive: (clientId: string, accountId: string | undefined) => Promise<boolean>;
+  tokenOwnerActive: (clientId: string | undefined, accountId: string | undefined) => Promise<boolean>;
   /** Called after every successful token endpoint response (metrics). */
   onTokenIssued?: (grantType: string, clientId: string) => void;
 }>;
@@ -76,6 +77,14 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
   const secure = config.issuer.startsWith('https:');
   // A signed token must expire before its key leaves the JWKS (KEY_RETAIN after retirement).
   const signedLifetime = (seconds: number) => Math.min(seconds, config.keys.retainSeconds);
+
+  /** Whether `clientId` is the introspector (`resource create --introspector`) of the token's audience. */
+  async function introspects(clientId: string, token: { aud?: string | string[] }): Promise<boolean> {
+    for (const audience of [token.aud ?? []].flat()) {
+      if ((await resources.find(audience))?.introspector === clientId) return true;
+    }
+    return false;
+  }
 
   const configuration: Configuration = {
     adapter: deps.Adapter,
@@ -142,13 +151,10 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
         // A token of a suspended partner or of a disabled person is inactive, whoever asks.
         async allowedPolicy(_ctx, client, token) {
           if (client.clientAuthMethod === 'none') return false;
-          const accountId = (token as { accountId?: string }).accountId;
-          if (!token.clientId || !(await deps.tokenOwnerActive(token.clientId, accountId))) return false;
-          if (token.clientId === client.clientId) return true;
-          for (const audience of [(token as { aud?: string | string[] }).aud ?? []].flat()) {
-            if ((await resources.find(audience))?.introspector === client.clientId) return true;
-          }
-          return false;
+          const own = token.clientId === client.clientId;
+          if (!own && !(await introspects(client.clientId, token as { aud?: string | string[] }))) return false;
+          // an own token's partner was just read (active) by this request's client authentication
+          return deps.tokenOwnerActive(own ? undefined : token.clientId, (token as { accountId?: string }).accountId);
         },
       },
       revocation: {

@@ -53,7 +53,7 @@ describe(`a suspended partner's tokens die at once (${ENGINE})`, () => {
     expect(await introspectAs(server.url, introspector, fresh)).toEqual(expect.objectContaining({ active: true }));
   });
 
-  test('introspection checks the partner every time: a token that outlived the revocation (written by a request in flight) is inactive while the partner is suspended', async () => {
+  test('introspection checks the partner every time: a token that outlived the revocation (written by a request in flight) is inactive while the partner is suspended, and resume revokes it', async () => {
     const app = await registerApp(env, { name: 'Racing Budgeting' });
     const service = await registerService(env, 'Racing PSP');
     const person = await personTokens(server.url, env, app);
@@ -63,7 +63,17 @@ describe(`a suspended partner's tokens die at once (${ENGINE})`, () => {
     expect(await introspectAs(server.url, introspector, person.access_token)).toEqual({ active: false });
     expect(await introspectAs(server.url, introspector, machine)).toEqual({ active: false });
     await server.db('partners').whereIn('client_id', [app.clientId, service.clientId]).update({ status: 'active' });
-    expect(await introspectAs(server.url, introspector, person.access_token)).toEqual(expect.objectContaining({ active: true }));
+    expect(await introspectAs(server.url, introspector, person.access_token)).toEqual(expect.objectContaining({ active: true })); // read fresh, not cached
+    // `partner resume` revokes such leftovers: nothing from before the suspension comes back
+    await server.db('partners').whereIn('client_id', [app.clientId, service.clientId]).update({ status: 'suspended' });
+    for (const partner of [app, service]) expect((await cli(env, 'partner', 'resume', partner.clientId)).json.status).toBe('active');
+    expect(await introspectAs(server.url, introspector, person.access_token)).toEqual({ active: false });
+    expect(await introspectAs(server.url, introspector, machine)).toEqual({ active: false });
+    expect((await refresh(app, person.refresh_token)).body.error).toBe('invalid_grant');
+    // resuming an active partner changes nothing
+    const kept = (await clientCredentials(service)).body.access_token as string;
+    expect((await cli(env, 'partner', 'resume', service.clientId)).code).toBe(0);
+    expect(await introspectAs(server.url, introspector, kept)).toEqual(expect.objectContaining({ active: true }));
   });
 
   test('suspension while 20 token requests are in flight: every token issued is inactive afterwards, and after resume', async () => {
