@@ -13,6 +13,8 @@ type Row = { uri: string; access_token_ttl: number; token_format: string; intros
 const TABLE = 'resources';
 /** One row per scope, unique across APIs; partner allow-lists (partner_scopes) refer to these rows. */
 const SCOPES = 'resource_scopes';
+/** Consent words per scope (scope-description.store.ts). */
+const DESCRIPTIONS = 'scope_descriptions';
 
 function fromRow(row: Row, scopes: readonly string[]): Resource {
   return {
@@ -75,8 +77,8 @@ export async function insertResource(db: Db, resource: Resource): Promise<void> 
 
 /**
  * Changes only the fields given, in one transaction. A scope left out of `scopes` is deleted,
- * and with it (ON DELETE CASCADE) every partner's permission for it. Returns false when no API
- * has this URI.
+ * and with it (ON DELETE CASCADE) every partner's permission for it, and its description.
+ * Returns false when no API has this URI.
  */
 export async function updateResource(db: Db, uri: string, change: ResourceChange): Promise<boolean> {
   return db.transaction(async (trx) => {
@@ -91,8 +93,14 @@ export async function updateResource(db: Db, uri: string, change: ResourceChange
     }
     if (Object.keys(fields).length) await trx(TABLE).where({ uri }).update(fields);
     if (change.scopes !== undefined) {
-      await trx(SCOPES).where({ resource_uri: uri }).whereNotIn('scope', [...change.scopes]).delete();
-      await trx(SCOPES).insert(change.scopes.map((scope) => ({ resource_uri: uri, scope }))).onConflict(['resource_uri', 'scope']).ignore();
+      const kept = [...change.scopes];
+      const dropped: string[] = (await trx(SCOPES).where({ resource_uri: uri }).whereNotIn('scope', kept).select('scope')).map((row: { scope: string }) => row.scope);
+      if (dropped.length) {
+        await trx(SCOPES).where({ resource_uri: uri }).whereIn('scope', dropped).delete();
+        // its consent words too: an API that later defines the name describes it afresh
+        await trx(DESCRIPTIONS).whereIn('scope', dropped).delete();
+      }
+      await trx(SCOPES).insert(kept.map((scope) => ({ resource_uri: uri, scope }))).onConflict(['resource_uri', 'scope']).ignore();
     }
     return true;
   });

@@ -109,8 +109,11 @@ describe(`resource create and update (${ENGINE})`, () => {
     expect(format.json).toEqual({ ...before, access_token_ttl: 300, token_format: 'jwt', descriptions: { 'cards:read': 'See your cards' } });
     const noIntrospector = await cli(env, 'resource', 'update', '--uri', uri, '--no-introspector');
     expect(noIntrospector.json).toEqual({ ...before, access_token_ttl: 300, token_format: 'jwt', introspector: null });
+    await cli(env, 'resource', 'update', '--uri', uri, '--describe', 'cards:write=Spend with your cards');
     const scopes = await cli(env, 'resource', 'update', '--uri', uri, '--scope', 'cards:read cards:freeze');
     expect(scopes.json).toEqual({ ...before, access_token_ttl: 300, token_format: 'jwt', introspector: null, scope: 'cards:freeze cards:read' });
+    // a dropped scope takes its consent words with it; the others keep theirs
+    expect((await server.db('scope_descriptions').whereIn('scope', ['cards:read', 'cards:write']).orderBy('scope')).map((row: { scope: string }) => row.scope)).toEqual(['cards:read']);
     const defaults = await cli(env, 'resource', 'update', '--uri', uri, '--default');
     expect(defaults.json.default).toBe(true);
     const all = (await cli(env, 'resource', 'list')).json as Array<{ uri: string; default: boolean }>;
