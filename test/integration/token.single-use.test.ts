@@ -1,3 +1,4 @@
+import { hashId } from '../../src/oidc/payload.store.ts';
 import { cli, freshDatabaseUrl, instanceEnv, TEST_PG_URL, tempDir } from '../support/harness.ts';
 import { startInProcess, type InProcess } from '../support/in-process.ts';
 import { authorize, introspectAs, personTokens, REDIRECT, registerApp, tokenCall, type App, type TokenAnswer } from '../support/person-flow.ts';
@@ -81,6 +82,20 @@ describe(`single use under concurrency (${ENGINE})`, () => {
     const reused = await tokenCall(server.url, app, { grant_type: 'refresh_token', refresh_token: first.refresh_token });
     expect(reused.body.error).toBe('invalid_grant');
     await expectGrantDead(rotated);
+  });
+
+  test('tokens written after the revocation are dead too: with only the Grant row gone, oidc-provider refuses the refresh token and the access token introspects inactive', async () => {
+    // what a winner's new tokens look like when a loser revoked the grant before they were saved
+    const tokens = await personTokens(server.url, env, app);
+    const row = await server.db('oidc_payloads').where({ model: 'RefreshToken', id: hashId(tokens.refresh_token) }).first();
+    const grantId = JSON.parse(row.payload).grantId as string;
+    expect(await server.db('oidc_payloads').where({ model: 'Grant', id: hashId(grantId) }).delete()).toBe(1);
+    // the token rows themselves are still there (access token, refresh token, code)
+    expect(Number((await server.db('oidc_payloads').where({ grant_id: grantId }).count({ n: '*' }))[0].n)).toBeGreaterThanOrEqual(2);
+    expect(await introspectAs(server.url, app, tokens.access_token)).toEqual({ active: false });
+    expect(await introspectAs(server.url, app, tokens.refresh_token)).toEqual({ active: false });
+    const refused = await tokenCall(server.url, app, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
+    expect(refused.body.error).toBe('invalid_grant');
   });
 
   test('sequential refreshes, each with the newest token, keep working (no false reuse alarm)', async () => {
