@@ -23,6 +23,7 @@ import { createAdapterClass } from './oidc/payload.store.ts';
 import { buildProvider } from './oidc/provider.factory.ts';
 import { createProviderHolder } from './oidc/provider.holder.ts';
 import { createClientDirectory } from './partners/partner.service.ts';
+import { isPartnerActive } from './partners/partner.store.ts';
 import { createResourceDirectory } from './resources/resource.service.ts';
 
 export type AppDeps = Readonly<{
@@ -106,6 +107,10 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
           else log.info('request refused', { ...fields, error: safeError(error).message });
         },
         onTokenIssued: metrics.tokenIssued,
+        tokenOwnerActive: async (clientId, accountId) => {
+          const [partner, person] = await Promise.all([clientId === undefined || isPartnerActive(db, clientId), accountId === undefined || findActiveUser(db, accountId)]);
+          return partner && Boolean(person);
+        },
       },
       keys,
     );

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/knex.ts';
 import { invalidInput, notFound } from '../http/errors.ts';
+import { deleteAccountGrants } from '../grants/grant.store.ts';
 import type { Keyring } from '../keys/kek.ts';
 import { afterFailure, afterSuccess, isLocked, UNLOCKED, type FailureKind } from './lockout.service.ts';
 import { checkPassword, hashPassword, passwordProblem } from './password.service.ts';
@@ -97,6 +98,7 @@ export async function resetTotp(deps: AccountDeps, username: string) {
 export async function disableUser(deps: AccountDeps, username: string) {
   const user = await userNamed(deps.db, username);
   await updateUser(deps.db, user.id, { status: 'disabled' }, deps.now());
+  await deleteAccountGrants(deps.db, user.id); // sessions, grants and tokens: signed out everywhere, now
   return describeUser((await findUserById(deps.db, user.id))!, deps.now());
 }
 

@@ -15,7 +15,7 @@ import {
   rotatePartnerSecret,
   setPartnerStatus,
 } from '../partners/partner.service.ts';
-import { createResource, describeResource } from '../resources/resource.service.ts';
+import { createResource, describeResource, updateResource } from '../resources/resource.service.ts';
 import { createUser, disableUser, listAllUsers, resetTotp, unlockUser, type AccountDeps } from '../accounts/user.service.ts';
 import { listResources } from '../resources/resource.store.ts';
 import { openStorage } from '../server.ts';
@@ -23,6 +23,7 @@ import { openStorage } from '../server.ts';
 export const USAGE = `usage: portcullis <command>
   migrate                                   apply database migrations
   resource create --uri URI --scope "a b" [--ttl SECONDS] [--format jwt|opaque] [--introspector CLIENT_ID] [--default] [--describe "scope=words"]...
+  resource update --uri URI [--scope "a b"] [--ttl SECONDS] [--format jwt|opaque] [--introspector CLIENT_ID | --no-introspector] [--default] [--describe "scope=words"]...
   resource list
   partner create --name NAME --scope "a b" [--grant TYPE]... [--redirect-uri URI]... [--public]
   partner list | show ID | suspend ID | resume ID | rotate-secret ID
@@ -67,29 +68,48 @@ function required(value: string | undefined, flag: string): string {
 
 const words = (text: string | undefined) => (text ?? '').split(/\s+/).filter(Boolean);
 
+function seconds(value: string | undefined): number | undefined {
+  const ttl = value === undefined ? undefined : Number(value);
+  if (ttl !== undefined && !Number.isInteger(ttl)) throw new UsageError('--ttl takes whole seconds');
+  return ttl;
+}
+
+const RESOURCE_FLAGS = {
+  uri: { type: 'string' },
+  scope: { type: 'string' },
+  ttl: { type: 'string' },
+  format: { type: 'string' },
+  introspector: { type: 'string' },
+  default: { type: 'boolean' },
+  describe: { type: 'string', multiple: true },
+} as const;
+
 const COMMANDS: Record<string, Command> = {
   async 'migrate'(args) {
     options(args, {});
     return { migrated: true };
   },
   async 'resource create'(args, { db }) {
-    const { values } = options(args, {
-      uri: { type: 'string' },
-      scope: { type: 'string' },
-      ttl: { type: 'string' },
-      format: { type: 'string' },
-      introspector: { type: 'string' },
-      default: { type: 'boolean' },
-      describe: { type: 'string', multiple: true },
-    });
-    const ttl = values.ttl === undefined ? undefined : Number(values.ttl);
-    if (ttl !== undefined && !Number.isInteger(ttl)) throw new UsageError('--ttl takes whole seconds');
+    const { values } = options(args, RESOURCE_FLAGS);
     return createResource(db, {
       uri: required(values.uri, '--uri'),
       scopes: words(required(values.scope, '--scope')),
-      ttl,
+      ttl: seconds(values.ttl),
       format: values.format,
       introspector: values.introspector,
+      isDefault: values.default ?? false,
+      describe: values.describe ?? [],
+    });
+  },
+  async 'resource update'(args, { db }) {
+    const { values } = options(args, { ...RESOURCE_FLAGS, 'no-introspector': { type: 'boolean' } });
+    if (values.introspector !== undefined && values['no-introspector']) throw new UsageError('--introspector and --no-introspector exclude each other');
+    return updateResource(db, {
+      uri: required(values.uri, '--uri'),
+      scopes: values.scope === undefined ? undefined : words(values.scope),
+      ttl: seconds(values.ttl),
+      format: values.format,
+      introspector: values['no-introspector'] ? null : values.introspector,
       isDefault: values.default ?? false,
       describe: values.describe ?? [],
     });

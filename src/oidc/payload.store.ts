@@ -1,11 +1,15 @@
 import { createHash } from 'node:crypto';
-import type { Adapter, AdapterPayload } from 'oidc-provider';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/knex.ts';
+import { PAYLOAD_TABLE } from '../grants/grant.store.ts';
 
 /** Models found by a secondary key keep their id in the payload: the lookup must return it. */
 const KEEPS_JTI = new Set(['Session', 'DeviceCode']);
 
-export const TABLE = 'oidc_payloads';
+export const TABLE = PAYLOAD_TABLE;
+
+/** Words oidc-provider uses for its single-use models in error descriptions. */
+const SINGLE_USE_LABELS: Record<string, string> = { AuthorizationCode: 'authorization code', RefreshToken: 'refresh token', DeviceCode: 'device code' };
 
 /** Opaque bearer values the provider may look up as any of these kinds. */
 const BEARER_MODELS = ['AccessToken', 'ClientCredentials', 'RefreshToken'];
@@ -75,6 +79,8 @@ export function createAdapterClass(db: Db, findClient: ClientSource, now: () => 
           id: hashId(id),
           payload: JSON.stringify(stored),
           grant_id: payload.grantId ?? null,
+          client_id: payload.clientId ?? null,
+          account_id: payload.accountId ?? null,
           uid: payload.uid ?? null,
           user_code: payload.userCode ?? null,
           expires_at: expiresIn ? now() + expiresIn * 1000 : null,
@@ -101,8 +107,19 @@ export function createAdapterClass(db: Db, findClient: ClientSource, now: () => 
       return revive(await live(this.model).andWhere('user_code', userCode).first());
     }
 
+    /**
+     * Single use, decided by the database: of requests racing to use one code or refresh token,
+     * the one whose UPDATE changes the row wins. oidc-provider checks `consumed` before calling
+     * this, so a loser got past that check: it is treated as a reuse (RFC 6749 §4.1.2, RFC 9700
+     * §4.14.2), its grant is revoked with everything issued from it, and it gets invalid_grant.
+     */
     async consume(id: string): Promise<void> {
-      await db(TABLE).where({ model: this.model, id: hashId(id) }).whereNull('consumed_at').update({ consumed_at: now() });
+      const key = { model: this.model, id: hashId(id) };
+      if ((await db(TABLE).where(key).whereNull('consumed_at').update({ consumed_at: now() })) > 0) return;
+      if (this.model === 'PushedAuthorizationRequest') throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
+      const row: { grant_id: string | null } | undefined = await db(TABLE).select('grant_id').where(key).first();
+      if (row?.grant_id) await revokeGrant(db, row.grant_id);
+      throw new errors.InvalidGrant(`${SINGLE_USE_LABELS[this.model] ?? 'grant'} already used`);
     }
 
     async destroy(id: string): Promise<void> {
@@ -113,6 +130,14 @@ export function createAdapterClass(db: Db, findClient: ClientSource, now: () => 
       await db(TABLE).where({ model: this.model, grant_id: grantId }).delete();
     }
   };
+}
+
+/** A grant and every row issued from it (codes, tokens), in one statement. */
+export async function revokeGrant(db: Db, grantId: string): Promise<number> {
+  return db(TABLE)
+    .where('grant_id', grantId)
+    .orWhere((q) => q.where({ model: 'Grant', id: hashId(grantId) }))
+    .delete();
 }
 
 /** Deletes expired rows in batches; returns how many went. */

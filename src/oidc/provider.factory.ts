@@ -19,6 +19,12 @@ export type ProviderDeps = Readonly<{
   middleware: ReadonlyArray<Parameters<Provider['use']>[0]>;
   /** Called with every provider error event: logging and metrics. */
   onError: (event: string, ctx: KoaContextWithOIDC | undefined, error: Error) => void;
+  /**
+   * Whether tokens of this partner (and person, for person-bound tokens) may still be honoured:
+   * read fresh on every introspection, so a suspension or a disabled account applies at once.
+   * An undefined argument is not checked.
+   */
+  tokenOwnerActive: (clientId: string | undefined, accountId: string | undefined) => Promise<boolean>;
   /** Called after every successful token endpoint response (metrics). */
   onTokenIssued?: (grantType: string, clientId: string) => void;
 }>;
@@ -27,9 +33,39 @@ const ES256 = ['ES256'] as const;
 export const ID_TOKEN_TTL = 3600;
 const OIDC_SCOPES = new Set(['openid', 'offline_access']);
 
-function partnerScopes(ctx: KoaContextWithOIDC, client: { metadata(): Record<string, unknown> }): Set<string> {
-  void ctx;
-  return new Set(String(client.metadata().partner_scopes ?? '').split(' ').filter(Boolean));
+const REFRESH_TOKEN_TTL = 14 * 24 * 3600;
+
+/** The partner's allow-list for one API (client metadata `partner_scopes`: API URI → scopes). */
+function partnerScopes(client: { metadata(): Record<string, unknown> }, uri: string): Set<string> {
+  const allowed = (client.metadata().partner_scopes ?? {}) as Record<string, unknown>;
+  const scopes = Object.hasOwn(allowed, uri) ? allowed[uri] : [];
+  return new Set(Array.isArray(scopes) ? scopes.map(String) : []);
+}
+
+const apiScopes = (text: unknown) => String(text ?? '').split(' ').filter((scope) => scope && !OIDC_SCOPES.has(scope));
+
+/**
+ * The API scopes an access token for `indicator` would carry, computed as oidc-provider will:
+ * at the authorization endpoint from the request, at the token endpoint from the code's or
+ * refresh token's grant. `offered` is what the API defines and the partner is allowed.
+ */
+function scopesToIssue(ctx: KoaContextWithOIDC, indicator: string, offered: readonly string[]): string[] {
+  const params = ctx.oidc.params ?? {};
+  const grantType = params.grant_type;
+  if (grantType === 'client_credentials') {
+    const requested = apiScopes(params.scope);
+    const refused = requested.filter((scope) => !offered.includes(scope));
+    if (refused.length) throw new errors.InvalidScope('requested scope is not allowed for this client and resource', refused.join(' '));
+    return requested;
+  }
+  if (grantType === 'authorization_code' || grantType === 'refresh_token') {
+    const { Grant: grant, AuthorizationCode: code, RefreshToken: refreshToken } = ctx.oidc.entities;
+    const source = grantType === 'authorization_code' ? code : refreshToken;
+    if (!grant || !source) return [];
+    const requested = params.scope ? [...ctx.oidc.requestParamScopes] : [...source.scopes];
+    return apiScopes(grant.getResourceScopeFiltered(indicator, requested.filter((scope) => offered.includes(scope))));
+  }
+  return apiScopes(params.scope).filter((scope) => offered.includes(scope));
 }
 
 /**
@@ -41,6 +77,14 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
   const secure = config.issuer.startsWith('https:');
   // A signed token must expire before its key leaves the JWKS (KEY_RETAIN after retirement).
   const signedLifetime = (seconds: number) => Math.min(seconds, config.keys.retainSeconds);
+
+  /** Whether `clientId` is the introspector (`resource create --introspector`) of the token's audience. */
+  async function introspects(clientId: string, token: { aud?: string | string[] }): Promise<boolean> {
+    for (const audience of [token.aud ?? []].flat()) {
+      if ((await resources.find(audience))?.introspector === clientId) return true;
+    }
+    return false;
+  }
 
   const configuration: Configuration = {
     adapter: deps.Adapter,
@@ -101,14 +145,16 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       },
       introspection: {
         enabled: true,
-        // a partner introspects its own tokens; a resource server's credential (a partner named
-        // by `resource create --introspector`) introspects the tokens issued for its API
+        // A confidential partner introspects its own tokens; a resource server's credential (a
+        // partner named by `resource create --introspector`) introspects the tokens issued for its
+        // API. A public client authenticates with nothing but its client_id: it may not introspect.
+        // A token of a suspended partner or of a disabled person is inactive, whoever asks.
         async allowedPolicy(_ctx, client, token) {
-          if (token.clientId === client.clientId) return true;
-          for (const audience of [(token as { aud?: string | string[] }).aud ?? []].flat()) {
-            if ((await resources.find(audience))?.introspector === client.clientId) return true;
-          }
-          return false;
+          if (client.clientAuthMethod === 'none') return false;
+          const own = token.clientId === client.clientId;
+          if (!own && !(await introspects(client.clientId, token as { aud?: string | string[] }))) return false;
+          // an own token's partner was just read (active) by this request's client authentication
+          return deps.tokenOwnerActive(own ? undefined : token.clientId, (token as { accountId?: string }).accountId);
         },
       },
       revocation: {
@@ -136,12 +182,13 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
         async getResourceServerInfo(ctx, indicator, client) {
           const resource = await resources.find(indicator);
           if (!resource) throw new errors.InvalidTarget(`unknown resource ${indicator}`);
-          const allowed = partnerScopes(ctx, client);
+          const allowed = partnerScopes(client, resource.uri);
           const offered = resource.scopes.filter((scope) => allowed.has(scope));
-          if (ctx.oidc.params?.grant_type === 'client_credentials') {
-            const requested = String(ctx.oidc.params.scope ?? '').split(' ').filter(Boolean);
-            const refused = requested.filter((scope) => !OIDC_SCOPES.has(scope) && !offered.includes(scope));
-            if (refused.length) throw new errors.InvalidScope('requested scope is not allowed for this client and resource', refused.join(' '));
+          // never a token with this audience and no scope (an API checking only `aud` would take it)
+          if (scopesToIssue(ctx, resource.uri, offered).length === 0) {
+            const reason = offered.length ? `no scope of ${resource.uri} was requested and granted` : `this client is allowed no scope of ${resource.uri}`;
+            // the error names the scope asked for, if any (as oidc-provider's own invalid_scope does)
+            throw Object.assign(new errors.InvalidScope(reason, ''), { scope: ctx.oidc.params?.scope || undefined });
           }
           return {
             scope: offered.join(' '),
@@ -159,7 +206,14 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       ClientCredentials: (_ctx, token) => signedLifetime(token.resourceServer?.accessTokenTTL ?? 600),
       AuthorizationCode: 60,
       IdToken: signedLifetime(ID_TOKEN_TTL),
-      RefreshToken: 14 * 24 * 3600,
+      // A rotated refresh token of a public client (no secret: an app on a phone or in a
+      // browser) keeps the lifetime left on the one it replaces, as oidc-provider's default
+      // does for browser apps: a stolen one cannot be kept alive for ever by using it.
+      RefreshToken: (ctx, _token, client) => {
+        const rotated = ctx?.oidc?.entities.RotatedRefreshToken;
+        if (rotated && client.clientAuthMethod === 'none') return Math.max(1, rotated.remainingTTL);
+        return REFRESH_TOKEN_TTL;
+      },
       Interaction: 600,
       Session: 24 * 3600,
       Grant: 14 * 24 * 3600,

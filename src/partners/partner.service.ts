@@ -1,10 +1,11 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type { AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/knex.ts';
+import { violatedConstraint } from '../db/constraint.ts';
 import { invalidInput, notFound } from '../http/errors.ts';
-import { listResources } from '../resources/resource.store.ts';
+import { findScopeOwners } from '../resources/resource.store.ts';
 import { SCOPE_PATTERN } from '../resources/resource.service.ts';
-import { findPartner, insertPartner, listPartners, updatePartner, type Partner } from './partner.store.ts';
+import { changePartnerStatus, findPartner, insertPartner, listPartners, updatePartner, type Partner, type Permission } from './partner.store.ts';
 
 export const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
 
@@ -43,16 +44,27 @@ function validRedirectUri(uri: string): boolean {
   return url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
 }
 
-async function checkInput(db: Db, input: PartnerInput): Promise<void> {
+/**
+ * `--scope` names → the allow-list: each name is a permission on the one API that defines it
+ * (scope names are unique across APIs, so a name is never ambiguous).
+ */
+async function permissionsFor(db: Db, scopes: readonly string[]): Promise<Permission[]> {
+  if (scopes.length === 0) throw invalidInput('--scope is required (space-separated scopes of registered resources)');
+  for (const scope of scopes) if (!SCOPE_PATTERN.test(scope)) throw invalidInput(`"${scope}" is not a valid scope`);
+  const owners = await findScopeOwners(db, scopes);
+  const permissions = [...new Set(scopes)].map((scope) => {
+    const resource = owners.get(scope);
+    if (!resource) throw invalidInput(`scope "${scope}" belongs to no resource (create it with \`portcullis resource create\`)`);
+    return { resource, scope };
+  });
+  // the order the store reads them back in
+  return permissions.sort((a, b) => (a.resource === b.resource ? (a.scope < b.scope ? -1 : 1) : a.resource < b.resource ? -1 : 1));
+}
+
+function checkInput(input: PartnerInput): void {
   const name = input.name.trim();
   if (!name) throw invalidInput('--name is required');
   if (name.length > 200) throw invalidInput('--name is longer than 200 characters');
-  if (input.scopes.length === 0) throw invalidInput('--scope is required (space-separated scopes of registered resources)');
-  const known = new Set((await listResources(db)).flatMap((resource) => resource.scopes));
-  for (const scope of input.scopes) {
-    if (!SCOPE_PATTERN.test(scope)) throw invalidInput(`"${scope}" is not a valid scope`);
-    if (!known.has(scope)) throw invalidInput(`scope "${scope}" belongs to no resource (create it with \`portcullis resource create\`)`);
-  }
   for (const grant of input.grantTypes) {
     if (!(GRANT_TYPES as readonly string[]).includes(grant)) throw invalidInput(`--grant ${grant} is not supported (use ${GRANT_TYPES.join(', ')})`);
   }
@@ -70,12 +82,20 @@ async function checkInput(db: Db, input: PartnerInput): Promise<void> {
   }
 }
 
+/** The allow-list as API → its scopes the partner may be given. */
+function scopesByResource(partner: Partner): Record<string, string[]> {
+  const byResource: Record<string, string[]> = {};
+  for (const { resource, scope } of partner.allowed) (byResource[resource] ??= []).push(scope);
+  return byResource;
+}
+
 export function describePartner(partner: Partner) {
   return {
     client_id: partner.clientId,
     name: partner.name,
     status: partner.status,
-    scope: partner.scopes.join(' '),
+    scope: partner.allowed.map((p) => p.scope).join(' '),
+    allowed: Object.fromEntries(Object.entries(scopesByResource(partner)).map(([uri, scopes]) => [uri, scopes.join(' ')])),
     public: partner.secretHash === null,
     grant_types: partner.grantTypes,
     redirect_uris: partner.redirectUris,
@@ -86,20 +106,24 @@ export function describePartner(partner: Partner) {
 
 export async function createPartner(db: Db, input: PartnerInput, now: number = Date.now()) {
   const grantTypes = input.grantTypes.length ? [...new Set(input.grantTypes)] : ['client_credentials'];
-  await checkInput(db, { ...input, grantTypes });
+  checkInput({ ...input, grantTypes });
+  const allowed = await permissionsFor(db, input.scopes);
   const secret = input.isPublic ? null : newSecret();
   const partner: Partner = {
     clientId: newClientId(),
     name: input.name.trim(),
     secretHash: secret === null ? null : hashSecret(secret),
-    scopes: [...new Set(input.scopes)],
+    allowed,
     grantTypes,
     redirectUris: [...new Set(input.redirectUris)],
     status: 'active',
     createdAt: now,
     updatedAt: now,
   };
-  await insertPartner(db, partner);
+  await insertPartner(db, partner).catch((error: unknown) => {
+    if (violatedConstraint(error) === 'foreign_key') throw invalidInput('a scope in --scope was just removed from its resource: run `portcullis resource list` and try again');
+    throw error;
+  });
   return { client_id: partner.clientId, client_secret: secret, partner: describePartner(partner) };
 }
 
@@ -109,8 +133,9 @@ export async function getPartner(db: Db, clientId: string): Promise<Partner> {
   return partner;
 }
 
+/** `suspended` revokes every grant and token of the partner at once (see changePartnerStatus). */
 export async function setPartnerStatus(db: Db, clientId: string, status: Partner['status'], now: number = Date.now()) {
-  if (!(await updatePartner(db, clientId, { status }, now))) throw notFound(`no partner with client_id ${clientId}`);
+  if (!(await changePartnerStatus(db, clientId, status, now))) throw notFound(`no partner with client_id ${clientId}`);
   return describePartner(await getPartner(db, clientId));
 }
 
@@ -141,7 +166,7 @@ export function toClientMetadata(partner: Partner | undefined): AdapterPayload |
     redirect_uris: [...partner.redirectUris],
     post_logout_redirect_uris: code ? [...partner.redirectUris] : [],
     token_endpoint_auth_method: partner.secretHash ? 'client_secret_basic' : 'none',
-    partner_scopes: partner.scopes.join(' '),
+    partner_scopes: scopesByResource(partner),
   };
   if (partner.secretHash) metadata.client_secret = partner.secretHash;
   return metadata;

@@ -1,6 +1,7 @@
 import type { Db } from '../db/knex.ts';
 import { invalidInput } from '../http/errors.ts';
-import { findDefaultResource, findResource, listResources, saveResource, type Resource } from './resource.store.ts';
+import { violatedConstraint } from '../db/constraint.ts';
+import { findDefaultResource, findResource, findScopeOwners, insertResource, updateResource as saveChange, type Resource, type ResourceChange, type TokenFormat } from './resource.store.ts';
 import { findPartner } from '../partners/partner.store.ts';
 import { saveScopeDescriptions } from './scope-description.store.ts';
 
@@ -54,7 +55,6 @@ function checkUri(uri: string): string {
   return uri;
 }
 
-/** Registers an API, or updates the one with this URI. Scope names are unique across APIs. */
 /** `scope=words` pairs (the CLI's --describe) → a map; each scope must be one of `scopes`. */
 export function parseDescriptions(pairs: readonly string[], scopes: readonly string[]): Record<string, string> {
   const descriptions: Record<string, string> = {};
@@ -70,28 +70,102 @@ export function parseDescriptions(pairs: readonly string[], scopes: readonly str
   return descriptions;
 }
 
-export async function createResource(db: Db, input: { uri: string; scopes: string[]; ttl?: number; format?: string; introspector?: string; isDefault: boolean; describe?: string[] }, now: number = Date.now()) {
-  const uri = checkUri(input.uri);
-  const scopes = [...new Set(input.scopes)];
+function checkScopes(input: readonly string[]): string[] {
+  const scopes = [...new Set(input)];
   if (scopes.length === 0) throw invalidInput('--scope is required (space-separated, e.g. "payments:read payments:write")');
   for (const scope of scopes) {
     if (!SCOPE_PATTERN.test(scope) || scope.length > 100) throw invalidInput(`"${scope}" is not a valid scope`);
     if (scope === 'openid' || scope === 'offline_access') throw invalidInput(`"${scope}" is reserved by OpenID Connect`);
   }
-  const ttl = input.ttl ?? DEFAULT_ACCESS_TOKEN_TTL;
+  return scopes;
+}
+
+function checkTtl(ttl: number): number {
   if (!Number.isInteger(ttl) || ttl < 30 || ttl > MAX_ACCESS_TOKEN_TTL) throw invalidInput(`--ttl must be whole seconds from 30 to ${MAX_ACCESS_TOKEN_TTL}`);
-  for (const other of await listResources(db)) {
-    if (other.uri === uri) continue;
-    const clash = scopes.find((scope) => other.scopes.includes(scope));
-    if (clash) throw invalidInput(`scope "${clash}" already belongs to ${other.uri}`);
-  }
-  const format = input.format ?? 'jwt';
+  return ttl;
+}
+
+function checkFormat(format: string): TokenFormat {
   if (format !== 'jwt' && format !== 'opaque') throw invalidInput('--format must be jwt or opaque');
-  if (input.introspector !== undefined && !(await findPartner(db, input.introspector))) throw invalidInput(`--introspector ${input.introspector}: no such partner`);
-  const descriptions = parseDescriptions(input.describe ?? [], scopes);
-  const existing = await findResource(db, uri);
-  const resource: Resource = { uri, scopes, accessTokenTtl: ttl, tokenFormat: format, introspector: input.introspector ?? null, isDefault: input.isDefault, createdAt: existing?.createdAt ?? now };
-  await saveResource(db, resource);
-  await saveScopeDescriptions(db, descriptions);
+  return format;
+}
+
+/** Scope names are unique across APIs: consent pages and audit lines name one thing. */
+async function checkScopesFree(db: Db, uri: string, scopes: readonly string[]): Promise<void> {
+  for (const [scope, owner] of await findScopeOwners(db, scopes)) {
+    if (owner !== uri) throw invalidInput(`scope "${scope}" already belongs to ${owner}`);
+  }
+}
+
+/**
+ * The API's own credential, allowed to introspect tokens issued for it: a confidential partner
+ * (a public one authenticates with nothing but its client_id, which anyone can send).
+ */
+async function checkIntrospector(db: Db, clientId: string): Promise<string> {
+  const partner = await findPartner(db, clientId);
+  if (!partner) throw invalidInput(`--introspector ${clientId}: no such partner`);
+  if (partner.secretHash === null) throw invalidInput(`--introspector ${clientId} is a public partner (no client secret): an introspector must be a confidential partner`);
+  return clientId;
+}
+
+const existsMessage = (uri: string) => `resource ${uri} already exists: change it with \`portcullis resource update --uri ${uri}\``;
+
+/** The database refused a write: say which rule (the checks above lost a race to another command). */
+async function explainConflict(db: Db, uri: string, error: unknown, creating: boolean): Promise<never> {
+  const rule = violatedConstraint(error);
+  if (rule === 'unique' && creating && (await findResource(db, uri))) throw invalidInput(existsMessage(uri));
+  if (rule === 'unique') throw invalidInput('a scope in --scope was just given to another resource: run `portcullis resource list` and try again');
+  throw error;
+}
+
+function describeWith(resource: Resource, descriptions: Record<string, string>) {
   return Object.keys(descriptions).length ? { ...describeResource(resource), descriptions } : describeResource(resource);
+}
+
+export type ResourceInput = { uri: string; scopes: string[]; ttl?: number; format?: string; introspector?: string; isDefault: boolean; describe?: string[] };
+
+/** Registers a new API; an existing URI is refused (`resource update` changes one). */
+export async function createResource(db: Db, input: ResourceInput, now: number = Date.now()) {
+  const uri = checkUri(input.uri);
+  const scopes = checkScopes(input.scopes);
+  const resource: Resource = {
+    uri,
+    scopes,
+    accessTokenTtl: checkTtl(input.ttl ?? DEFAULT_ACCESS_TOKEN_TTL),
+    tokenFormat: checkFormat(input.format ?? 'jwt'),
+    introspector: input.introspector === undefined ? null : await checkIntrospector(db, input.introspector),
+    isDefault: input.isDefault,
+    createdAt: now,
+  };
+  const descriptions = parseDescriptions(input.describe ?? [], scopes);
+  if (await findResource(db, uri)) throw invalidInput(existsMessage(uri));
+  await checkScopesFree(db, uri, scopes);
+  await insertResource(db, resource).catch((error: unknown) => explainConflict(db, uri, error, true));
+  await saveScopeDescriptions(db, descriptions);
+  return describeWith((await findResource(db, uri))!, descriptions);
+}
+
+export type ResourceUpdate = { uri: string; scopes?: string[]; ttl?: number; format?: string; introspector?: string | null; isDefault?: boolean; describe?: string[] };
+
+/**
+ * Changes only what is given. Scopes given replace the API's scopes: a scope left out stops
+ * being issued at once (within the resource cache time) and leaves every partner's allow-list,
+ * so adding it back later gives it to no one.
+ */
+export async function updateResource(db: Db, input: ResourceUpdate) {
+  const uri = input.uri;
+  const existing = await findResource(db, uri);
+  if (!existing) throw invalidInput(`no resource ${uri} (register it with \`portcullis resource create\`)`);
+  const change: ResourceChange = {};
+  if (input.scopes !== undefined) change.scopes = checkScopes(input.scopes);
+  if (input.ttl !== undefined) change.accessTokenTtl = checkTtl(input.ttl);
+  if (input.format !== undefined) change.tokenFormat = checkFormat(input.format);
+  if (input.introspector !== undefined) change.introspector = input.introspector === null ? null : await checkIntrospector(db, input.introspector);
+  if (input.isDefault) change.isDefault = true;
+  const descriptions = parseDescriptions(input.describe ?? [], change.scopes ?? existing.scopes);
+  if (Object.keys(change).length === 0 && Object.keys(descriptions).length === 0) throw invalidInput('nothing to change: give at least one of --scope --ttl --format --introspector --no-introspector --default --describe');
+  if (change.scopes) await checkScopesFree(db, uri, change.scopes);
+  if (!(await saveChange(db, uri, change).catch((error: unknown) => explainConflict(db, uri, error, false)))) throw invalidInput(`no resource ${uri}`);
+  await saveScopeDescriptions(db, descriptions);
+  return describeWith((await findResource(db, uri))!, descriptions);
 }

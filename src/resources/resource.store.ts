@@ -5,14 +5,21 @@ export type TokenFormat = 'jwt' | 'opaque';
 
 export type Resource = Readonly<{ uri: string; scopes: readonly string[]; accessTokenTtl: number; tokenFormat: TokenFormat; introspector: string | null; isDefault: boolean; createdAt: number }>;
 
-type Row = { uri: string; scopes: string; access_token_ttl: number; token_format: string; introspector_client_id: string | null; is_default: number | boolean; created_at: number | string };
+/** What `resource update` may change; absent fields stay as they are. */
+export type ResourceChange = Partial<{ scopes: readonly string[]; accessTokenTtl: number; tokenFormat: TokenFormat; introspector: string | null; isDefault: true }>;
+
+type Row = { uri: string; access_token_ttl: number; token_format: string; introspector_client_id: string | null; is_default: number | boolean; created_at: number | string };
 
 const TABLE = 'resources';
+/** One row per scope, unique across APIs; partner allow-lists (partner_scopes) refer to these rows. */
+const SCOPES = 'resource_scopes';
+/** Consent words per scope (scope-description.store.ts). */
+const DESCRIPTIONS = 'scope_descriptions';
 
-function fromRow(row: Row): Resource {
+function fromRow(row: Row, scopes: readonly string[]): Resource {
   return {
     uri: row.uri,
-    scopes: row.scopes.split(' ').filter(Boolean),
+    scopes,
     accessTokenTtl: Number(row.access_token_ttl),
     tokenFormat: row.token_format === 'opaque' ? 'opaque' : 'jwt',
     introspector: row.introspector_client_id ?? null,
@@ -21,35 +28,80 @@ function fromRow(row: Row): Resource {
   };
 }
 
+async function withScopes(db: Db, rows: Row[]): Promise<Resource[]> {
+  if (rows.length === 0) return [];
+  const scopeRows: Array<{ resource_uri: string; scope: string }> = await db(SCOPES)
+    .select('resource_uri', 'scope')
+    .whereIn('resource_uri', rows.map((row) => row.uri))
+    .orderBy('scope');
+  return rows.map((row) => fromRow(row, scopeRows.filter((scope) => scope.resource_uri === row.uri).map((scope) => scope.scope)));
+}
+
 export async function findResource(db: Db, uri: string): Promise<Resource | undefined> {
-  const row = await db(TABLE).where({ uri }).first();
-  return row ? fromRow(row) : undefined;
+  return (await withScopes(db, await db(TABLE).where({ uri })))[0];
 }
 
 export async function findDefaultResource(db: Db): Promise<Resource | undefined> {
-  const row = await db(TABLE).where({ is_default: true }).first();
-  return row ? fromRow(row) : undefined;
+  return (await withScopes(db, await db(TABLE).where({ is_default: true }).limit(1)))[0];
 }
 
 export async function listResources(db: Db): Promise<Resource[]> {
-  return (await db(TABLE).select('*').orderBy('uri')).map(fromRow);
+  return withScopes(db, await db(TABLE).select('*').orderBy('uri'));
 }
 
-/** Inserts or replaces; `isDefault` moves the default mark here, in one transaction. */
-export async function saveResource(db: Db, resource: Resource): Promise<void> {
+/** scope name → the URI of the API that defines it, for the names given that some API defines. */
+export async function findScopeOwners(db: Db, scopes: readonly string[]): Promise<Map<string, string>> {
+  if (scopes.length === 0) return new Map();
+  const rows: Array<{ resource_uri: string; scope: string }> = await db(SCOPES).select('resource_uri', 'scope').whereIn('scope', [...scopes]);
+  return new Map(rows.map((row) => [row.scope, row.resource_uri]));
+}
+
+/**
+ * Inserts a new API with its scopes, in one transaction. Fails on the database's constraints
+ * when the URI exists or a scope name belongs to another API (two racing creates: one wins).
+ */
+export async function insertResource(db: Db, resource: Resource): Promise<void> {
   await db.transaction(async (trx) => {
     if (resource.isDefault) await trx(TABLE).update({ is_default: false });
-    await trx(TABLE)
-      .insert({
-        uri: resource.uri,
-        scopes: resource.scopes.join(' '),
-        access_token_ttl: resource.accessTokenTtl,
-        token_format: resource.tokenFormat,
-        introspector_client_id: resource.introspector,
-        is_default: resource.isDefault,
-        created_at: resource.createdAt,
-      })
-      .onConflict('uri')
-      .merge(['scopes', 'access_token_ttl', 'token_format', 'introspector_client_id', 'is_default']);
+    await trx(TABLE).insert({
+      uri: resource.uri,
+      access_token_ttl: resource.accessTokenTtl,
+      token_format: resource.tokenFormat,
+      introspector_client_id: resource.introspector,
+      is_default: resource.isDefault,
+      created_at: resource.createdAt,
+    });
+    await trx(SCOPES).insert(resource.scopes.map((scope) => ({ resource_uri: resource.uri, scope })));
+  });
+}
+
+/**
+ * Changes only the fields given, in one transaction. A scope left out of `scopes` is deleted,
+ * and with it (ON DELETE CASCADE) every partner's permission for it, and its description.
+ * Returns false when no API has this URI.
+ */
+export async function updateResource(db: Db, uri: string, change: ResourceChange): Promise<boolean> {
+  return db.transaction(async (trx) => {
+    if (!(await trx(TABLE).where({ uri }).first('uri'))) return false;
+    const fields: Record<string, unknown> = {};
+    if (change.accessTokenTtl !== undefined) fields.access_token_ttl = change.accessTokenTtl;
+    if (change.tokenFormat !== undefined) fields.token_format = change.tokenFormat;
+    if (change.introspector !== undefined) fields.introspector_client_id = change.introspector;
+    if (change.isDefault) {
+      await trx(TABLE).whereNot({ uri }).update({ is_default: false });
+      fields.is_default = true;
+    }
+    if (Object.keys(fields).length) await trx(TABLE).where({ uri }).update(fields);
+    if (change.scopes !== undefined) {
+      const kept = [...change.scopes];
+      const dropped: string[] = (await trx(SCOPES).where({ resource_uri: uri }).whereNotIn('scope', kept).select('scope')).map((row: { scope: string }) => row.scope);
+      if (dropped.length) {
+        await trx(SCOPES).where({ resource_uri: uri }).whereIn('scope', dropped).delete();
+        // its consent words too: an API that later defines the name describes it afresh
+        await trx(DESCRIPTIONS).whereIn('scope', dropped).delete();
+      }
+      await trx(SCOPES).insert(kept.map((scope) => ({ resource_uri: uri, scope }))).onConflict(['resource_uri', 'scope']).ignore();
+    }
+    return true;
   });
 }

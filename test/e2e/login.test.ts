@@ -35,7 +35,7 @@ beforeAll(async () => {
   server = await startInstance(instanceEnv(dir, freshDatabaseUrl(dir)));
   env = server.env;
   await seedPartner(env, { uri: API, allowed: 'payments:read' });
-  await cli(env, 'resource', 'create', '--uri', API, '--scope', 'payments:read payments:write', '--default',
+  await cli(env, 'resource', 'update', '--uri', API,
     '--describe', 'payments:read=See your payments and balances', '--describe', 'payments:write=Make payments from your accounts');
   catcher = await startRedirectCatcher();
   app = await registerPartnerApp(env, server.url, catcher.redirectUri);

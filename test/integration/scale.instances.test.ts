@@ -67,8 +67,7 @@ describe(`three instances on one ${ENGINE} database`, () => {
     const other = await cli(env, 'partner', 'create', '--name', 'Other Bank', '--scope', 'payments:read');
     const outsider = { clientId: other.json.client_id, clientSecret: other.json.client_secret };
     expect(await introspect(b, apiCredential, token)).toEqual({ active: false });
-    const updated = await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read payments:write',
-      '--format', 'opaque', '--introspector', apiCredential.clientId, '--default');
+    const updated = await cli(env, 'resource', 'update', '--uri', 'https://api.bank.test/payments', '--introspector', apiCredential.clientId);
     expect(updated.json).toEqual(expect.objectContaining({ token_format: 'opaque', introspector: apiCredential.clientId }));
     await new Promise((resolve) => setTimeout(resolve, 2100)); // the resource cache (2 s) of each instance
     expect(await introspect(b, apiCredential, token)).toEqual(expect.objectContaining({ active: true, client_id: partner.clientId }));

@@ -1,5 +1,6 @@
 import { createAdapterClass, hashId, purgeExpired, TABLE } from '../../src/oidc/payload.store.ts';
 import type { Db } from '../../src/db/knex.ts';
+import { deleteAccountGrants, deletePartnerGrants } from '../../src/grants/grant.store.ts';
 
 /**
  * The storage contract oidc-provider relies on, run unchanged against every engine.
@@ -97,6 +98,46 @@ export function adapterContract(engine: string, open: () => Promise<Db>, close: 
       const found = await adapter.find('rt');
       expect(typeof found?.consumed).toBe('number');
       expect(found?.consumed).toBeGreaterThan(0);
+    });
+
+    test.each(['RefreshToken', 'AuthorizationCode'])('%s: of 20 concurrent consumes one wins; the others get invalid_grant and the grant is gone with every row issued from it', async (model) => {
+      const adapter = new Adapter(model);
+      const grantId = `g-race-${model}`;
+      await new Adapter('Grant').upsert(grantId, { jti: grantId, accountId: 'a', clientId: 'c' }, 60);
+      await adapter.upsert('once', { jti: 'once', grantId }, 60);
+      await new Adapter('AccessToken').upsert('issued', { jti: 'issued', grantId }, 60);
+      await new Adapter('AccessToken').upsert('unrelated', { jti: 'unrelated', grantId: 'g-other' }, 60);
+      const outcomes = await Promise.allSettled(Array.from({ length: 20 }, () => adapter.consume('once')));
+      expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
+      const reasons = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason as { error?: string }] : []));
+      expect(reasons.map((reason) => reason.error)).toEqual(Array(19).fill('invalid_grant'));
+      expect(await new Adapter('Grant').find(grantId)).toBeUndefined();
+      expect(await adapter.find('once')).toBeUndefined();
+      expect(await new Adapter('AccessToken').find('issued')).toBeUndefined();
+      expect(await new Adapter('AccessToken').find('unrelated')).toBeDefined();
+    });
+
+    test('a pushed authorization request consumed twice: the second gets invalid_request_uri', async () => {
+      const adapter = new Adapter('PushedAuthorizationRequest');
+      await adapter.upsert('par', { jti: 'par', clientId: 'c' }, 60);
+      await adapter.consume('par');
+      await expect(adapter.consume('par')).rejects.toEqual(expect.objectContaining({ error: 'invalid_request_uri' }));
+    });
+
+    test("a partner's and a person's rows are found by owner and deleted in one statement each", async () => {
+      const tokens = new Adapter('AccessToken');
+      await tokens.upsert('of-p1-a1', { jti: 'of-p1-a1', clientId: 'p1', accountId: 'a1' }, 60);
+      await tokens.upsert('of-p1-a2', { jti: 'of-p1-a2', clientId: 'p1', accountId: 'a2' }, 60);
+      await tokens.upsert('of-p2-a2', { jti: 'of-p2-a2', clientId: 'p2', accountId: 'a2' }, 60);
+      await new Adapter('Session').upsert('session-a2', { jti: 'session-a2', uid: 'u-a2', accountId: 'a2' }, 60);
+      await new Adapter('Grant').upsert('grant-p3', { jti: 'grant-p3', clientId: 'p3', accountId: 'a3' }, 60);
+      expect(await deletePartnerGrants(db, 'p1')).toBe(2);
+      expect(await tokens.find('of-p1-a1')).toBeUndefined();
+      expect(await tokens.find('of-p2-a2')).toBeDefined();
+      expect(await deleteAccountGrants(db, 'a2')).toBe(2);
+      expect(await tokens.find('of-p2-a2')).toBeUndefined();
+      expect(await new Adapter('Session').find('session-a2')).toBeUndefined();
+      expect(await new Adapter('Grant').find('grant-p3')).toBeDefined();
     });
 
     test('revokeByGrantId removes every row of the grant in that model only', async () => {
