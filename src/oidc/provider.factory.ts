@@ -181,7 +181,7 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
         },
         async getResourceServerInfo(ctx, indicator, client) {
           const resource = await resources.find(indicator);
-          if (!resource) throw new errors.InvalidTarget(`unknown resource ${indicator}`);
+          if (!resource) throw new errors.InvalidTarget('the resource parameter names no registered API');
           const allowed = partnerScopes(client, resource.uri);
           const offered = resource.scopes.filter((scope) => allowed.has(scope));
           // never a token with this audience and no scope (an API checking only `aud` would take it)
