@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import * as client from 'openid-client';
-import { DEFAULT_PARAMS, hashPassword, verifyPassword } from '../src/accounts/password.service.ts';
+import { describeHash, hashPassword, verifyPassword } from '../src/accounts/password.service.ts';
 import { totpCode } from '../src/accounts/totp.service.ts';
 import { runCli } from '../src/cli/cli.ts';
 import { httpLogin } from '../test/support/http-login.ts';
@@ -89,7 +89,7 @@ async function main() {
   const pick = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
 
   process.stdout.write(`\nfull login (authorize → password → TOTP → consent → code exchange), concurrency ${CONCURRENCY}, ${LOGINS} people, node ${process.version}, ${os.cpus().length} cores\n`);
-  process.stdout.write(`password hash: scrypt N=${DEFAULT_PARAMS.N}, r=${DEFAULT_PARAMS.r}, p=${DEFAULT_PARAMS.p}: ${scryptMs.toFixed(1)} ms per verification on this machine\n\n`);
+  process.stdout.write(`password hash: ${describeHash()}: ${scryptMs.toFixed(1)} ms per verification on this machine\n\n`);
   process.stdout.write(`${table([{
     target: 'Portcullis (SQLite)',
     'logins/s': latencies.length / seconds,
