@@ -1,3 +1,4 @@
+import { createHash, randomBytes } from 'node:crypto';
 import { totpCode } from '../../src/accounts/totp.service.ts';
 import { cookieAgent } from './agent.ts';
 
@@ -77,4 +78,34 @@ export async function httpLogin(options: {
     next = { url: new URL(action, next.url), body: fields };
   }
   throw new Error(`too many hops: ${pages.join(' → ')}`);
+}
+
+/**
+ * One browser at the start of a login: an authorization request (PKCE) sent, the sign-in page
+ * open. `post(step, fields)` sends that page's CSRF token with the fields to
+ * `/interaction/<uid>/<step>` (login, otp, recovery, enrol-code, enrol, continue, consent).
+ */
+export async function openLogin(base: string, clientId: string, redirectUri: string) {
+  const browser = cookieAgent(() => base);
+  const params = new URLSearchParams({
+    client_id: clientId,
+    response_type: 'code',
+    redirect_uri: redirectUri,
+    scope: 'openid payments:read',
+    code_challenge: createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url'),
+    code_challenge_method: 'S256',
+  });
+  const auth = await browser.get(`/auth?${params}`);
+  if (auth.res.status !== 303) throw new Error(`/auth answered ${auth.res.status}: ${auth.text.slice(0, 200)}`);
+  const location = auth.res.headers.get('location')!;
+  const uid = new URL(location, base).pathname.split('/').pop()!;
+  const page = await browser.get(`/interaction/${uid}`);
+  const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)![1];
+  return {
+    browser,
+    uid,
+    csrf,
+    page: async () => (await browser.get(`/interaction/${uid}`)).text,
+    post: (step: string, fields: Record<string, string>) => browser.post(`/interaction/${uid}/${step}`, { csrf, ...fields }),
+  };
 }
