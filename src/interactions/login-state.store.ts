@@ -33,8 +33,8 @@ type Row = {
 
 const TABLE = 'login_states';
 
-/** A password was verified: the state starts (or starts over) with no code tried. */
-export async function saveLoginState(db: Db, state: Omit<LoginState, 'attempts' | 'enrolmentCodeHash'>, now: number): Promise<void> {
+/** A password was verified: the state starts (or starts over) with no code tried and no secret offered. */
+export async function saveLoginState(db: Db, state: Omit<LoginState, 'attempts' | 'enrolmentCodeHash' | 'pendingSecret'>, now: number): Promise<void> {
   // expired states go with every write: no job needed to keep the table small
   await db(TABLE).where('expires_at', '<=', now).delete();
   await db(TABLE)
@@ -43,7 +43,7 @@ export async function saveLoginState(db: Db, state: Omit<LoginState, 'attempts' 
       browser_hash: state.browserHash,
       user_id: state.userId,
       stage: state.stage,
-      pending_secret: state.pendingSecret,
+      pending_secret: null,
       enrolment_code_hash: null,
       attempts: 0,
       expires_at: state.expiresAt,

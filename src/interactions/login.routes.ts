@@ -294,7 +294,6 @@ function verifyPassword(deps: LoginRouteDeps) {
       browserHash: deps.binding.hash(browser),
       userId: outcome.user.id,
       stage: enrolled ? 'second_factor' : 'enrol',
-      pendingSecret: null,
       expiresAt: interaction.exp * 1000,
     }, deps.accounts.now());
     ctx.status = 303;
