@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { cli, freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
-import { openLogin } from '../support/http-login.ts';
+import { httpLogin, openLogin } from '../support/http-login.ts';
 import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { codeFor, createUser, secretOf } from '../support/login.ts';
 
@@ -101,6 +101,23 @@ describe('enrolment needs the enrolment code', () => {
     const next = await passwordGiven('xavier');
     expect(await next.page()).toContain('<h1>Two-step verification</h1>');
     expect((await next.post('otp', { code: codeFor(secret, 1) })).res.status).toBe(303);
+  });
+
+  test('a whole first login, browser-less: password, enrolment code, new authenticator, recovery codes, consent', async () => {
+    const enrolmentCode = await newPerson('wanda');
+    const authorizationUrl = new URL(`${base}/auth?${new URLSearchParams({
+      client_id: clientId, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid payments:read',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
+    })}`);
+    const result = await httpLogin({ authorizationUrl, redirectUri: REDIRECT, username: 'wanda', password: PASSWORD, code: () => '000000', enrolmentCode });
+    expect(result.pages).toEqual(['Sign in', 'Set up your authenticator', 'Connect your authenticator', 'Save your recovery codes', 'Allow Acme Budgeting?']);
+    expect(result.callback.searchParams.get('code')).toEqual(expect.any(String));
+    expect(result.recoveryCodes).toHaveLength(10);
+    expect((await row('wanda')).totp_secret).toMatch(/^v1\./);
+    // without the code, the same walk stops at the enrolment page
+    await newPerson('wendy');
+    await expect(httpLogin({ authorizationUrl, redirectUri: REDIRECT, username: 'wendy', password: PASSWORD, code: () => '000000' }))
+      .rejects.toThrow(/wendy must enrol: no enrolmentCode given/);
   });
 
   test('the enrolment code is stored only as a hash', async () => {
