@@ -14,7 +14,7 @@ import { createBrowserBinding } from './interactions/browser.binding.ts';
 import { createGrantLoader } from './interactions/consent.service.ts';
 import { loginRoutes } from './interactions/login.routes.ts';
 import { jwksCacheControl } from './keys/jwks-cache.middleware.ts';
-import { deriveKey, type Keyring } from './keys/kek.ts';
+import { deriveKeys, type Keyring } from './keys/kek.ts';
 import type { KeySet } from './keys/signing-key.service.ts';
 import type { Logger } from './log/logger.ts';
 import { safeError } from './log/safe-error.ts';
@@ -59,7 +59,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     render: deps.clusterWorker ? workerMetricsRenderer(metrics.registry) : () => metrics.registry.metrics(),
   });
   const logRequests = requestLog(log, metrics);
-  const login = loginRoutes({ accounts, log, metrics: metrics.login, binding: createBrowserBinding({ key: deriveKey(deps.keyring, 'login form binding'), secure }) });
+  const login = loginRoutes({ accounts, log, metrics: metrics.login, binding: createBrowserBinding({ keys: deriveKeys(deps.keyring, 'login form binding'), secure }) });
   const loadExistingGrant = createGrantLoader(db);
   const findAccount = async (_ctx: unknown, id: string) => {
     const user = await findActiveUser(db, id);

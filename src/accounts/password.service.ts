@@ -1,60 +1,147 @@
-import { randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { argon2, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
 
 /**
- * scrypt password hashes: `scrypt$N=…,r=…,p=…$salt$hash` (base64url), so parameters can be
- * raised later without breaking stored hashes. N=2^15, r=8 is the OWASP minimum for scrypt.
+ * Password hashes: argon2id at OWASP's first recommended setting (m=19 MiB, t=2, p=1), with
+ * Node's built-in `crypto.argon2` (libuv's thread pool, like scrypt), stored in the PHC string
+ * format `$argon2id$v=19$m=19456,t=2,p=1$salt$hash` (unpadded base64), so the parameters travel
+ * with the hash and can rise later. Hashes of the scrypt era (`scrypt$N=…,r=…,p=…$salt$hash`)
+ * still verify; `needsRehash` tells the login to replace them.
  */
-export type ScryptParams = Readonly<{ N: number; r: number; p: number }>;
+export type Argon2Params = Readonly<{ memoryKiB: number; passes: number; parallelism: number }>;
 
-export const DEFAULT_PARAMS: ScryptParams = { N: 2 ** 15, r: 8, p: 1 };
-const KEY_LENGTH = 32;
+export const DEFAULT_PARAMS: Argon2Params = { memoryKiB: 19_456, passes: 2, parallelism: 1 };
+export const HASH_NAME = 'argon2id';
+const TAG_LENGTH = 32;
 export const MIN_PASSWORD_LENGTH = 10;
+/** PCI DSS 8.3.6 asks 12 characters of administrative (CDE) accounts. */
+export const MIN_ADMIN_PASSWORD_LENGTH = 12;
 export const MAX_PASSWORD_LENGTH = 1024;
 
-function derive(password: string, salt: Buffer, params: ScryptParams): Promise<Buffer> {
+/** Names the setting, for logs and benchmarks: `argon2id m=19456 KiB, t=2, p=1`. */
+export function describeHash(params: Argon2Params = DEFAULT_PARAMS): string {
+  return `${HASH_NAME} m=${params.memoryKiB} KiB, t=${params.passes}, p=${params.parallelism}`;
+}
+
+function argon2id(password: string, salt: Buffer, params: Argon2Params, length = TAG_LENGTH): Promise<Buffer> {
   return new Promise((resolve, reject) => {
-    scrypt(password.normalize('NFKC'), salt, KEY_LENGTH, { ...params, maxmem: 256 * params.N * params.r + 1024 * 1024 }, (error, key) =>
+    argon2('argon2id', {
+      message: password.normalize('NFKC'),
+      nonce: salt,
+      parallelism: params.parallelism,
+      tagLength: length,
+      memory: params.memoryKiB,
+      passes: params.passes,
+    }, (error, key) => (error ? reject(error) : resolve(key)));
+  });
+}
+
+const b64 = (bytes: Buffer) => bytes.toString('base64').replace(/=+$/, '');
+
+function phc(params: Argon2Params, salt: Buffer, key: Buffer): string {
+  return `$argon2id$v=19$m=${params.memoryKiB},t=${params.passes},p=${params.parallelism}$${b64(salt)}$${b64(key)}`;
+}
+
+export async function hashPassword(password: string, params: Argon2Params = DEFAULT_PARAMS): Promise<string> {
+  const salt = randomBytes(16);
+  return phc(params, salt, await argon2id(password, salt, params));
+}
+
+type Parsed =
+  | { kind: 'argon2id'; params: Argon2Params; salt: Buffer; key: Buffer }
+  | { kind: 'scrypt'; params: { N: number; r: number; p: number }; salt: Buffer; key: Buffer };
+
+/** Parameters that would stall the server (a tampered row) are refused, not run. */
+function parse(stored: string): Parsed | undefined {
+  const argon = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$([A-Za-z0-9+/]{11,})\$([A-Za-z0-9+/]{22,})$/.exec(stored);
+  if (argon) {
+    const [memoryKiB, passes, parallelism] = [Number(argon[1]), Number(argon[2]), Number(argon[3])];
+    if (parallelism < 1 || parallelism > 16 || memoryKiB < 8 * parallelism || memoryKiB > 262_144 || passes < 1 || passes > 32) return undefined;
+    return { kind: 'argon2id', params: { memoryKiB, passes, parallelism }, salt: Buffer.from(argon[4], 'base64'), key: Buffer.from(argon[5], 'base64') };
+  }
+  const legacy = /^scrypt\$N=(\d+),r=(\d+),p=(\d+)\$([\w-]+)\$([\w-]+)$/.exec(stored);
+  if (legacy) {
+    const [N, r, p] = [Number(legacy[1]), Number(legacy[2]), Number(legacy[3])];
+    if (N > 2 ** 20 || r > 32 || p > 16) return undefined;
+    return { kind: 'scrypt', params: { N, r, p }, salt: Buffer.from(legacy[4], 'base64url'), key: Buffer.from(legacy[5], 'base64url') };
+  }
+  return undefined;
+}
+
+function legacyScrypt(password: string, salt: Buffer, params: { N: number; r: number; p: number }, length: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    scrypt(password.normalize('NFKC'), salt, length, { ...params, maxmem: 256 * params.N * params.r + 1024 * 1024 }, (error, key) =>
       error ? reject(error) : resolve(key),
     );
   });
 }
 
-export async function hashPassword(password: string, params: ScryptParams = DEFAULT_PARAMS): Promise<string> {
-  const salt = randomBytes(16);
-  const key = await derive(password, salt, params);
-  return `scrypt$N=${params.N},r=${params.r},p=${params.p}$${salt.toString('base64url')}$${key.toString('base64url')}`;
-}
-
-function parse(stored: string): { params: ScryptParams; salt: Buffer; key: Buffer } | undefined {
-  const match = /^scrypt\$N=(\d+),r=(\d+),p=(\d+)\$([\w-]+)\$([\w-]+)$/.exec(stored);
-  if (!match) return undefined;
-  const [N, r, p] = [Number(match[1]), Number(match[2]), Number(match[3])];
-  if (N > 2 ** 20 || r > 32 || p > 16) return undefined; // refuse parameters that would stall the server
-  return { params: { N, r, p }, salt: Buffer.from(match[4], 'base64url'), key: Buffer.from(match[5], 'base64url') };
-}
-
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
   const parsed = parse(stored);
   if (!parsed) return false;
-  const key = await derive(password, parsed.salt, parsed.params);
-  return key.length === parsed.key.length && timingSafeEqual(key, parsed.key);
+  try {
+    const key = parsed.kind === 'argon2id'
+      ? await argon2id(password, parsed.salt, parsed.params, parsed.key.length)
+      : await legacyScrypt(password, parsed.salt, parsed.params, parsed.key.length);
+    return key.length === parsed.key.length && timingSafeEqual(key, parsed.key);
+  } catch {
+    return false; // parameters the library refuses: no match, never a 500
+  }
 }
 
-let dummy: Promise<string> | undefined;
+/** True for a hash that is not argon2id at today's parameters (scrypt, or weaker argon2id). */
+export function needsRehash(stored: string, params: Argon2Params = DEFAULT_PARAMS): boolean {
+  const parsed = parse(stored);
+  if (parsed?.kind !== 'argon2id') return true;
+  return parsed.params.memoryKiB < params.memoryKiB || parsed.params.passes < params.passes || parsed.params.parallelism !== params.parallelism;
+}
+
+/** A well-formed hash of nothing anyone knows: checking against it costs one argon2id at the default setting. */
+export const DUMMY_HASH = phc(DEFAULT_PARAMS, randomBytes(16), randomBytes(TAG_LENGTH));
 
 /**
  * Checks a password against `stored`, or, for an unknown user, against a dummy hash with the
- * same parameters: both paths do one scrypt, so timing does not tell which usernames exist.
+ * same parameters: both paths do one argon2id, so timing does not tell which usernames exist.
  */
 export async function checkPassword(password: string, stored: string | undefined): Promise<boolean> {
   if (stored !== undefined) return verifyPassword(password, stored);
-  dummy ??= hashPassword(randomBytes(16).toString('base64url'));
-  await verifyPassword(password, await dummy);
+  await verifyPassword(password, DUMMY_HASH);
   return false;
 }
 
-export function passwordProblem(password: string): string | undefined {
-  if (password.length < MIN_PASSWORD_LENGTH) return `the password must have at least ${MIN_PASSWORD_LENGTH} characters`;
+type Estimator = { check(password: string, userInputs?: string[]): { score: number; feedback: { warning: string | null; suggestions: string[] } } };
+let estimator: Promise<Estimator> | undefined;
+
+/** zxcvbn-ts with its common and English dictionaries: ~120 ms and some MiB, so loaded on first use. */
+function strengthEstimator(): Promise<Estimator> {
+  estimator ??= (async () => {
+    const [{ ZxcvbnFactory }, common, en] = await Promise.all([
+      import('@zxcvbn-ts/core'),
+      import('@zxcvbn-ts/language-common'),
+      import('@zxcvbn-ts/language-en'),
+    ]);
+    return new ZxcvbnFactory({
+      dictionary: { ...common.dictionary, ...en.dictionary },
+      graphs: common.adjacencyGraphs,
+      translations: en.translations,
+    }) as Estimator;
+  })();
+  return estimator;
+}
+
+/** zxcvbn scores 0–4; 3 means "safely unguessable" against an offline attack on a slow hash. */
+export const MIN_STRENGTH_SCORE = 3;
+
+/**
+ * Why `password` may not be set, in one line, or undefined. Length first (10 characters, 12 for
+ * an administrator), then strength: zxcvbn must score it 3 or more, with `userInputs` (the
+ * username) counted as known to the attacker.
+ */
+export async function passwordProblem(password: string, options: { admin?: boolean; userInputs?: string[] } = {}): Promise<string | undefined> {
+  const min = options.admin ? MIN_ADMIN_PASSWORD_LENGTH : MIN_PASSWORD_LENGTH;
+  if (password.length < min) return `the password must have at least ${min} characters${options.admin ? ' for an administrator (PCI DSS 8.3.6)' : ''}`;
   if (password.length > MAX_PASSWORD_LENGTH) return `the password must have at most ${MAX_PASSWORD_LENGTH} characters`;
-  return undefined;
+  const { score, feedback } = (await strengthEstimator()).check(password, options.userInputs ?? []);
+  if (score >= MIN_STRENGTH_SCORE) return undefined;
+  const why = [feedback.warning, ...feedback.suggestions].filter(Boolean).join(' ');
+  return `the password is too easy to guess (strength ${score} of 4, 3 needed)${why ? `: ${why}` : ''}`.replace(/\s+/g, ' ');
 }

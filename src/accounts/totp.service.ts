@@ -44,22 +44,28 @@ export function checkTotp(secret: string, code: string, nowMs: number, lastStep:
   return result.valid ? { ok: true, step: Math.round((result as { epoch: number }).epoch / PERIOD) } : { ok: false };
 }
 
-const RECOVERY_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'; // no 0/o, 1/l/i look-alikes
+const CODE_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'; // no 0/o, 1/l/i look-alikes
 export const RECOVERY_CODE_COUNT = 10;
 
-/** Ten codes of 16 characters (about 79 bits each), shown once as xxxx-xxxx-xxxx-xxxx. */
-export function newRecoveryCodes(count = RECOVERY_CODE_COUNT): string[] {
-  return Array.from({ length: count }, () => {
-    const chars = Array.from({ length: 16 }, () => RECOVERY_ALPHABET[randomInt(RECOVERY_ALPHABET.length)]).join('');
-    return chars.match(/.{4}/g)!.join('-');
-  });
+/**
+ * A one-time code of 16 characters (about 79 bits), written xxxx-xxxx-xxxx-xxxx: recovery codes
+ * and enrolment codes. Typed by people, so case, spaces and dashes do not matter.
+ */
+export function newOneTimeCode(): string {
+  const chars = Array.from({ length: 16 }, () => CODE_ALPHABET[randomInt(CODE_ALPHABET.length)]).join('');
+  return chars.match(/.{4}/g)!.join('-');
 }
 
-export function normaliseRecoveryCode(code: string): string {
+/** Ten recovery codes, shown once. */
+export function newRecoveryCodes(count = RECOVERY_CODE_COUNT): string[] {
+  return Array.from({ length: count }, newOneTimeCode);
+}
+
+export function normaliseOneTimeCode(code: string): string {
   return code.toLowerCase().replace(/[^a-z0-9]/g, '');
 }
 
-/** Recovery codes are high-entropy random strings: one SHA-256 is enough to store them. */
-export function hashRecoveryCode(code: string): string {
-  return createHash('sha256').update(normaliseRecoveryCode(code)).digest('base64url');
+/** One-time codes are high-entropy random strings: one SHA-256 is enough to store them. */
+export function hashOneTimeCode(code: string): string {
+  return createHash('sha256').update(normaliseOneTimeCode(code)).digest('base64url');
 }

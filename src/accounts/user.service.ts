@@ -3,20 +3,23 @@ import type { Db } from '../db/knex.ts';
 import { invalidInput, notFound } from '../http/errors.ts';
 import { deleteAccountGrants } from '../grants/grant.store.ts';
 import type { Keyring } from '../keys/kek.ts';
-import { afterFailure, afterSuccess, isLocked, UNLOCKED, type FailureKind } from './lockout.service.ts';
-import { checkPassword, hashPassword, passwordProblem } from './password.service.ts';
-import { checkTotp, hashRecoveryCode, newRecoveryCodes, newTotpSecret, totpUri } from './totp.service.ts';
+import { DEFAULT_LOCK_POLICY, isLocked, UNLOCKED, type FailureKind } from './lockout.service.ts';
+import { checkPassword, hashPassword, MAX_PASSWORD_LENGTH, needsRehash, passwordProblem } from './password.service.ts';
+import { checkTotp, hashOneTimeCode, newOneTimeCode, newRecoveryCodes, newTotpSecret, totpUri } from './totp.service.ts';
 import {
-  claimTotpStep,
+  bindAuthenticator,
   countUnusedRecoveryCodes,
   findUserById,
   findUserByUsername,
   insertUser,
   listUsers,
-  replaceRecoveryCodes,
-  setTotpSecretIfUnset,
+  recordFailure,
+  recordPasswordSuccess,
+  recordRecoverySuccess,
+  recordTotpSuccess,
+  replacePasswordHash,
+  resetAuthenticator,
   updateUser,
-  useRecoveryCode,
   type User,
 } from './user.store.ts';
 
@@ -26,10 +29,14 @@ export type AccountDeps = Readonly<{ db: Db; keyring: Keyring; now: () => number
 /** Label authenticator apps show next to the code. */
 export const TOTP_ISSUER = 'Portcullis';
 export const USERNAME_PATTERN = /^[a-z0-9][a-z0-9._@-]{0,63}$/;
+/** An enrolment code is delivered out of band and must be used within 72 hours. */
+export const ENROLMENT_CODE_TTL_MS = 72 * 3600_000;
 
 export function normaliseUsername(username: string): string {
   return username.trim().toLowerCase();
 }
+
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export function describeUser(user: User, now: number) {
   return {
@@ -38,9 +45,17 @@ export function describeUser(user: User, now: number) {
     admin: user.isAdmin,
     status: user.status,
     totp_enrolled: user.totpSecret !== null,
-    locked_until: isLocked(user.lock, now) ? new Date(user.lock.lockedUntil!).toISOString() : null,
-    created_at: new Date(user.createdAt).toISOString(),
+    locked_until: isLocked(user.lock.lockedUntil, now) ? iso(user.lock.lockedUntil) : null,
+    enrolment_code_expires_at: user.enrolmentCodeHash !== null ? iso(user.enrolmentCodeExpiresAt) : null,
+    created_at: iso(user.createdAt),
   };
+}
+
+/** A fresh one-time enrolment code: the code to hand over out of band, and what is stored. */
+function issueEnrolmentCode(now: number) {
+  const code = newOneTimeCode();
+  const expiresAt = now + ENROLMENT_CODE_TTL_MS;
+  return { code, hash: hashOneTimeCode(code), expiresAt, shown: { enrolment_code: code, enrolment_code_expires_at: iso(expiresAt) } };
 }
 
 export async function createUser(
@@ -49,11 +64,12 @@ export async function createUser(
 ) {
   const username = normaliseUsername(input.username);
   if (!USERNAME_PATTERN.test(username)) throw invalidInput('--username takes 1 to 64 of a-z 0-9 . _ @ - (starting with a letter or digit)');
-  const problem = passwordProblem(input.password);
+  const problem = await passwordProblem(input.password, { admin: input.isAdmin, userInputs: [username] });
   if (problem) throw invalidInput(problem);
   if (await findUserByUsername(deps.db, username)) throw invalidInput(`user ${username} already exists`);
   const secret = input.withTotp ? newTotpSecret() : null;
   const now = deps.now();
+  const enrolment = secret === null ? issueEnrolmentCode(now) : null;
   const user: User = {
     id: `usr_${randomBytes(12).toString('base64url')}`,
     username,
@@ -63,11 +79,13 @@ export async function createUser(
     isAdmin: input.isAdmin,
     status: 'active',
     lock: UNLOCKED,
+    enrolmentCodeHash: enrolment?.hash ?? null,
+    enrolmentCodeExpiresAt: enrolment?.expiresAt ?? null,
     createdAt: now,
     updatedAt: now,
   };
   await insertUser(deps.db, user);
-  return secret === null ? { id: user.id, username } : { id: user.id, username, totp_uri: totpUri(secret, username, TOTP_ISSUER) };
+  return secret === null ? { id: user.id, username, ...enrolment!.shown } : { id: user.id, username, totp_uri: totpUri(secret, username, TOTP_ISSUER) };
 }
 
 async function userNamed(db: Db, username: string): Promise<User> {
@@ -87,12 +105,16 @@ export async function unlockUser(deps: AccountDeps, username: string) {
   return describeUser((await findUserById(deps.db, user.id))!, deps.now());
 }
 
-/** The next login enrols a new authenticator; the old secret and recovery codes stop working. */
+/**
+ * The old authenticator and recovery codes stop working at once; the person enrols a new one
+ * at their next login with the enrolment code printed here (and only here).
+ */
 export async function resetTotp(deps: AccountDeps, username: string) {
   const user = await userNamed(deps.db, username);
-  await updateUser(deps.db, user.id, { totpSecret: null, totpLastStep: null }, deps.now());
-  await replaceRecoveryCodes(deps.db, user.id, []);
-  return describeUser((await findUserById(deps.db, user.id))!, deps.now());
+  const now = deps.now();
+  const enrolment = issueEnrolmentCode(now);
+  await resetAuthenticator(deps.db, user.id, enrolment.hash, enrolment.expiresAt, now);
+  return { ...describeUser((await findUserById(deps.db, user.id))!, now), ...enrolment.shown };
 }
 
 export async function disableUser(deps: AccountDeps, username: string) {
@@ -110,53 +132,64 @@ export async function findActiveUser(db: Db, id: string): Promise<User | undefin
 
 /** A refusal names the account (for the log, never the page) when there is one, and a fresh lock. */
 export type Outcome = { ok: true; user: User } | { ok: false; accountId?: string; lockedNow?: boolean };
+export type Refusal = Extract<Outcome, { ok: false }>;
 
-async function recordFailure(deps: AccountDeps, user: User, kind: FailureKind): Promise<Outcome> {
-  const now = deps.now();
-  const lock = afterFailure(user.lock, kind, now);
-  await updateUser(deps.db, user.id, { lock }, now);
-  return { ok: false, accountId: user.id, lockedNow: isLocked(lock, now) };
+/** Counts the failure in SQL (nothing is counted on a locked or disabled account). */
+async function failed(deps: AccountDeps, userId: string, kind: FailureKind): Promise<Refusal> {
+  const { lockedUntil } = await recordFailure(deps.db, userId, kind, deps.now(), DEFAULT_LOCK_POLICY);
+  return { ok: false, accountId: userId, lockedNow: lockedUntil !== null };
 }
 
 /**
  * First factor. Unknown user, disabled user, locked account and wrong password all give the
- * same answer after the same work (one scrypt), so none of them can be told apart.
+ * same answer after the same work (one argon2id), so none of them can be told apart. Whether
+ * the account may log in is decided after the hash, in the statement that records the outcome:
+ * a lock set while the hash ran holds. A right password under an old hash (scrypt) is rehashed.
  */
 export async function authenticatePassword(deps: AccountDeps, username: string, password: string): Promise<Outcome> {
   const name = normaliseUsername(username);
   const user = USERNAME_PATTERN.test(name) ? await findUserByUsername(deps.db, name) : undefined;
-  const matches = await checkPassword(password.slice(0, 1024), user?.passwordHash);
+  const matches = await checkPassword(password.slice(0, MAX_PASSWORD_LENGTH), user?.passwordHash);
   if (!user) return { ok: false };
-  if (user.status !== 'active' || isLocked(user.lock, deps.now())) return { ok: false, accountId: user.id };
-  if (!matches) return recordFailure(deps, user, 'password');
-  await updateUser(deps.db, user.id, { lock: afterSuccess(user.lock, 'password') }, deps.now());
+  if (!matches) return failed(deps, user.id, 'password');
+  if (!(await recordPasswordSuccess(deps.db, user.id, deps.now()))) return { ok: false, accountId: user.id };
+  if (needsRehash(user.passwordHash)) await replacePasswordHash(deps.db, user.id, user.passwordHash, await hashPassword(password.slice(0, MAX_PASSWORD_LENGTH)));
   return { ok: true, user };
 }
 
 /** The fresh user row, if it may continue a login (not disabled, not locked meanwhile). */
 async function loginable(deps: AccountDeps, userId: string): Promise<User | undefined> {
   const user = await findActiveUser(deps.db, userId);
-  return user && !isLocked(user.lock, deps.now()) ? user : undefined;
-}
-
-async function finishSecondFactor(deps: AccountDeps, user: User, passed: boolean): Promise<Outcome> {
-  if (!passed) return recordFailure(deps, user, 'second_factor');
-  await updateUser(deps.db, user.id, { lock: afterSuccess(user.lock, 'second_factor') }, deps.now());
-  return { ok: true, user };
+  return user && !isLocked(user.lock.lockedUntil, deps.now()) ? user : undefined;
 }
 
 export async function verifyTotp(deps: AccountDeps, userId: string, code: string): Promise<Outcome> {
   const user = await loginable(deps, userId);
-  if (!user || user.totpSecret === null) return { ok: false };
+  if (!user || user.totpSecret === null) return { ok: false, accountId: userId };
   const check = checkTotp(deps.keyring.open(user.totpSecret), code, deps.now(), user.totpLastStep);
-  return finishSecondFactor(deps, user, check.ok && (await claimTotpStep(deps.db, user.id, check.step)));
+  if (check.ok && (await recordTotpSuccess(deps.db, user.id, user.totpSecret, check.step, deps.now()))) return { ok: true, user };
+  return failed(deps, user.id, 'second_factor');
 }
 
 export async function verifyRecoveryCode(deps: AccountDeps, userId: string, code: string): Promise<Outcome> {
   const user = await loginable(deps, userId);
-  if (!user || user.totpSecret === null) return { ok: false };
-  const used = code.length <= 64 && (await useRecoveryCode(deps.db, user.id, hashRecoveryCode(code), deps.now()));
-  return finishSecondFactor(deps, user, used);
+  if (!user || user.totpSecret === null) return { ok: false, accountId: userId };
+  if (code.length <= 64 && (await recordRecoverySuccess(deps.db, user.id, hashOneTimeCode(code), deps.now()))) return { ok: true, user };
+  return failed(deps, user.id, 'second_factor');
+}
+
+/**
+ * First step of enrolment: the one-time code from the operator. Checked, not spent (it is spent
+ * when the authenticator is bound); a wrong or expired code is a failed second factor.
+ * Returns the code's hash to be checked again at binding.
+ */
+export async function checkEnrolmentCode(deps: AccountDeps, userId: string, code: string): Promise<{ ok: true; codeHash: string } | Refusal> {
+  const user = await loginable(deps, userId);
+  if (!user || user.totpSecret !== null) return { ok: false, accountId: userId };
+  const codeHash = hashOneTimeCode(code.slice(0, 64));
+  // a comparison of SHA-256 digests of an 80-bit code: its timing tells nothing usable
+  const valid = user.enrolmentCodeHash !== null && user.enrolmentCodeHash === codeHash && (user.enrolmentCodeExpiresAt ?? 0) > deps.now();
+  return valid ? { ok: true, codeHash } : failed(deps, user.id, 'second_factor');
 }
 
 /** A new secret for enrolment, sealed: it is kept with the pending login until confirmed. */
@@ -171,18 +204,34 @@ export function enrolmentUri(deps: AccountDeps, sealed: string, username: string
 }
 
 /**
- * Confirms enrolment with a current code from the new authenticator: stores the secret and
- * returns fresh recovery codes (only their hashes are kept: this is the one time they exist).
+ * Confirms enrolment with a current code from the new authenticator: binds the secret and spends
+ * the enrolment code in one statement (user.store.ts `bindAuthenticator`), and returns fresh
+ * recovery codes (only their hashes are kept: this is the one time they exist).
  */
-export async function confirmEnrolment(deps: AccountDeps, userId: string, sealed: string, code: string): Promise<{ ok: true; user: User; recoveryCodes: string[] } | Extract<Outcome, { ok: false }>> {
+export async function confirmEnrolment(
+  deps: AccountDeps,
+  userId: string,
+  pending: { sealedSecret: string; enrolmentCodeHash: string },
+  code: string,
+): Promise<{ ok: true; user: User; recoveryCodes: string[] } | Refusal> {
   const user = await loginable(deps, userId);
   if (!user || user.totpSecret !== null) return { ok: false, accountId: userId };
-  const check = checkTotp(deps.keyring.open(sealed), code, deps.now(), null);
-  if (!check.ok) return recordFailure(deps, user, 'second_factor') as Promise<Extract<Outcome, { ok: false }>>;
-  if (!(await setTotpSecretIfUnset(deps.db, user.id, sealed, check.step, afterSuccess(user.lock, 'second_factor'), deps.now()))) return { ok: false };
+  const check = checkTotp(deps.keyring.open(pending.sealedSecret), code, deps.now(), null);
+  if (!check.ok) return failed(deps, user.id, 'second_factor');
   const recoveryCodes = newRecoveryCodes();
-  await replaceRecoveryCodes(deps.db, user.id, recoveryCodes.map(hashRecoveryCode));
-  return { ok: true, user, recoveryCodes };
+  const bound = await bindAuthenticator(deps.db, user.id, {
+    sealedSecret: pending.sealedSecret,
+    step: check.step,
+    enrolmentCodeHash: pending.enrolmentCodeHash,
+    recoveryCodeHashes: recoveryCodes.map(hashOneTimeCode),
+  }, deps.now());
+  // not bound: the code was spent by another login, reissued, expired, or the account locked
+  return bound ? { ok: true, user, recoveryCodes } : failed(deps, user.id, 'second_factor');
+}
+
+/** The account a finished enrolment continues with, if it may still log in now. */
+export async function continuingUser(deps: AccountDeps, userId: string): Promise<User | undefined> {
+  return loginable(deps, userId);
 }
 
 export { countUnusedRecoveryCodes };

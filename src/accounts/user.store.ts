@@ -1,5 +1,5 @@
 import type { Db } from '../db/knex.ts';
-import type { LockState } from './lockout.service.ts';
+import { doublingsToCap, type FailureKind, type LockPolicy, type LockState } from './lockout.service.ts';
 
 export type UserStatus = 'active' | 'disabled';
 
@@ -13,6 +13,9 @@ export type User = Readonly<{
   isAdmin: boolean;
   status: UserStatus;
   lock: LockState;
+  /** SHA-256 of the outstanding one-time enrolment code, if any */
+  enrolmentCodeHash: string | null;
+  enrolmentCodeExpiresAt: number | null;
   createdAt: number;
   updatedAt: number;
 }>;
@@ -29,6 +32,8 @@ type Row = {
   failed_second_factors: number;
   lock_count: number;
   locked_until: number | string | null;
+  enrolment_code_hash: string | null;
+  enrolment_code_expires_at: number | string | null;
   created_at: number | string;
   updated_at: number | string;
 };
@@ -53,6 +58,8 @@ function fromRow(row: Row): User {
       lockCount: Number(row.lock_count),
       lockedUntil: orNull(row.locked_until),
     },
+    enrolmentCodeHash: row.enrolment_code_hash ?? null,
+    enrolmentCodeExpiresAt: orNull(row.enrolment_code_expires_at ?? null),
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
   };
@@ -77,6 +84,8 @@ export async function insertUser(db: Db, user: User): Promise<void> {
     is_admin: user.isAdmin,
     status: user.status,
     ...lockColumns(user.lock),
+    enrolment_code_hash: user.enrolmentCodeHash,
+    enrolment_code_expires_at: user.enrolmentCodeExpiresAt,
     created_at: user.createdAt,
     updated_at: user.updatedAt,
   });
@@ -96,49 +105,141 @@ export async function listUsers(db: Db): Promise<User[]> {
   return (await db(USERS).select('*').orderBy('created_at')).map(fromRow);
 }
 
-export type UserChange = Partial<{ status: UserStatus; totpSecret: string | null; totpLastStep: number | null; lock: LockState }>;
+export type UserChange = Partial<{ status: UserStatus; lock: LockState }>;
 
 /** Returns false when no such user exists. */
 export async function updateUser(db: Db, id: string, change: UserChange, at: number): Promise<boolean> {
   const fields: Record<string, unknown> = { updated_at: at };
   if (change.status !== undefined) fields.status = change.status;
-  if (change.totpSecret !== undefined) fields.totp_secret = change.totpSecret;
-  if (change.totpLastStep !== undefined) fields.totp_last_step = change.totpLastStep;
   if (change.lock !== undefined) Object.assign(fields, lockColumns(change.lock));
   return (await db(USERS).where({ id }).update(fields)) > 0;
 }
 
-/** Stores a confirmed TOTP secret unless one is already there (two racing enrolments: one wins). */
-export async function setTotpSecretIfUnset(db: Db, id: string, sealed: string, step: number, lock: LockState, at: number): Promise<boolean> {
-  const updated = await db(USERS)
-    .where({ id })
-    .whereNull('totp_secret')
-    .update({ totp_secret: sealed, totp_last_step: step, ...lockColumns(lock), updated_at: at });
+/** The rows a login may still act on at `now`: active, and not locked at that instant. */
+function loginable(db: Db, id: string, now: number) {
+  return db(USERS)
+    .where({ id, status: 'active' })
+    .andWhere((q) => q.whereNull('locked_until').orWhere('locked_until', '<=', now));
+}
+
+const FAILURE_COLUMN: Record<FailureKind, string> = { password: 'failed_passwords', second_factor: 'failed_second_factors' };
+
+/**
+ * Counts one failure of `kind` in one statement, deciding the lock in it: the count reaching the
+ * threshold sets `locked_until` (a password lock for the base period; a second-factor lock for
+ * `base << lock_count`, capped) and starts the count again. Nothing is counted on an account
+ * that is disabled or already locked. Returns the new `locked_until` when this failure locked it.
+ */
+export async function recordFailure(db: Db, id: string, kind: FailureKind, now: number, policy: LockPolicy): Promise<{ lockedUntil: number | null }> {
+  const count = FAILURE_COLUMN[kind];
+  const reaches = `${count} + 1 >= ?`;
+  const period = kind === 'password'
+    ? db.raw('CAST(? AS BIGINT)', [policy.baseMs])
+    : db.raw('CASE WHEN lock_count >= ? THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) << lock_count END', [doublingsToCap(policy), policy.maxMs, policy.baseMs]);
+  const rows: { locked_until: number | string | null }[] = await loginable(db, id, now)
+    .update({
+      [count]: db.raw(`CASE WHEN ${reaches} THEN 0 ELSE ${count} + 1 END`, [policy.threshold]),
+      lock_count: db.raw(`CASE WHEN ${reaches} THEN lock_count + 1 ELSE lock_count END`, [policy.threshold]),
+      locked_until: db.raw(`CASE WHEN ${reaches} THEN CAST(? AS BIGINT) + (?) ELSE locked_until END`, [policy.threshold, now, period]),
+      updated_at: now,
+    })
+    .returning(['locked_until']);
+  const lockedUntil = orNull(rows[0]?.locked_until ?? null);
+  return { lockedUntil: lockedUntil !== null && lockedUntil > now ? lockedUntil : null };
+}
+
+/** A right password, if the account is still active and unlocked now: clears the password count only. */
+export async function recordPasswordSuccess(db: Db, id: string, now: number): Promise<boolean> {
+  return (await loginable(db, id, now).update({ failed_passwords: 0, updated_at: now })) > 0;
+}
+
+/** A completed login ends the second-factor count and the lock history (the doubling starts over). */
+const SECOND_FACTOR_DONE = { failed_second_factors: 0, lock_count: 0 };
+
+/**
+ * A right TOTP code, in one statement: claims its time step (newer than the last used one, so
+ * of two requests with one code, one wins), for the secret it was checked against, on an account
+ * still active and unlocked now; and clears the second-factor count.
+ */
+export async function recordTotpSuccess(db: Db, id: string, sealedSecret: string, step: number, now: number): Promise<boolean> {
+  const updated = await loginable(db, id, now)
+    .andWhere({ totp_secret: sealedSecret })
+    .andWhere((q) => q.whereNull('totp_last_step').orWhere('totp_last_step', '<', step))
+    .update({ totp_last_step: step, ...SECOND_FACTOR_DONE, updated_at: now });
   return updated > 0;
 }
 
 /**
- * Records `step` as used if it is newer than the last used one, atomically: of two requests
- * racing with the same code, one wins.
+ * A recovery code: marks it used and clears the second-factor count, together or not at all
+ * (a code is not spent on an account locked meanwhile).
  */
-export async function claimTotpStep(db: Db, id: string, step: number): Promise<boolean> {
-  const updated = await db(USERS)
-    .where({ id })
-    .andWhere((q) => q.whereNull('totp_last_step').orWhere('totp_last_step', '<', step))
-    .update({ totp_last_step: step });
-  return updated > 0;
+export async function recordRecoverySuccess(db: Db, id: string, codeHash: string, now: number): Promise<boolean> {
+  try {
+    return await db.transaction(async (trx) => {
+      const used = await trx(RECOVERY).where({ user_id: id, code_hash: codeHash }).whereNull('used_at').update({ used_at: now });
+      if (used === 0) return false;
+      if ((await loginable(trx, id, now).update({ ...SECOND_FACTOR_DONE, updated_at: now })) === 0) throw new Undone();
+      return true;
+    });
+  } catch (error) {
+    if (error instanceof Undone) return false;
+    throw error;
+  }
 }
 
-export async function replaceRecoveryCodes(db: Db, userId: string, hashes: readonly string[]): Promise<void> {
-  await db.transaction(async (trx) => {
-    await trx(RECOVERY).where({ user_id: userId }).delete();
-    if (hashes.length) await trx(RECOVERY).insert(hashes.map((hash) => ({ user_id: userId, code_hash: hash, used_at: null })));
+/** Thrown inside a transaction to roll it back as a plain refusal. */
+class Undone extends Error {}
+
+/** A new enrolment code for an account: the authenticator and recovery codes go with the old one. */
+export async function resetAuthenticator(db: Db, id: string, codeHash: string, expiresAt: number, now: number): Promise<boolean> {
+  return db.transaction(async (trx) => {
+    const updated = await trx(USERS).where({ id }).update({
+      totp_secret: null,
+      totp_last_step: null,
+      enrolment_code_hash: codeHash,
+      enrolment_code_expires_at: expiresAt,
+      updated_at: now,
+    });
+    await trx(RECOVERY).where({ user_id: id }).delete();
+    return updated > 0;
   });
 }
 
-/** Marks the code used; true only for the one request that used it. */
-export async function useRecoveryCode(db: Db, userId: string, hash: string, at: number): Promise<boolean> {
-  return (await db(RECOVERY).where({ user_id: userId, code_hash: hash }).whereNull('used_at').update({ used_at: at })) > 0;
+/**
+ * Binds an authenticator and spends the enrolment code, in one statement: only if no
+ * authenticator is bound, the code is still the outstanding one and unexpired, and the account
+ * is active and unlocked now. Of many parallel uses of one code, one wins. The recovery codes
+ * are stored in the same transaction.
+ */
+export async function bindAuthenticator(
+  db: Db,
+  id: string,
+  binding: { sealedSecret: string; step: number; enrolmentCodeHash: string; recoveryCodeHashes: readonly string[] },
+  now: number,
+): Promise<boolean> {
+  return db.transaction(async (trx) => {
+    const bound = await loginable(trx, id, now)
+      .whereNull('totp_secret')
+      .andWhere({ enrolment_code_hash: binding.enrolmentCodeHash })
+      .andWhere('enrolment_code_expires_at', '>', now)
+      .update({
+        totp_secret: binding.sealedSecret,
+        totp_last_step: binding.step,
+        enrolment_code_hash: null,
+        enrolment_code_expires_at: null,
+        ...SECOND_FACTOR_DONE,
+        updated_at: now,
+      });
+    if (bound === 0) return false;
+    await trx(RECOVERY).where({ user_id: id }).delete();
+    await trx(RECOVERY).insert(binding.recoveryCodeHashes.map((hash) => ({ user_id: id, code_hash: hash, used_at: null })));
+    return true;
+  });
+}
+
+/** Replaces a password hash (a rehash at a stronger setting) only if it is still `previous`. */
+export async function replacePasswordHash(db: Db, id: string, previous: string, next: string): Promise<boolean> {
+  return (await db(USERS).where({ id, password_hash: previous }).update({ password_hash: next })) > 0;
 }
 
 export async function countUnusedRecoveryCodes(db: Db, userId: string): Promise<number> {

@@ -27,8 +27,8 @@ export const USAGE = `usage: portcullis <command>
   resource list
   partner create --name NAME --scope "a b" [--grant TYPE]... [--redirect-uri URI]... [--public]
   partner list | show ID | suspend ID | resume ID | rotate-secret ID
-  user create --username NAME --password-stdin [--admin] [--with-totp]
-  user list | unlock NAME | reset-totp NAME | disable NAME
+  user create --username NAME --password-stdin [--admin] [--with-totp]   prints a one-time enrolment_code (72 h) unless --with-totp
+  user list | unlock NAME | reset-totp NAME | disable NAME                reset-totp prints a new enrolment_code
   keys list                                 signing keys and their state (next, active, retired, revoked)
   keys rotate [--now]                       add a key: signs after KEY_PREPUBLISH, or at once with --now
   keys revoke KID                           take a key out of the JWKS at once (a new key signs if it did)

@@ -8,8 +8,13 @@ export const BINDING_COOKIE = 'portcullis.login';
  * cookie scoped to the interaction's path. The database keeps only its hash (so a leaked table
  * row cannot be replayed as a cookie), and every form carries an HMAC of interaction + value
  * as its CSRF token: a form is valid only for this interaction in this browser.
+ *
+ * `keys` are the HMAC keys, one per configured KEK, the first KEK's first: tokens are made with
+ * the first and accepted under any, so a form half filled when the KEKs rotate still posts.
  */
-export function createBrowserBinding(options: { key: string; secure: boolean }) {
+export function createBrowserBinding(options: { keys: readonly string[]; secure: boolean }) {
+  if (options.keys.length === 0) throw new Error('the browser binding needs at least one key');
+  const mac = (key: string, uid: string, value: string) => Buffer.from(createHmac('sha256', key).update(`csrf ${uid} ${value}`).digest('base64url'));
   const cookieOptions = (uid: string, maxAgeMs: number) => ({
     path: `/interaction/${uid}`,
     httpOnly: true,
@@ -40,13 +45,18 @@ export function createBrowserBinding(options: { key: string; secure: boolean }) 
       return createHash('sha256').update(value).digest('base64url');
     },
     csrfToken(uid: string, value: string): string {
-      return createHmac('sha256', options.key).update(`csrf ${uid} ${value}`).digest('base64url');
+      return mac(options.keys[0], uid, value).toString();
     },
     csrfValid(uid: string, value: string, token: string | undefined): boolean {
       if (typeof token !== 'string') return false;
-      const expected = Buffer.from(this.csrfToken(uid, value));
       const given = Buffer.from(token);
-      return expected.length === given.length && timingSafeEqual(expected, given);
+      // every key is tried (no early exit), so timing does not tell which KEK made the token
+      let valid = false;
+      for (const key of options.keys) {
+        const expected = mac(key, uid, value);
+        if (expected.length === given.length && timingSafeEqual(expected, given)) valid = true;
+      }
+      return valid;
     },
   };
 }

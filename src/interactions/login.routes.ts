@@ -4,9 +4,12 @@ import type { Middleware, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Interaction } from 'oidc-provider';
 import QRCode from 'qrcode';
+import { LOGIN_STEP_ATTEMPTS } from '../accounts/lockout.service.ts';
 import {
   authenticatePassword,
+  checkEnrolmentCode,
   confirmEnrolment,
+  continuingUser,
   enrolmentUri,
   findActiveUser,
   offerTotpSecret,
@@ -23,7 +26,16 @@ import type { LoginMetrics } from '../http/metrics.service.ts';
 import type { Logger } from '../log/logger.ts';
 import type { BrowserBinding } from './browser.binding.ts';
 import { grantConsent, requestedScopes, scopeListItems } from './consent.service.ts';
-import { advanceLoginState, deleteLoginState, findLoginState, saveLoginState, type LoginStage, type LoginState } from './login-state.store.ts';
+import {
+  advanceLoginState,
+  claimAttempt,
+  deleteLoginState,
+  endIfExhausted,
+  findLoginState,
+  saveLoginState,
+  type LoginStage,
+  type LoginState,
+} from './login-state.store.ts';
 
 /** The authentication context class of every Portcullis login: password plus a second factor. */
 export const ACR_MFA = 'urn:portcullis:acr:mfa';
@@ -46,6 +58,9 @@ const STYLESHEET = fs.readFileSync(new URL('../../views/portcullis.css', import.
 const GENERIC_LOGIN_ERROR = 'Invalid username or password.';
 const GENERIC_CODE_ERROR = 'That code is not valid. Check your authenticator app and try again.';
 const EXPIRED = 'This sign-in page has expired or is no longer valid. Go back to the application and start again.';
+const STEP_USED = 'This form was already used or belongs to another step. Go back to the application and start again.';
+const TOO_MANY_CODES = 'Too many wrong codes. Sign in again with your username and password.';
+const GENERIC_ENROLMENT_ERROR = 'That enrolment code is not valid or has expired. Check it, or ask for a new one.';
 
 function alert(message: string | undefined): string {
   return message ? `<p class="alert" role="alert">${escapeHtml(message)}</p>` : '';
@@ -138,7 +153,7 @@ function loadLoginState(deps: LoginRouteDeps) {
 function requireStage(stage: LoginStage) {
   return async function requireStage(ctx: Ctx, next: Next) {
     if (ctx.state.flow.login?.stage !== stage) {
-      throw new AppError('invalid_request', 'This form was already used or belongs to another step. Go back to the application and start again.', { status: 409 });
+      throw new AppError('invalid_request', STEP_USED, { status: 409 });
     }
     return next();
   };
@@ -161,13 +176,18 @@ function showRecovery(deps: LoginRouteDeps, ctx: Ctx, error?: string, status = 2
   page(ctx, 'Use a recovery code', 'recovery', { uid: ctx.state.flow.interaction.uid, csrf: csrf(deps, ctx), alert: alert(error) }, status);
 }
 
+function showEnrolmentCode(deps: LoginRouteDeps, ctx: Ctx, error?: string, status = 200) {
+  page(ctx, 'Set up your authenticator', 'enrol', { uid: ctx.state.flow.interaction.uid, csrf: csrf(deps, ctx), alert: alert(error) }, status);
+}
+
+/** The new secret, as a QR code and as text: shown only once the enrolment code checked out. */
 async function showEnrol(deps: LoginRouteDeps, ctx: Ctx, error?: string, status = 200) {
   const login = ctx.state.flow.login!;
   const user = await findActiveUser(deps.accounts.db, login.userId);
   if (!user || !login.pendingSecret) throw new AppError('invalid_request', EXPIRED);
   const { secret, uri } = enrolmentUri(deps.accounts, login.pendingSecret, user.username);
   const qr = await QRCode.toDataURL(uri, { errorCorrectionLevel: 'M', margin: 2, width: 200 });
-  page(ctx, 'Set up your authenticator', 'enrol', {
+  page(ctx, 'Connect your authenticator', 'enrol-authenticator', {
     uid: ctx.state.flow.interaction.uid,
     csrf: csrf(deps, ctx),
     alert: alert(error),
@@ -222,6 +242,29 @@ function finishLogin(deps: LoginRouteDeps) {
   };
 }
 
+function endedByCap(deps: LoginRouteDeps, ctx: Ctx): void {
+  const { interaction, login } = ctx.state.flow;
+  deps.log.info('login ended: too many wrong codes', { account: login?.userId, client_id: interaction.params.client_id });
+  showLogin(deps, ctx, TOO_MANY_CODES, 401);
+}
+
+/**
+ * Takes one of this step's attempts before a code is checked (one SQL statement): when none is
+ * left the login state is gone and the password page answers. False when the page is answered.
+ */
+async function takeAttempt(deps: LoginRouteDeps, ctx: Ctx): Promise<boolean> {
+  const taken = await claimAttempt(deps.accounts.db, ctx.state.flow.login!, LOGIN_STEP_ATTEMPTS, deps.accounts.now());
+  if (taken === 'moved') throw new AppError('invalid_request', STEP_USED, { status: 409 });
+  if (taken === 'exhausted') endedByCap(deps, ctx);
+  return taken === 'ok';
+}
+
+/** A wrong code: the step's page again, or the password page if that was its last attempt. */
+async function refuseCode(deps: LoginRouteDeps, ctx: Ctx, again: () => unknown): Promise<void> {
+  if (await endIfExhausted(deps.accounts.db, ctx.state.flow.login!, LOGIN_STEP_ATTEMPTS)) return endedByCap(deps, ctx);
+  await again();
+}
+
 /** GET /interaction/:uid: whatever this interaction and this browser need next. */
 function showStep(deps: LoginRouteDeps) {
   return async function showStep(ctx: Ctx) {
@@ -229,7 +272,8 @@ function showStep(deps: LoginRouteDeps) {
     if (interaction.prompt.name === 'consent') return showConsent(deps, ctx);
     if (interaction.prompt.name !== 'login') throw new AppError('invalid_request', EXPIRED);
     if (login?.stage === 'second_factor') return showSecondFactor(deps, ctx);
-    if (login?.stage === 'enrol') return showEnrol(deps, ctx);
+    if (login?.stage === 'enrol') return showEnrolmentCode(deps, ctx);
+    if (login?.stage === 'enrol_confirm') return showEnrol(deps, ctx);
     if (login?.stage === 'enrolled') return page(ctx, 'Authenticator set up', 'enrolled', { uid: interaction.uid, csrf: csrf(deps, ctx) });
     return showLogin(deps, ctx);
   };
@@ -250,7 +294,6 @@ function verifyPassword(deps: LoginRouteDeps) {
       browserHash: deps.binding.hash(browser),
       userId: outcome.user.id,
       stage: enrolled ? 'second_factor' : 'enrol',
-      pendingSecret: enrolled ? null : offerTotpSecret(deps.accounts).sealed,
       expiresAt: interaction.exp * 1000,
     }, deps.accounts.now());
     ctx.status = 303;
@@ -264,9 +307,10 @@ function verifySecondFactor(deps: LoginRouteDeps) {
   return async function verifySecondFactor(ctx: Ctx) {
     const code = ctx.state.flow.form.code ?? '';
     if (!code.trim()) return showSecondFactor(deps, ctx, 'Enter the code from your authenticator app.', 400);
+    if (!(await takeAttempt(deps, ctx))) return undefined;
     const outcome = await verifyTotp(deps.accounts, ctx.state.flow.login!.userId, code);
     logRefusal(deps, ctx, 'totp', outcome);
-    if (!(await done(ctx, outcome))) showSecondFactor(deps, ctx, GENERIC_CODE_ERROR, 401);
+    if (!(await done(ctx, outcome))) await refuseCode(deps, ctx, () => showSecondFactor(deps, ctx, GENERIC_CODE_ERROR, 401));
     return undefined;
   };
 }
@@ -276,23 +320,49 @@ function verifyRecovery(deps: LoginRouteDeps) {
   return async function verifyRecovery(ctx: Ctx) {
     const code = ctx.state.flow.form.recovery_code ?? '';
     if (!code.trim()) return showRecovery(deps, ctx, 'Enter one of your recovery codes.', 400);
+    if (!(await takeAttempt(deps, ctx))) return undefined;
     const outcome = await verifyRecoveryCode(deps.accounts, ctx.state.flow.login!.userId, code);
     logRefusal(deps, ctx, 'recovery_code', outcome);
-    if (!(await done(ctx, outcome))) showRecovery(deps, ctx, 'That recovery code is not valid.', 401);
+    if (!(await done(ctx, outcome))) await refuseCode(deps, ctx, () => showRecovery(deps, ctx, 'That recovery code is not valid.', 401));
     return undefined;
   };
 }
 
+/** Enrolment, first step: the operator's one-time code. Only then is a secret made and shown. */
+function acceptEnrolmentCode(deps: LoginRouteDeps) {
+  return async function acceptEnrolmentCode(ctx: Ctx) {
+    const { interaction, form } = ctx.state.flow;
+    const code = form.enrolment_code ?? '';
+    if (!code.trim()) return showEnrolmentCode(deps, ctx, 'Enter the enrolment code you were given.', 400);
+    if (!(await takeAttempt(deps, ctx))) return undefined;
+    const result = await checkEnrolmentCode(deps.accounts, ctx.state.flow.login!.userId, code);
+    if (!result.ok) {
+      logRefusal(deps, ctx, 'enrolment_code', result);
+      return refuseCode(deps, ctx, () => showEnrolmentCode(deps, ctx, GENERIC_ENROLMENT_ERROR, 401));
+    }
+    const offered = offerTotpSecret(deps.accounts);
+    if (!(await advanceLoginState(deps.accounts.db, interaction.uid, 'enrol', { stage: 'enrol_confirm', pendingSecret: offered.sealed, enrolmentCodeHash: result.codeHash }))) {
+      throw new AppError('invalid_request', STEP_USED, { status: 409 });
+    }
+    ctx.status = 303;
+    ctx.redirect(`/interaction/${interaction.uid}`);
+    return undefined;
+  };
+}
+
+/** Enrolment, second step: a current code from the new authenticator binds it and spends the enrolment code. */
 function confirmAuthenticator(deps: LoginRouteDeps) {
   return async function confirmAuthenticator(ctx: Ctx) {
     const { interaction, form } = ctx.state.flow;
     const login = ctx.state.flow.login!;
     const code = form.code ?? '';
     if (!code.trim()) return showEnrol(deps, ctx, 'Enter the code your authenticator app shows.', 400);
-    const result = await confirmEnrolment(deps.accounts, login.userId, login.pendingSecret!, code);
+    if (!login.pendingSecret || !login.enrolmentCodeHash) throw new AppError('invalid_request', EXPIRED);
+    if (!(await takeAttempt(deps, ctx))) return undefined;
+    const result = await confirmEnrolment(deps.accounts, login.userId, { sealedSecret: login.pendingSecret, enrolmentCodeHash: login.enrolmentCodeHash }, code);
     logRefusal(deps, ctx, 'enrolment', result.ok ? { ok: true, user: result.user } : result);
-    if (!result.ok) return showEnrol(deps, ctx, GENERIC_CODE_ERROR, 401);
-    if (!(await advanceLoginState(deps.accounts.db, interaction.uid, 'enrol', { stage: 'enrolled', pendingSecret: null }))) {
+    if (!result.ok) return refuseCode(deps, ctx, () => showEnrol(deps, ctx, GENERIC_CODE_ERROR, 401));
+    if (!(await advanceLoginState(deps.accounts.db, interaction.uid, 'enrol_confirm', { stage: 'enrolled', pendingSecret: null, enrolmentCodeHash: null }))) {
       throw new AppError('invalid_request', 'This form was already used. Go back to the application and start again.', { status: 409 });
     }
     const codes = result.recoveryCodes.map((item) => `<li><code>${escapeHtml(item)}</code></li>`).join('\n');
@@ -303,7 +373,7 @@ function confirmAuthenticator(deps: LoginRouteDeps) {
 function continueAfterEnrolment(deps: LoginRouteDeps) {
   const done = finishLogin(deps);
   return async function continueAfterEnrolment(ctx: Ctx) {
-    const user = await findActiveUser(deps.accounts.db, ctx.state.flow.login!.userId);
+    const user = await continuingUser(deps.accounts, ctx.state.flow.login!.userId);
     if (!user || !(await done(ctx, { ok: true, user }))) throw new AppError('invalid_request', EXPIRED);
   };
 }
@@ -322,7 +392,10 @@ function decideConsent(deps: LoginRouteDeps) {
   };
 }
 
-/** The pages of a login: password → second factor (or enrolment) → consent. */
+/**
+ * The pages of a login: password → second factor (or enrolment: enrolment code, then the new
+ * authenticator's code) → consent. Each code-taking step allows LOGIN_STEP_ATTEMPTS codes.
+ */
 export function loginRoutes(deps: LoginRouteDeps): Middleware {
   const router = new Router<{ flow: Flow }>();
   const errors = pageErrors(deps.log);
@@ -340,7 +413,8 @@ export function loginRoutes(deps: LoginRouteDeps): Middleware {
   router.post('/interaction/:uid/login', ...loginPost, verifyPassword(deps));
   router.post('/interaction/:uid/otp', ...loginPost, requireStage('second_factor'), verifySecondFactor(deps));
   router.post('/interaction/:uid/recovery', ...loginPost, requireStage('second_factor'), verifyRecovery(deps));
-  router.post('/interaction/:uid/enrol', ...loginPost, requireStage('enrol'), confirmAuthenticator(deps));
+  router.post('/interaction/:uid/enrol-code', ...loginPost, requireStage('enrol'), acceptEnrolmentCode(deps));
+  router.post('/interaction/:uid/enrol', ...loginPost, requireStage('enrol_confirm'), confirmAuthenticator(deps));
   router.post('/interaction/:uid/continue', ...loginPost, requireStage('enrolled'), continueAfterEnrolment(deps));
   router.post('/interaction/:uid/consent', ...post, requirePrompt('consent'), decideConsent(deps));
   return router.routes() as unknown as Middleware;

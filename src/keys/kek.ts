@@ -57,6 +57,11 @@ export function deriveKey(keyring: Keyring, purpose: string): string {
   return Buffer.from(hkdfSync('sha256', keyring.keks[0].key, Buffer.alloc(0), `portcullis ${purpose}`, 32)).toString('base64url');
 }
 
+/** The same derivation under every configured KEK, the first KEK's first (make with it, accept any). */
+export function deriveKeys(keyring: Keyring, purpose: string): string[] {
+  return keyring.keks.map((kek) => Buffer.from(hkdfSync('sha256', kek.key, Buffer.alloc(0), `portcullis ${purpose}`, 32)).toString('base64url'));
+}
+
 export const KEK_FILE = 'kek';
 
 /**

@@ -38,7 +38,8 @@ async function checkPage(page: Page): Promise<void> {
 
 test('the whole login works without JavaScript, by keyboard alone, and every page is labelled', async () => {
   const app = await registerPartnerApp(server.env, server.url, catcher.redirectUri, { name: 'Keyboard Bank' });
-  expect((await createUser(server.env, 'kate', PASSWORD)).code).toBe(0);
+  const created = await createUser(server.env, 'kate', PASSWORD);
+  expect(created.code).toBe(0);
   const context = await browser.newContext({ javaScriptEnabled: false });
   try {
     const page = await context.newPage();
@@ -54,6 +55,12 @@ test('the whole login works without JavaScript, by keyboard alone, and every pag
     await page.keyboard.press('Enter');
 
     await expectHeading(page, 'Set up your authenticator');
+    await checkPage(page);
+    // the enrolment code field has focus on arrival
+    await page.keyboard.type(created.json.enrolment_code);
+    await page.keyboard.press('Enter');
+
+    await expectHeading(page, 'Connect your authenticator');
     await checkPage(page);
     const secret = (await page.locator('#secret').innerText()).replace(/\s+/g, '');
     await page.getByLabel('Code').focus();

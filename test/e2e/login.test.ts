@@ -8,6 +8,7 @@ import {
   codeFor,
   createUser,
   enterCode,
+  enterEnrolmentCode,
   expectHeading,
   expectVisible,
   landedAt,
@@ -81,11 +82,14 @@ async function allow(page: Page) {
 
 /** A new person through enrolment to the consent page; returns their secret and recovery codes. */
 async function enrol(page: Page, username: string) {
-  expect((await createUser(env, username, PASSWORD)).code).toBe(0);
+  const created = await createUser(env, username, PASSWORD);
+  expect(created.code).toBe(0);
   const request = await authorizationRequest(app);
   await page.goto(request.url.href);
   await signIn(page, username, PASSWORD);
   await expectHeading(page, 'Set up your authenticator');
+  await enterEnrolmentCode(page, created.json.enrolment_code);
+  await expectHeading(page, 'Connect your authenticator');
   const secret = (await page.locator('#secret').innerText()).replace(/\s+/g, '');
   await enterCode(page, codeFor(secret));
   await expectHeading(page, 'Save your recovery codes');
@@ -99,8 +103,10 @@ afterEach(async () => {
 });
 
 describe('login → enrolment → consent → code → tokens', () => {
-  test('a new person enrols TOTP, sees recovery codes once, consents; the partner gets verified tokens', async () => {
-    expect((await createUser(env, 'alice', PASSWORD)).code).toBe(0);
+  test('a new person enrols TOTP with the enrolment code, sees recovery codes once, consents; the partner gets verified tokens', async () => {
+    const created = await createUser(env, 'alice', PASSWORD);
+    expect(created.code).toBe(0);
+    expect(created.json.enrolment_code).toMatch(/^[a-z2-9]{4}(-[a-z2-9]{4}){3}$/);
     const page = await context.newPage();
     const request = await authorizationRequest(app);
     await page.goto(request.url.href);
@@ -108,7 +114,15 @@ describe('login → enrolment → consent → code → tokens', () => {
     await expectHeading(page, 'Sign in');
     await signIn(page, 'alice', PASSWORD);
 
+    // the password alone shows no secret: first the enrolment code, typed as people do
     await expectHeading(page, 'Set up your authenticator');
+    expect(await page.locator('img, #secret').count()).toBe(0);
+    await enterEnrolmentCode(page, 'wrong-code-0000-0000');
+    await expectVisible(page, /enrolment code is not valid/);
+    expect(await page.locator('img, #secret').count()).toBe(0);
+    await enterEnrolmentCode(page, ` ${created.json.enrolment_code.toUpperCase()} `);
+
+    await expectHeading(page, 'Connect your authenticator');
     await page.getByRole('img', { name: /QR code/ }).waitFor();
     const secret = await page.locator('#secret').innerText();
     await enterCode(page, codeFor(secret));
@@ -258,10 +272,19 @@ describe('lockout', () => {
 
     await signIn(page, 'eve', PASSWORD);
     await expectHeading(page, 'Two-step verification');
-    // five wrong codes lock again (second-factor counter), and the right code is then refused
-    for (let i = 0; i < 5; i++) await enterCode(page, '000000');
+    // three wrong codes end this login: the password is asked again
+    for (let i = 0; i < 3; i++) await enterCode(page, '000000');
+    await expectHeading(page, 'Sign in');
+    await expectVisible(page, 'Too many wrong codes. Sign in again with your username and password.');
+    // two more (five in a row, counted across logins) lock the account; the right code is then refused
+    await signIn(page, 'eve', PASSWORD);
+    await expectHeading(page, 'Two-step verification');
+    for (let i = 0; i < 2; i++) {
+      await enterCode(page, '000000');
+      await expectVisible(page, /That code is not valid/);
+    }
     await enterCode(page, codeFor(secret));
-    await expectVisible(page, /That code is not valid/);
+    await expectHeading(page, 'Sign in');
     expect((await cli(env, 'user', 'list')).json.find((u: { username: string }) => u.username === 'eve').locked_until).toEqual(expect.any(String));
   });
 });

@@ -188,21 +188,36 @@ describe('user CLI', () => {
   test('create, list, reset-totp, disable; errors on stderr with a non-zero exit', async () => {
     const created = await createUser(env, 'Judy', PASSWORD, '--admin');
     expect(created.code).toBe(0);
-    expect(created.json).toEqual({ id: expect.stringMatching(/^usr_/), username: 'judy' });
+    expect(created.json).toEqual({
+      id: expect.stringMatching(/^usr_/),
+      username: 'judy',
+      enrolment_code: expect.stringMatching(/^[a-z2-9]{4}(-[a-z2-9]{4}){3}$/),
+      enrolment_code_expires_at: expect.any(String),
+    });
+    const ttlHours = (Date.parse(created.json.enrolment_code_expires_at) - Date.now()) / 3600_000;
+    expect(ttlHours).toBeGreaterThan(71.9);
+    expect(ttlHours).toBeLessThanOrEqual(72);
     const listed = (await cli(env, 'user', 'list')).json.find((u: { username: string }) => u.username === 'judy');
-    expect(listed).toEqual(expect.objectContaining({ admin: true, status: 'active', totp_enrolled: false, locked_until: null }));
-    expect(JSON.stringify(listed)).not.toMatch(/scrypt|hash/);
+    expect(listed).toEqual(expect.objectContaining({ admin: true, status: 'active', totp_enrolled: false, locked_until: null, enrolment_code_expires_at: created.json.enrolment_code_expires_at }));
+    expect(JSON.stringify(listed)).not.toMatch(/argon|scrypt|hash/);
+    expect(JSON.stringify(listed)).not.toContain(created.json.enrolment_code);
 
     const duplicate = await createUser(env, 'judy', PASSWORD);
     expect(duplicate.code).not.toBe(0);
     expect(duplicate.stderr).toMatch(/^portcullis user create: user judy already exists\n$/);
     expect((await createUser(env, 'kim', 'short')).stderr).toMatch(/at least 10 characters/);
+    // weak passwords are refused with zxcvbn's reason, in one line; administrators need 12 characters
+    expect((await createUser(env, 'kim', 'password1234')).stderr).toMatch(/^portcullis user create: the password is too easy to guess \(strength \d of 4, 3 needed\): This is similar to a commonly used password\.[^\n]*\n$/);
+    expect((await createUser(env, 'kim', 'kim2024kim!', '--admin')).stderr).toMatch(/^portcullis user create: the password must have at least 12 characters for an administrator \(PCI DSS 8\.3\.6\)\n$/);
     expect((await cli(env, 'user', 'create', '--username', 'kim')).stderr).toMatch(/--password-stdin is required/);
     expect((await createUser(env, 'kim', '')).stderr).toMatch(/no password on standard input/);
     expect((await cli(env, 'user', 'unlock', 'nobody')).stderr).toMatch(/no user named nobody/);
 
-    expect((await createUser(env, 'kim', PASSWORD, '--with-totp')).code).toBe(0);
-    expect((await cli(env, 'user', 'reset-totp', 'kim')).json.totp_enrolled).toBe(false);
+    const withTotp = await createUser(env, 'kim', PASSWORD, '--with-totp');
+    expect(withTotp.code).toBe(0);
+    expect(withTotp.json.enrolment_code).toBeUndefined(); // provisioned: nothing to enrol
+    const reset = await cli(env, 'user', 'reset-totp', 'kim');
+    expect(reset.json).toEqual(expect.objectContaining({ totp_enrolled: false, enrolment_code: expect.stringMatching(/^[a-z2-9]{4}(-[a-z2-9]{4}){3}$/) }));
     expect((await cli(env, 'user', 'disable', 'kim')).json.status).toBe('disabled');
   });
 
@@ -222,7 +237,7 @@ describe('user CLI', () => {
       const row = await db('users').where({ username: 'ivan' }).first();
       expect(row.totp_secret).toMatch(/^v1\./);
       expect(row.totp_secret).not.toContain(secret);
-      expect(row.password_hash).toMatch(/^scrypt\$N=32768,r=8,p=1\$/);
+      expect(row.password_hash).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
     } finally {
       await db.destroy();
     }

@@ -1,6 +1,6 @@
 import { hashId } from '../../src/oidc/payload.store.ts';
 import { cli, freshDatabaseUrl, instanceEnv, TEST_PG_URL, tempDir } from '../support/harness.ts';
-import { startInProcess, type InProcess } from '../support/in-process.ts';
+import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { authorize, personTokens, REDIRECT, registerApp, registerService, tokenCall, type App } from '../support/person-flow.ts';
 
 // Issue 8, item 7 (token side): no empty-scope token for an API; `resource update` changes only
@@ -11,7 +11,7 @@ const ENGINE = TEST_PG_URL ? 'postgres' : 'sqlite';
 const PAYMENTS = 'https://api.bank.test/payments';
 const ACCOUNTS = 'https://api.bank.test/accounts';
 
-let server: InProcess;
+let server: InProcessServer;
 let env: Record<string, string>;
 
 beforeAll(async () => {

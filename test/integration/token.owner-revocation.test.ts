@@ -1,5 +1,5 @@
 import { cli, freshDatabaseUrl, instanceEnv, TEST_PG_URL, tempDir } from '../support/harness.ts';
-import { startInProcess, type InProcess } from '../support/in-process.ts';
+import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { introspectAs, personTokens, registerApp, registerService, tokenCall, type App } from '../support/person-flow.ts';
 
 // Suspended and disabled mean now (issue 8, item 4): a suspended partner's and a disabled
@@ -9,7 +9,7 @@ import { introspectAs, personTokens, registerApp, registerService, tokenCall, ty
 const ENGINE = TEST_PG_URL ? 'postgres' : 'sqlite';
 const API = 'https://api.bank.test/payments';
 
-let server: InProcess;
+let server: InProcessServer;
 let env: Record<string, string>;
 let introspector: App;
 

@@ -1,6 +1,6 @@
 import { hashId } from '../../src/oidc/payload.store.ts';
 import { cli, freshDatabaseUrl, instanceEnv, TEST_PG_URL, tempDir } from '../support/harness.ts';
-import { startInProcess, type InProcess } from '../support/in-process.ts';
+import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { authorize, introspectAs, personTokens, REDIRECT, registerApp, tokenCall, type App, type TokenAnswer } from '../support/person-flow.ts';
 
 // Codes and refresh tokens are single use under concurrency (issue 8, item 3): of many requests
@@ -11,7 +11,7 @@ import { authorize, introspectAs, personTokens, REDIRECT, registerApp, tokenCall
 const ENGINE = TEST_PG_URL ? 'postgres' : 'sqlite';
 const PARALLEL = 20;
 
-let server: InProcess;
+let server: InProcessServer;
 let env: Record<string, string>;
 let app: App;
 

@@ -1,3 +1,5 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { totpCode } from '../../src/accounts/totp.service.ts';
 import { cookieAgent } from './agent.ts';
 
 /**
@@ -6,7 +8,7 @@ import { cookieAgent } from './agent.ts';
  * tests, the login benchmark); the pages themselves are tested in a real browser (test/e2e).
  * Each hop may go to a different instance (`hosts`): that is how a load balancer behaves.
  */
-export type HttpLoginResult = { callback: URL; pages: string[] };
+export type HttpLoginResult = { callback: URL; pages: string[]; secret?: string; recoveryCodes?: string[] };
 
 function form(html: string): { action: string; fields: Record<string, string> } {
   const match = /<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/.exec(html);
@@ -25,7 +27,9 @@ const heading = (html: string) => /<h1[^>]*>([\s\S]*?)<\/h1>/.exec(html)?.[1]?.t
 /**
  * Signs `username` in at `authorizationUrl` with `password` and the TOTP `code()` (asked for
  * only when the second-factor page shows), allows consent when asked, and returns the
- * redirect back to the partner. `hosts` rotates the instance each request goes to.
+ * redirect back to the partner. A person not yet enrolled gives `enrolmentCode`, then the code
+ * of the secret the next page shows (returned as `secret`, with the recovery codes).
+ * `hosts` rotates the instance each request goes to.
  */
 export async function httpLogin(options: {
   authorizationUrl: URL;
@@ -33,6 +37,7 @@ export async function httpLogin(options: {
   username: string;
   password: string;
   code: () => string;
+  enrolmentCode?: string;
   hosts?: string[];
   decision?: 'allow' | 'deny';
 }): Promise<HttpLoginResult> {
@@ -42,8 +47,10 @@ export async function httpLogin(options: {
   const agent = cookieAgent(() => hosts[turn++ % hosts.length]);
 
   let next: { url: URL; body?: Record<string, string> } = { url: options.authorizationUrl };
+  let secret: string | undefined;
+  let recoveryCodes: string[] | undefined;
   for (let hop = 0; hop < 20; hop += 1) {
-    if (next.url.href.startsWith(options.redirectUri)) return { callback: next.url, pages };
+    if (next.url.href.startsWith(options.redirectUri)) return { callback: next.url, pages, secret, recoveryCodes };
     const path = `${next.url.pathname}${next.url.search}`;
     const { res, text: html } = next.body ? await agent.post(path, next.body) : await agent.get(path);
     const location = res.headers.get('location');
@@ -59,9 +66,46 @@ export async function httpLogin(options: {
     const { action, fields } = form(html);
     if (action.endsWith('/login')) Object.assign(fields, { username: options.username, password: options.password });
     else if (action.endsWith('/otp')) fields.code = options.code();
+    else if (action.endsWith('/enrol-code')) {
+      if (!options.enrolmentCode) throw new Error(`${options.username} must enrol: no enrolmentCode given`);
+      fields.enrolment_code = options.enrolmentCode;
+    } else if (action.endsWith('/enrol')) {
+      secret = /<code id="secret">([^<]+)<\/code>/.exec(html)![1].replace(/\s+/g, '');
+      fields.code = totpCode(secret, Date.now());
+    } else if (action.endsWith('/continue')) recoveryCodes ??= [...html.matchAll(/<li><code>([^<]+)<\/code><\/li>/g)].map((m) => m[1]);
     else if (action.endsWith('/consent')) fields.decision = options.decision ?? 'allow';
     else if (!/\/auth\//.test(action)) throw new Error(`unexpected page "${page}" (form to ${action})`);
     next = { url: new URL(action, next.url), body: fields };
   }
   throw new Error(`too many hops: ${pages.join(' → ')}`);
+}
+
+/**
+ * One browser at the start of a login: an authorization request (PKCE) sent, the sign-in page
+ * open. `post(step, fields)` sends that page's CSRF token with the fields to
+ * `/interaction/<uid>/<step>` (login, otp, recovery, enrol-code, enrol, continue, consent).
+ */
+export async function openLogin(base: string, clientId: string, redirectUri: string) {
+  const browser = cookieAgent(() => base);
+  const params = new URLSearchParams({
+    client_id: clientId,
+    response_type: 'code',
+    redirect_uri: redirectUri,
+    scope: 'openid payments:read',
+    code_challenge: createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url'),
+    code_challenge_method: 'S256',
+  });
+  const auth = await browser.get(`/auth?${params}`);
+  if (auth.res.status !== 303) throw new Error(`/auth answered ${auth.res.status}: ${auth.text.slice(0, 200)}`);
+  const location = auth.res.headers.get('location')!;
+  const uid = new URL(location, base).pathname.split('/').pop()!;
+  const page = await browser.get(`/interaction/${uid}`);
+  const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)![1];
+  return {
+    browser,
+    uid,
+    csrf,
+    page: async () => (await browser.get(`/interaction/${uid}`)).text,
+    post: (step: string, fields: Record<string, string>) => browser.post(`/interaction/${uid}/${step}`, { csrf, ...fields }),
+  };
 }

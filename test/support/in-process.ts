@@ -4,16 +4,26 @@ import { createLogger } from '../../src/log/logger.ts';
 import { startServer } from '../../src/server.ts';
 import { freePort } from './harness.ts';
 
-export type InProcess = { url: string; env: Record<string, string>; db: Db; logs(): string; stop(): Promise<void> };
+export type InProcessServer = Readonly<{
+  /** the issuer, http://localhost:PORT */
+  url: string;
+  env: Record<string, string>;
+  /** the server's own pool: read rows as the server sees them */
+  db: Db;
+  logs(): string;
+  stop(): Promise<void>;
+}>;
 
 /**
- * Portcullis started inside the test process (real HTTP on loopback, real database): as
- * `startInstance` without the child process, for tests whose subject is not the process.
+ * The real server (real HTTP on loopback, real database) in the test's own process: starts in
+ * a fraction of a spawned one's time and shares the clock. For tests whose subject is not the
+ * process itself. `env` as for `startInstance` (DATABASE_URL, KEYS_DIR or PORTCULLIS_KEK…).
  */
-export async function startInProcess(env: Record<string, string>): Promise<InProcess> {
-  const port = await freePort();
+export async function startInProcess(env: Record<string, string>): Promise<InProcessServer> {
+  const port = env.PORT ? Number(env.PORT) : await freePort();
   const fullEnv = { ISSUER: `http://localhost:${port}`, ...env, PORT: String(port) };
-  const lines: string[] = [];
-  const running = await startServer(loadConfig(fullEnv), createLogger('info', (line) => { lines.push(line); }));
-  return { url: fullEnv.ISSUER, env: fullEnv, db: running.db, logs: () => lines.join(''), stop: () => running.close() };
+  let output = '';
+  const log = createLogger('info', (line) => { output += line; });
+  const server = await startServer(loadConfig(fullEnv), log);
+  return { url: fullEnv.ISSUER, env: fullEnv, db: server.db, logs: () => output, stop: () => server.close() };
 }

@@ -98,6 +98,12 @@ export async function signIn(page: Page, username: string, password: string): Pr
   await page.getByRole('button', { name: 'Sign in' }).click();
 }
 
+/** The enrolment page's first step: the one-time code `user create` / `user reset-totp` printed. */
+export async function enterEnrolmentCode(page: Page, code: string): Promise<void> {
+  await page.getByLabel('Enrolment code').fill(code);
+  await page.getByRole('button', { name: 'Continue' }).click();
+}
+
 export async function enterCode(page: Page, code: string): Promise<void> {
   await page.getByLabel('Code').fill(code);
   await page.getByRole('button', { name: /verify|confirm/i }).click();

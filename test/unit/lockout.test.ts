@@ -1,50 +1,38 @@
-import { afterFailure, afterSuccess, isLocked, lockPeriod, UNLOCKED, type LockState } from '../../src/accounts/lockout.service.ts';
+import { DEFAULT_LOCK_POLICY, doublingsToCap, isLocked, LOGIN_STEP_ATTEMPTS, lockPeriod } from '../../src/accounts/lockout.service.ts';
 
 const MIN = 60_000;
 
-function fail(state: LockState, kind: 'password' | 'second_factor', times: number, now: number): LockState {
-  let next = state;
-  for (let i = 0; i < times; i++) next = afterFailure(next, kind, now);
-  return next;
-}
-
-describe('lockout', () => {
-  test('four wrong passwords do not lock, the fifth does', () => {
-    const now = 1_000_000;
-    const four = fail(UNLOCKED, 'password', 4, now);
-    expect(isLocked(four, now)).toBe(false);
-    const five = afterFailure(four, 'password', now);
-    expect(isLocked(five, now)).toBe(true);
-    expect(five.lockedUntil).toBe(now + 5 * MIN);
-    expect(isLocked(five, now + 5 * MIN)).toBe(false);
+describe('lockout rules', () => {
+  test('PCI DSS 8.3.4: at most 10 attempts, every lock at least 30 minutes', () => {
+    expect(DEFAULT_LOCK_POLICY.threshold).toBeLessThanOrEqual(10);
+    for (let prior = 0; prior < 40; prior++) {
+      expect(lockPeriod('password', prior)).toBeGreaterThanOrEqual(30 * MIN);
+      expect(lockPeriod('second_factor', prior)).toBeGreaterThanOrEqual(30 * MIN);
+    }
   });
 
-  test('password and second-factor failures are counted apart', () => {
-    const now = 0;
-    const mixed = fail(fail(UNLOCKED, 'password', 4, now), 'second_factor', 4, now);
-    expect(isLocked(mixed, now)).toBe(false);
-    expect(mixed).toEqual(expect.objectContaining({ failedPasswords: 4, failedSecondFactors: 4 }));
-    expect(isLocked(afterFailure(mixed, 'second_factor', now), now)).toBe(true);
+  test('a password lock stays at 30 minutes; a second-factor lock doubles up to a day', () => {
+    expect([0, 1, 5, 30].map((n) => lockPeriod('password', n) / MIN)).toEqual([30, 30, 30, 30]);
+    expect([0, 1, 2, 3, 4, 5].map((n) => lockPeriod('second_factor', n) / MIN)).toEqual([30, 60, 120, 240, 480, 960]);
+    expect(lockPeriod('second_factor', 6)).toBe(24 * 60 * MIN);
+    expect(lockPeriod('second_factor', 62)).toBe(24 * 60 * MIN); // no overflow however many locks
   });
 
-  test('each lock without a successful login in between lasts longer, up to a day', () => {
-    expect([1, 2, 3, 4].map((n) => lockPeriod(n) / MIN)).toEqual([5, 10, 20, 40]);
-    expect(lockPeriod(30)).toBe(24 * 60 * MIN);
-    let state = UNLOCKED;
-    let now = 0;
-    state = fail(state, 'password', 5, now);
-    now = state.lockedUntil!;
-    state = fail(state, 'password', 5, now);
-    expect(state.lockedUntil! - now).toBe(10 * MIN);
-    now = state.lockedUntil!;
-    state = fail(state, 'second_factor', 5, now);
-    expect(state.lockedUntil! - now).toBe(20 * MIN);
+  test('the doubling count the SQL uses reaches the cap exactly where the rule does', () => {
+    const k = doublingsToCap();
+    expect(k).toBe(6);
+    expect(DEFAULT_LOCK_POLICY.baseMs * 2 ** (k - 1)).toBeLessThan(DEFAULT_LOCK_POLICY.maxMs);
+    expect(DEFAULT_LOCK_POLICY.baseMs * 2 ** k).toBeGreaterThanOrEqual(DEFAULT_LOCK_POLICY.maxMs);
+    expect(doublingsToCap({ threshold: 5, baseMs: 5 * MIN, maxMs: 5 * MIN })).toBe(0);
   });
 
-  test('a right password clears only the password count; a finished login clears everything', () => {
-    const state = fail(fail(UNLOCKED, 'password', 3, 0), 'second_factor', 2, 0);
-    expect(afterSuccess(state, 'password')).toEqual(expect.objectContaining({ failedPasswords: 0, failedSecondFactors: 2 }));
-    const locked = fail(state, 'password', 2, 0);
-    expect(afterSuccess(locked, 'second_factor')).toEqual(UNLOCKED);
+  test('locked means until the instant given, not after', () => {
+    expect(isLocked(null, 0)).toBe(false);
+    expect(isLocked(1000, 999)).toBe(true);
+    expect(isLocked(1000, 1000)).toBe(false);
+  });
+
+  test('a login step takes three codes', () => {
+    expect(LOGIN_STEP_ATTEMPTS).toBe(3);
   });
 });

@@ -1,4 +1,4 @@
-import { checkTotp, hashRecoveryCode, newRecoveryCodes, newTotpSecret, normaliseRecoveryCode, totpCode, totpUri } from '../../src/accounts/totp.service.ts';
+import { checkTotp, hashOneTimeCode, newRecoveryCodes, newTotpSecret, normaliseOneTimeCode, totpCode, totpUri } from '../../src/accounts/totp.service.ts';
 
 // RFC 6238 appendix B: SHA-1 secret "12345678901234567890" (base32 below), 8-digit vectors;
 // the 6-digit codes are their last six digits.
@@ -52,8 +52,8 @@ describe('TOTP (RFC 6238: SHA-1, 30 s, 6 digits)', () => {
     expect(codes).toHaveLength(10);
     expect(new Set(codes).size).toBe(10);
     for (const code of codes) expect(code).toMatch(/^[a-z2-9]{4}(-[a-z2-9]{4}){3}$/);
-    expect(normaliseRecoveryCode(' ABCD-efgh ')).toBe('abcdefgh');
-    expect(hashRecoveryCode(codes[0].toUpperCase().replaceAll('-', ' '))).toBe(hashRecoveryCode(codes[0]));
-    expect(hashRecoveryCode(codes[0])).not.toBe(hashRecoveryCode(codes[1]));
+    expect(normaliseOneTimeCode(' ABCD-efgh ')).toBe('abcdefgh');
+    expect(hashOneTimeCode(codes[0].toUpperCase().replaceAll('-', ' '))).toBe(hashOneTimeCode(codes[0]));
+    expect(hashOneTimeCode(codes[0])).not.toBe(hashOneTimeCode(codes[1]));
   });
 });
