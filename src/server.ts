@@ -6,11 +6,11 @@ import { createDb, type Db } from './db/knex.ts';
 import { migrate } from './db/migrate.ts';
 import { startPurgeJob } from './db/purge.job.ts';
 import { watchCookieKeys } from './keys/cookie-key.job.ts';
-import { loadCookieKeys } from './keys/cookie-key.service.ts';
+import { loadCookieKeys, rewrapSharedSecrets } from './keys/cookie-key.service.ts';
 import { createKeyring, loadKekTexts, type Keyring } from './keys/kek.ts';
 import { startKeyRotationJob } from './keys/key-rotation.job.ts';
 import { signerAt } from './keys/signing-key.lifecycle.ts';
-import { checkKeyring, maintainKeys, rotationPolicy, toKeySet, type KeySet } from './keys/signing-key.service.ts';
+import { checkKeyring, maintainKeys, rewrapKeys, rotationPolicy, toKeySet, type KeySet } from './keys/signing-key.service.ts';
 import { countKeys, listKeys, type SigningKeyRow } from './keys/signing-key.store.ts';
 import { ID_TOKEN_TTL } from './oidc/provider.factory.ts';
 import { listResources } from './resources/resource.store.ts';
@@ -33,11 +33,23 @@ export async function openStorage(config: Config): Promise<{ db: Db; keyring: Ke
     }
     const sealed = await countKeys(db);
     const { texts } = loadKekTexts({ kekList: config.kekList, keysDir: config.keysDir, mayCreate: sealed === 0 });
-    return { db, keyring: createKeyring(texts) };
+    const keyring = createKeyring(texts);
+    await upgradeLegacySealing(db, keyring);
+    return { db, keyring };
   } catch (error) {
     await db.destroy();
     throw error;
   }
+}
+
+/**
+ * Values sealed before sealing bound them to their row (format v1) are re-sealed once, by
+ * whichever server or command opens the database first after the upgrade; from then on a v1
+ * value is refused. Racing instances are safe: each write is a compare-and-swap.
+ */
+async function upgradeLegacySealing(db: Db, keyring: Keyring): Promise<void> {
+  await rewrapKeys(db, keyring, { onlyLegacy: true });
+  await rewrapSharedSecrets(db, keyring, { onlyLegacy: true });
 }
 
 /** KEY_RETAIN caps token lifetimes (see config): say so when that shortens a configured one. */

@@ -1,9 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/knex.ts';
-import type { Keyring } from './kek.ts';
-import { findSharedSecret, insertSharedSecretIfAbsent, listSharedSecrets, replaceSealedSecret, swapSealedSecret, type SharedSecretRow } from './shared-secret.store.ts';
+import { isLegacySealed, type Keyring, type SealContext } from './kek.ts';
+import { findSharedSecret, insertSharedSecretIfAbsent, listSharedSecrets, swapSealedSecret, type SharedSecretRow } from './shared-secret.store.ts';
 
 const NAME = 'cookie_keys';
+
+/** A shared secret is bound to its row (its name). */
+function sharedSecretContext(name: string): SealContext {
+  return { purpose: name, table: 'shared_secrets', row: name };
+}
 
 /**
  * The keys that sign oidc-provider's cookies (first signs, all verify), kept in the database
@@ -15,7 +20,7 @@ export async function loadCookieKeys(db: Db, keyring: Keyring, now: number = Dat
   let row = await findSharedSecret(db, NAME);
   if (!row) {
     const fresh = [randomBytes(32).toString('base64url')];
-    await insertSharedSecretIfAbsent(db, { name: NAME, sealed: keyring.seal(JSON.stringify(fresh)), created_at: now });
+    await insertSharedSecretIfAbsent(db, { name: NAME, sealed: keyring.seal(JSON.stringify(fresh), sharedSecretContext(NAME)), created_at: now });
     row = await findSharedSecret(db, NAME);
     if (!row) throw new Error('cookie keys vanished right after they were stored');
   }
@@ -23,7 +28,7 @@ export async function loadCookieKeys(db: Db, keyring: Keyring, now: number = Dat
 }
 
 function openCookieKeys(row: SharedSecretRow, keyring: Keyring): string[] {
-  const keys = JSON.parse(keyring.open(row.sealed)) as unknown;
+  const keys = JSON.parse(keyring.open(row.sealed, sharedSecretContext(row.name))) as unknown;
   if (!Array.isArray(keys) || keys.length === 0 || !keys.every((key) => typeof key === 'string')) throw new Error('stored cookie keys are malformed');
   return keys;
 }
@@ -45,14 +50,21 @@ export async function rotateCookieKeys(db: Db, keyring: Keyring, now: number = D
     const row = await findSharedSecret(db, NAME);
     if (!row) break;
     const keys = [randomBytes(32).toString('base64url'), ...openCookieKeys(row, keyring)].slice(0, COOKIE_KEYS_KEPT);
-    if (await swapSealedSecret(db, NAME, row.sealed, keyring.seal(JSON.stringify(keys)))) return { cookie_keys: keys.length, verifying_only: keys.length - 1 };
+    if (await swapSealedSecret(db, NAME, row.sealed, keyring.seal(JSON.stringify(keys), sharedSecretContext(NAME)))) return { cookie_keys: keys.length, verifying_only: keys.length - 1 };
   }
   throw new Error('the cookie keys kept changing during this rotation: try again');
 }
 
-/** Re-seals every shared secret under the first KEK (part of `keys rewrap`). */
-export async function rewrapSharedSecrets(db: Db, keyring: Keyring): Promise<number> {
-  const rows = await listSharedSecrets(db);
-  for (const row of rows) await replaceSealedSecret(db, row.name, keyring.seal(keyring.open(row.sealed)));
-  return rows.length;
+/**
+ * Re-seals shared secrets under the first KEK and the current format (part of `keys rewrap`);
+ * `onlyLegacy`: only those in the old format (start-up). All open before any is written.
+ */
+export async function rewrapSharedSecrets(db: Db, keyring: Keyring, options: { onlyLegacy?: boolean } = {}): Promise<number> {
+  const rows = (await listSharedSecrets(db)).filter((row) => !options.onlyLegacy || isLegacySealed(row.sealed));
+  const plain = rows.map((row) => keyring.open(row.sealed, sharedSecretContext(row.name), { legacy: true }));
+  let rewrapped = 0;
+  for (const [i, row] of rows.entries()) {
+    if (await swapSealedSecret(db, row.name, row.sealed, keyring.seal(plain[i], sharedSecretContext(row.name)))) rewrapped += 1;
+  }
+  return rewrapped;
 }

@@ -5,12 +5,29 @@ import path from 'node:path';
 /**
  * Key-encryption keys. Secrets at rest are sealed with AES-256-GCM under the first KEK; any
  * configured KEK opens them, so the KEK itself can rotate (add the new one first, rewrap, drop
- * the old). Sealed text: `v1.<kek id>.<iv>.<ciphertext>.<tag>`, all base64url.
+ * the old). Sealed text: `v2.<kek id>.<iv>.<ciphertext>.<tag>`, all base64url, with a 12-byte
+ * IV and a 16-byte tag (both enforced on open). The additional authenticated data binds the
+ * value to where it lives (purpose, table, row id): a sealed TOTP secret copied into another
+ * person's row, or a signing key into another kid, does not open.
+ *
+ * `v1` values (sealed before the binding existed: only the KEK id as AAD) open only where the
+ * caller says so (`legacy: true`), which is what `keys rewrap` and the start-up upgrade do.
  */
 export type Kek = Readonly<{ id: string; key: Buffer }>;
-export type Keyring = Readonly<{ keks: readonly Kek[]; seal(plain: string): string; open(sealed: string): string }>;
+
+/** Where a sealed value lives; part of its authenticated data. */
+export type SealContext = Readonly<{ purpose: string; table: string; row: string }>;
+
+export type Keyring = Readonly<{
+  keks: readonly Kek[];
+  seal(plain: string, context: SealContext): string;
+  open(sealed: string, context: SealContext, options?: { legacy?: boolean }): string;
+}>;
 
 export class KekError extends Error {}
+
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
 
 export function kekId(key: Buffer): string {
   return createHash('sha256').update(key).digest('base64url').slice(0, 8);
@@ -22,31 +39,48 @@ function toKek(text: string): Kek {
   return { id: kekId(key), key };
 }
 
+function aad(version: string, kek: string, context: SealContext): Buffer {
+  if (version === 'v1') return Buffer.from(kek);
+  return Buffer.from(JSON.stringify(['portcullis', version, kek, context.purpose, context.table, context.row]));
+}
+
+/** A value sealed before values were bound to their row: `keys rewrap` (or start-up) re-seals it. */
+export function isLegacySealed(sealed: string): boolean {
+  return sealed.startsWith('v1.');
+}
+
 export function createKeyring(texts: readonly string[]): Keyring {
   if (texts.length === 0) throw new KekError('no key-encryption key configured');
   const keks = texts.map(toKek);
   return Object.freeze({
     keks,
-    seal(plain: string): string {
+    seal(plain: string, context: SealContext): string {
       const { id, key } = keks[0];
-      const iv = randomBytes(12);
-      const cipher = createCipheriv('aes-256-gcm', key, iv);
-      cipher.setAAD(Buffer.from(id));
+      const iv = randomBytes(IV_BYTES);
+      const cipher = createCipheriv('aes-256-gcm', key, iv, { authTagLength: TAG_BYTES });
+      cipher.setAAD(aad('v2', id, context));
       const body = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
-      return ['v1', id, iv.toString('base64url'), body.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
+      return ['v2', id, iv.toString('base64url'), body.toString('base64url'), cipher.getAuthTag().toString('base64url')].join('.');
     },
-    open(sealed: string): string {
-      const [version, id, iv, body, tag] = sealed.split('.');
-      if (version !== 'v1' || !tag) throw new KekError('sealed value is malformed');
+    open(sealed: string, context: SealContext, options: { legacy?: boolean } = {}): string {
+      const parts = sealed.split('.');
+      const [version, id, ivText, body, tagText] = parts;
+      if (parts.length !== 5 || (version !== 'v2' && version !== 'v1')) throw new KekError(`sealed ${context.purpose} is malformed`);
+      if (version === 'v1' && !options.legacy) {
+        throw new KekError(`${context.purpose} in ${context.table} is sealed in the old format (v1): run \`portcullis keys rewrap\``);
+      }
+      const iv = Buffer.from(ivText, 'base64url');
+      const tag = Buffer.from(tagText, 'base64url');
+      if (iv.length !== IV_BYTES || tag.length !== TAG_BYTES) throw new KekError(`sealed ${context.purpose} is malformed (IV or tag length)`);
       const kek = keks.find((candidate) => candidate.id === id);
       if (!kek) throw new KekError(`sealed under key-encryption key ${id}, which is not configured (KEYS_DIR / PORTCULLIS_KEK)`);
       try {
-        const decipher = createDecipheriv('aes-256-gcm', kek.key, Buffer.from(iv, 'base64url'));
-        decipher.setAAD(Buffer.from(id));
-        decipher.setAuthTag(Buffer.from(tag, 'base64url'));
+        const decipher = createDecipheriv('aes-256-gcm', kek.key, iv, { authTagLength: TAG_BYTES });
+        decipher.setAAD(aad(version, id, context));
+        decipher.setAuthTag(tag);
         return Buffer.concat([decipher.update(Buffer.from(body, 'base64url')), decipher.final()]).toString('utf8');
       } catch {
-        throw new KekError(`cannot decrypt with key-encryption key ${id}: wrong key or tampered value`);
+        throw new KekError(`cannot decrypt ${context.purpose} with key-encryption key ${id}: wrong key, tampered value, or a value moved from another row`);
       }
     },
   });

@@ -18,9 +18,6 @@ export async function listSharedSecrets(db: Db): Promise<SharedSecretRow[]> {
   return (await db(TABLE).select('*').orderBy('name')).map((row) => ({ name: row.name, sealed: row.sealed, created_at: Number(row.created_at) }));
 }
 
-export async function replaceSealedSecret(db: Db, name: string, sealed: string): Promise<void> {
-  await db(TABLE).where({ name }).update({ sealed });
-}
 
 /** Replaces the sealed value only if it is still `expected`: of racing writers, one wins (true). */
 export async function swapSealedSecret(db: Db, name: string, expected: string, sealed: string): Promise<boolean> {

@@ -2,7 +2,7 @@ import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jo
 import type { KeyConfig } from '../config/config.ts';
 import type { Db } from '../db/knex.ts';
 import { invalidInput, notFound } from '../http/errors.ts';
-import type { Keyring } from './kek.ts';
+import { isLegacySealed, type Keyring, type SealContext } from './kek.ts';
 import { planKeys, publishedAt, signerAt, stateAt, type RotationPolicy } from './signing-key.lifecycle.ts';
 import { findKey, insertKey, listKeys, markRevoked, replaceSealedKey, setRetirement, type SigningKeyRow } from './signing-key.store.ts';
 
@@ -22,6 +22,11 @@ export function rotationPolicy(keys: KeyConfig): RotationPolicy {
   });
 }
 
+/** A private key is bound to its own row: sealed under one kid, it does not open under another. */
+export function signingKeyContext(kid: string): SealContext {
+  return { purpose: 'signing key', table: 'signing_keys', row: kid };
+}
+
 export async function generateRow(keyring: Keyring, slot: number, activatesAt: number, now: number): Promise<SigningKeyRow> {
   const { privateKey, publicKey } = await generateKeyPair(ALG, { extractable: true });
   const publicJwk = await exportJWK(publicKey);
@@ -31,7 +36,7 @@ export async function generateRow(keyring: Keyring, slot: number, activatesAt: n
     kid,
     alg: ALG,
     public_jwk: JSON.stringify({ ...publicJwk, kid, alg: ALG, use: 'sig' }),
-    private_jwk: keyring.seal(JSON.stringify(privateJwk)),
+    private_jwk: keyring.seal(JSON.stringify(privateJwk), signingKeyContext(kid)),
     rotation_slot: slot,
     created_at: now,
     activates_at: activatesAt,
@@ -46,7 +51,7 @@ export async function generateRow(keyring: Keyring, slot: number, activatesAt: n
  * with a KekError instead of quietly adding a key that the right KEK could not open.
  */
 export function checkKeyring(rows: readonly SigningKeyRow[], keyring: Keyring): void {
-  for (const row of rows) keyring.open(row.private_jwk);
+  for (const row of rows) keyring.open(row.private_jwk, signingKeyContext(row.kid));
 }
 
 /**
@@ -77,7 +82,7 @@ export function toKeySet(rows: readonly SigningKeyRow[], keyring: Keyring, at: n
   if (!signer) throw new Error('no signing key is active: run `portcullis keys list` to inspect');
   const published = publishedAt(rows, at);
   const keys = published.map((row): SigningJwk => ({
-    ...(JSON.parse(keyring.open(row.private_jwk)) as JWK),
+    ...(JSON.parse(keyring.open(row.private_jwk, signingKeyContext(row.kid))) as JWK),
     kid: row.kid,
     alg: ALG,
     use: 'sig',
@@ -134,10 +139,17 @@ export async function revokeKey(db: Db, keyring: Keyring, policy: RotationPolicy
   return describeKeys(await maintainKeys(db, keyring, policy, now), now);
 }
 
-/** Re-seals every private key under the first KEK, so older KEKs can then be dropped. */
-export async function rewrapKeys(db: Db, keyring: Keyring) {
-  const rows = await listKeys(db);
-  checkKeyring(rows, keyring);
-  for (const row of rows) await replaceSealedKey(db, row.kid, keyring.seal(keyring.open(row.private_jwk)));
-  return { rewrapped: rows.length, kek: keyring.keks[0].id };
+/**
+ * Re-seals private keys under the first KEK (and the current format), so older KEKs can then be
+ * dropped. `onlyLegacy` re-seals only values in the old format (start-up does that). Every value
+ * is opened before any is written: a wrong KEK changes nothing.
+ */
+export async function rewrapKeys(db: Db, keyring: Keyring, options: { onlyLegacy?: boolean } = {}) {
+  const rows = (await listKeys(db)).filter((row) => !options.onlyLegacy || isLegacySealed(row.private_jwk));
+  const plain = rows.map((row) => keyring.open(row.private_jwk, signingKeyContext(row.kid), { legacy: true }));
+  let rewrapped = 0;
+  for (const [i, row] of rows.entries()) {
+    if (await replaceSealedKey(db, row.kid, row.private_jwk, keyring.seal(plain[i], signingKeyContext(row.kid)))) rewrapped += 1;
+  }
+  return { rewrapped, kek: keyring.keks[0].id };
 }

@@ -64,6 +64,7 @@ export async function markRevoked(db: Db, kid: string, at: number): Promise<void
     .update({ retires_at: at });
 }
 
-export async function replaceSealedKey(db: Db, kid: string, sealed: string): Promise<void> {
-  await db(TABLE).where({ kid }).update({ private_jwk: sealed });
+/** Replaces the sealed private key if it is still `expected` (another rewrap may have won). */
+export async function replaceSealedKey(db: Db, kid: string, expected: string, sealed: string): Promise<boolean> {
+  return (await db(TABLE).where({ kid, private_jwk: expected }).update({ private_jwk: sealed })) > 0;
 }
