@@ -7,6 +7,8 @@ import { migrate } from './db/migrate.ts';
 import { startPurgeJob } from './db/purge.job.ts';
 import { watchCookieKeys } from './keys/cookie-key.job.ts';
 import { loadCookieKeys, rewrapSharedSecrets } from './keys/cookie-key.service.ts';
+import { rewrapTotpSecrets } from './accounts/user.service.ts';
+import { dropOfferedSecretsNotSealedWith } from './interactions/login-state.store.ts';
 import { createKeyring, loadKekTexts, type Keyring } from './keys/kek.ts';
 import { startKeyRotationJob } from './keys/key-rotation.job.ts';
 import { signerAt } from './keys/signing-key.lifecycle.ts';
@@ -50,6 +52,22 @@ export async function openStorage(config: Config): Promise<{ db: Db; keyring: Ke
 async function upgradeLegacySealing(db: Db, keyring: Keyring): Promise<void> {
   await rewrapKeys(db, keyring, { onlyLegacy: true });
   await rewrapSharedSecrets(db, keyring, { onlyLegacy: true });
+  await rewrapTotpSecrets(db, keyring, { onlyLegacy: true });
+  await dropOfferedSecretsNotSealedWith(db, 'v2.');
+}
+
+/**
+ * `keys rewrap`: every sealed value re-sealed under the first KEK (signing keys, shared secrets,
+ * TOTP secrets); enrolments under way with a secret sealed otherwise start again.
+ */
+export async function rewrapAll(db: Db, keyring: Keyring) {
+  const keys = await rewrapKeys(db, keyring);
+  return {
+    ...keys,
+    shared_secrets: await rewrapSharedSecrets(db, keyring),
+    totp_secrets: await rewrapTotpSecrets(db, keyring),
+    enrolments_restarted: await dropOfferedSecretsNotSealedWith(db, `v2.${keyring.keks[0].id}.`),
+  };
 }
 
 /** KEY_RETAIN caps token lifetimes (see config): say so when that shortens a configured one. */

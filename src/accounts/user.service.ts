@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/knex.ts';
 import { invalidInput, notFound } from '../http/errors.ts';
 import { deleteAccountGrants } from '../grants/grant.store.ts';
-import type { Keyring } from '../keys/kek.ts';
+import { KekError, type Keyring, type SealContext } from '../keys/kek.ts';
 import { DEFAULT_LOCK_POLICY, isLocked, UNLOCKED, type FailureKind } from './lockout.service.ts';
 import { checkPassword, hashPassword, MAX_PASSWORD_LENGTH, needsRehash, passwordProblem } from './password.service.ts';
 import { checkTotp, hashOneTimeCode, newOneTimeCode, newRecoveryCodes, newTotpSecret, totpUri } from './totp.service.ts';
@@ -12,6 +12,7 @@ import {
   findUserById,
   findUserByUsername,
   insertUser,
+  listSealedTotpSecrets,
   listUsers,
   recordFailure,
   recordPasswordSuccess,
@@ -19,6 +20,7 @@ import {
   recordTotpSuccess,
   replacePasswordHash,
   resetAuthenticator,
+  swapTotpSecret,
   updateUser,
   type User,
 } from './user.store.ts';
@@ -70,11 +72,12 @@ export async function createUser(
   const secret = input.withTotp ? newTotpSecret() : null;
   const now = deps.now();
   const enrolment = secret === null ? issueEnrolmentCode(now) : null;
+  const id = `usr_${randomBytes(12).toString('base64url')}`;
   const user: User = {
-    id: `usr_${randomBytes(12).toString('base64url')}`,
+    id,
     username,
     passwordHash: await hashPassword(input.password),
-    totpSecret: secret === null ? null : deps.keyring.seal(secret),
+    totpSecret: secret === null ? null : deps.keyring.seal(secret, totpSecretContext(id)),
     totpLastStep: null,
     isAdmin: input.isAdmin,
     status: 'active',
@@ -131,7 +134,8 @@ export async function findActiveUser(db: Db, id: string): Promise<User | undefin
 }
 
 /** A refusal names the account (for the log, never the page) when there is one, and a fresh lock. */
-export type Outcome = { ok: true; user: User } | { ok: false; accountId?: string; lockedNow?: boolean };
+/** `unreadable`: the stored secret does not open (a wrong KEK, or a value moved from another row). */
+export type Outcome = { ok: true; user: User } | { ok: false; accountId?: string; lockedNow?: boolean; unreadable?: boolean };
 export type Refusal = Extract<Outcome, { ok: false }>;
 
 /** Counts the failure in SQL (nothing is counted on a locked or disabled account). */
@@ -166,7 +170,14 @@ async function loginable(deps: AccountDeps, userId: string): Promise<User | unde
 export async function verifyTotp(deps: AccountDeps, userId: string, code: string): Promise<Outcome> {
   const user = await loginable(deps, userId);
   if (!user || user.totpSecret === null) return { ok: false, accountId: userId };
-  const check = checkTotp(deps.keyring.open(user.totpSecret), code, deps.now(), user.totpLastStep);
+  let secret: string;
+  try {
+    secret = deps.keyring.open(user.totpSecret, totpSecretContext(user.id));
+  } catch (error) {
+    if (error instanceof KekError) return { ok: false, accountId: user.id, unreadable: true };
+    throw error;
+  }
+  const check = checkTotp(secret, code, deps.now(), user.totpLastStep);
   if (check.ok && (await recordTotpSuccess(deps.db, user.id, user.totpSecret, check.step, deps.now()))) return { ok: true, user };
   return failed(deps, user.id, 'second_factor');
 }
@@ -192,14 +203,14 @@ export async function checkEnrolmentCode(deps: AccountDeps, userId: string, code
   return valid ? { ok: true, codeHash } : failed(deps, user.id, 'second_factor');
 }
 
-/** A new secret for enrolment, sealed: it is kept with the pending login until confirmed. */
-export function offerTotpSecret(deps: AccountDeps): { secret: string; sealed: string } {
+/** A new secret for enrolment, sealed to the login (interaction) it is offered in until confirmed. */
+export function offerTotpSecret(deps: AccountDeps, interactionUid: string): { secret: string; sealed: string } {
   const secret = newTotpSecret();
-  return { secret, sealed: deps.keyring.seal(secret) };
+  return { secret, sealed: deps.keyring.seal(secret, pendingSecretContext(interactionUid)) };
 }
 
-export function enrolmentUri(deps: AccountDeps, sealed: string, username: string): { secret: string; uri: string } {
-  const secret = deps.keyring.open(sealed);
+export function enrolmentUri(deps: AccountDeps, pending: { sealedSecret: string; interactionUid: string }, username: string): { secret: string; uri: string } {
+  const secret = deps.keyring.open(pending.sealedSecret, pendingSecretContext(pending.interactionUid));
   return { secret, uri: totpUri(secret, username, TOTP_ISSUER) };
 }
 
@@ -211,16 +222,18 @@ export function enrolmentUri(deps: AccountDeps, sealed: string, username: string
 export async function confirmEnrolment(
   deps: AccountDeps,
   userId: string,
-  pending: { sealedSecret: string; enrolmentCodeHash: string },
+  pending: { sealedSecret: string; interactionUid: string; enrolmentCodeHash: string },
   code: string,
 ): Promise<{ ok: true; user: User; recoveryCodes: string[] } | Refusal> {
   const user = await loginable(deps, userId);
   if (!user || user.totpSecret !== null) return { ok: false, accountId: userId };
-  const check = checkTotp(deps.keyring.open(pending.sealedSecret), code, deps.now(), null);
+  const secret = deps.keyring.open(pending.sealedSecret, pendingSecretContext(pending.interactionUid));
+  const check = checkTotp(secret, code, deps.now(), null);
   if (!check.ok) return failed(deps, user.id, 'second_factor');
   const recoveryCodes = newRecoveryCodes();
   const bound = await bindAuthenticator(deps.db, user.id, {
-    sealedSecret: pending.sealedSecret,
+    // sealed anew for the person's row: the login's copy does not open there
+    sealedSecret: deps.keyring.seal(secret, totpSecretContext(user.id)),
     step: check.step,
     enrolmentCodeHash: pending.enrolmentCodeHash,
     recoveryCodeHashes: recoveryCodes.map(hashOneTimeCode),
@@ -235,3 +248,29 @@ export async function continuingUser(deps: AccountDeps, userId: string): Promise
 }
 
 export { countUnusedRecoveryCodes };
+
+/** A person's TOTP secret opens only in their own row. */
+function totpSecretContext(userId: string): SealContext {
+  return { purpose: 'totp secret', table: 'users', row: userId };
+}
+
+/** A secret offered during enrolment opens only for the login it was offered in. */
+function pendingSecretContext(interactionUid: string): SealContext {
+  return { purpose: 'offered totp secret', table: 'login_states', row: interactionUid };
+}
+
+/**
+ * Re-seals TOTP secrets under the first KEK (part of `keys rewrap`); `onlyLegacy`: only those in
+ * the old format (start-up). All open before any is written; each write is a compare-and-swap.
+ * Secrets offered in logins under way are short-lived: old-format ones are dropped (that person
+ * starts enrolment again), current ones are re-sealed.
+ */
+export async function rewrapTotpSecrets(db: Db, keyring: Keyring, options: { onlyLegacy?: boolean } = {}): Promise<number> {
+  const rows = await listSealedTotpSecrets(db, { onlyLegacy: options.onlyLegacy ?? false });
+  const plain = rows.map((row) => keyring.open(row.sealed, totpSecretContext(row.id), { legacy: true }));
+  let rewrapped = 0;
+  for (const [i, row] of rows.entries()) {
+    if (await swapTotpSecret(db, row.id, row.sealed, keyring.seal(plain[i], totpSecretContext(row.id)))) rewrapped += 1;
+  }
+  return rewrapped;
+}

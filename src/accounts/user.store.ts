@@ -246,3 +246,15 @@ export async function countUnusedRecoveryCodes(db: Db, userId: string): Promise<
   const row = await db(RECOVERY).where({ user_id: userId }).whereNull('used_at').count({ n: '*' }).first();
   return Number(row?.n ?? 0);
 }
+
+/** People's sealed TOTP secrets; `onlyLegacy`: only those sealed in the old format (v1). */
+export async function listSealedTotpSecrets(db: Db, options: { onlyLegacy: boolean }): Promise<Array<{ id: string; sealed: string }>> {
+  const query = db(USERS).select('id', 'totp_secret').whereNotNull('totp_secret');
+  if (options.onlyLegacy) query.andWhere('totp_secret', 'like', 'v1.%');
+  return (await query).map((row: { id: string; totp_secret: string }) => ({ id: row.id, sealed: row.totp_secret }));
+}
+
+/** Replaces a sealed TOTP secret only if it is still `expected` (re-sealing, never re-keying). */
+export async function swapTotpSecret(db: Db, id: string, expected: string, sealed: string): Promise<boolean> {
+  return (await db(USERS).where({ id, totp_secret: expected }).update({ totp_secret: sealed })) > 0;
+}

@@ -5,8 +5,8 @@ import { AppError } from '../http/errors.ts';
 import { safeError } from '../log/safe-error.ts';
 import type { Keyring } from '../keys/kek.ts';
 import { listKeys } from '../keys/signing-key.store.ts';
-import { rewrapSharedSecrets, rotateCookieKeys } from '../keys/cookie-key.service.ts';
-import { describeKeys, revokeKey, rewrapKeys, rotateKeys, rotationPolicy } from '../keys/signing-key.service.ts';
+import { rotateCookieKeys } from '../keys/cookie-key.service.ts';
+import { describeKeys, revokeKey, rotateKeys, rotationPolicy } from '../keys/signing-key.service.ts';
 import {
   createPartner,
   describePartner,
@@ -18,7 +18,7 @@ import {
 import { createResource, describeResource, updateResource } from '../resources/resource.service.ts';
 import { createUser, disableUser, listAllUsers, resetTotp, unlockUser, type AccountDeps } from '../accounts/user.service.ts';
 import { listResources } from '../resources/resource.store.ts';
-import { openStorage } from '../server.ts';
+import { openStorage, rewrapAll } from '../server.ts';
 
 export const USAGE = `usage: portcullis <command>
   migrate                                   apply database migrations
@@ -32,7 +32,7 @@ export const USAGE = `usage: portcullis <command>
   keys list                                 signing keys and their state (next, active, retired, revoked)
   keys rotate [--now]                       add a key: signs after KEY_PREPUBLISH, or at once with --now
   keys revoke KID                           take a key out of the JWKS at once (a new key signs if it did)
-  keys rewrap                               re-encrypt every private key under the first KEK
+  keys rewrap                               re-seal every sealed secret (keys, TOTP secrets) under the first KEK
   keys rotate-cookie-keys                   a new cookie-signing key signs; the previous two still verify`;
 
 type Io = { stdout(text: string): void; stderr(text: string): void; stdin?(): Promise<string> };
@@ -170,8 +170,7 @@ const COMMANDS: Record<string, Command> = {
   },
   async 'keys rewrap'(args, { db, keyring }) {
     options(args, {});
-    const result = await rewrapKeys(db, keyring);
-    return { ...result, shared_secrets: await rewrapSharedSecrets(db, keyring) };
+    return rewrapAll(db, keyring);
   },
   async 'keys rotate-cookie-keys'(args, { db, keyring }) {
     options(args, {});

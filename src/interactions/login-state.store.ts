@@ -104,3 +104,13 @@ export async function advanceLoginState(
 export async function deleteLoginState(db: Db, interactionUid: string): Promise<void> {
   await db(TABLE).where({ interaction_uid: interactionUid }).delete();
 }
+
+/**
+ * Ends the enrolments under way whose offered secret is not sealed with `prefix` (the current
+ * format, or the current format under the first KEK): after a KEK rotation or the upgrade of
+ * the sealing format, those people start their enrolment again rather than keep a secret
+ * sealed under a key about to go. Returns how many.
+ */
+export async function dropOfferedSecretsNotSealedWith(db: Db, prefix: string): Promise<number> {
+  return db(TABLE).whereNotNull('pending_secret').andWhereNot('pending_secret', 'like', `${prefix}%`).delete();
+}

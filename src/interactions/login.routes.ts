@@ -185,7 +185,7 @@ async function showEnrol(deps: LoginRouteDeps, ctx: Ctx, error?: string, status 
   const login = ctx.state.flow.login!;
   const user = await findActiveUser(deps.accounts.db, login.userId);
   if (!user || !login.pendingSecret) throw new AppError('invalid_request', EXPIRED);
-  const { secret, uri } = enrolmentUri(deps.accounts, login.pendingSecret, user.username);
+  const { secret, uri } = enrolmentUri(deps.accounts, { sealedSecret: login.pendingSecret, interactionUid: login.interactionUid }, user.username);
   const qr = await QRCode.toDataURL(uri, { errorCorrectionLevel: 'M', margin: 2, width: 200 });
   page(ctx, 'Connect your authenticator', 'enrol-authenticator', {
     uid: ctx.state.flow.interaction.uid,
@@ -222,6 +222,8 @@ function logRefusal(deps: LoginRouteDeps, ctx: Ctx, step: string, outcome: Outco
   if (outcome.ok) return;
   const fields = { step, account: outcome.accountId, client_id: ctx.state.flow.interaction.params.client_id };
   deps.log.info('login refused', fields);
+  // not the person's doing: the operator must look at this row (see `keys rewrap`, KEK settings)
+  if (outcome.unreadable) deps.log.error('the stored TOTP secret does not open for this account', fields);
   deps.metrics?.failure();
   if (outcome.lockedNow) {
     deps.log.warn('account locked', fields);
@@ -340,7 +342,7 @@ function acceptEnrolmentCode(deps: LoginRouteDeps) {
       logRefusal(deps, ctx, 'enrolment_code', result);
       return refuseCode(deps, ctx, () => showEnrolmentCode(deps, ctx, GENERIC_ENROLMENT_ERROR, 401));
     }
-    const offered = offerTotpSecret(deps.accounts);
+    const offered = offerTotpSecret(deps.accounts, interaction.uid);
     if (!(await advanceLoginState(deps.accounts.db, interaction.uid, 'enrol', { stage: 'enrol_confirm', pendingSecret: offered.sealed, enrolmentCodeHash: result.codeHash }))) {
       throw new AppError('invalid_request', STEP_USED, { status: 409 });
     }
@@ -359,7 +361,7 @@ function confirmAuthenticator(deps: LoginRouteDeps) {
     if (!code.trim()) return showEnrol(deps, ctx, 'Enter the code your authenticator app shows.', 400);
     if (!login.pendingSecret || !login.enrolmentCodeHash) throw new AppError('invalid_request', EXPIRED);
     if (!(await takeAttempt(deps, ctx))) return undefined;
-    const result = await confirmEnrolment(deps.accounts, login.userId, { sealedSecret: login.pendingSecret, enrolmentCodeHash: login.enrolmentCodeHash }, code);
+    const result = await confirmEnrolment(deps.accounts, login.userId, { sealedSecret: login.pendingSecret, interactionUid: interaction.uid, enrolmentCodeHash: login.enrolmentCodeHash }, code);
     logRefusal(deps, ctx, 'enrolment', result.ok ? { ok: true, user: result.user } : result);
     if (!result.ok) return refuseCode(deps, ctx, () => showEnrol(deps, ctx, GENERIC_CODE_ERROR, 401));
     if (!(await advanceLoginState(deps.accounts.db, interaction.uid, 'enrol_confirm', { stage: 'enrolled', pendingSecret: null, enrolmentCodeHash: null }))) {

@@ -41,7 +41,7 @@ describe('key-encryption keys', () => {
     const rewrap = await cli({ ...base, PORTCULLIS_KEK: `${second},${first}` }, 'keys', 'rewrap');
     expect(rewrap.code).toBe(0);
     // the signing key and the shared cookie keys (src/keys/cookie-key.service.ts)
-    expect(rewrap.json).toEqual({ rewrapped: 1, shared_secrets: 1, kek: kekId(Buffer.from(second, 'base64url')) });
+    expect(rewrap.json).toEqual({ rewrapped: 1, shared_secrets: 1, totp_secrets: 0, enrolments_restarted: 0, kek: kekId(Buffer.from(second, 'base64url')) });
 
     const server = await startInstance({ ...base, PORTCULLIS_KEK: second });
     try {

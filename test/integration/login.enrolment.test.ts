@@ -90,7 +90,7 @@ describe('enrolment needs the enrolment code', () => {
     expect(confirmed.res.status).toBe(200);
     expect(confirmed.text).toContain('<h1>Save your recovery codes</h1>');
     expect(await row('xavier')).toEqual(expect.objectContaining({
-      totp_secret: expect.stringMatching(/^v1\./),
+      totp_secret: expect.stringMatching(/^v2\./),
       enrolment_code_hash: null,
       enrolment_code_expires_at: null,
       failed_second_factors: 0,
@@ -113,7 +113,7 @@ describe('enrolment needs the enrolment code', () => {
     expect(result.pages).toEqual(['Sign in', 'Set up your authenticator', 'Connect your authenticator', 'Save your recovery codes', 'Allow Acme Budgeting?']);
     expect(result.callback.searchParams.get('code')).toEqual(expect.any(String));
     expect(result.recoveryCodes).toHaveLength(10);
-    expect((await row('wanda')).totp_secret).toMatch(/^v1\./);
+    expect((await row('wanda')).totp_secret).toMatch(/^v2\./);
     // without the code, the same walk stops at the enrolment page
     await newPerson('wendy');
     await expect(httpLogin({ authorizationUrl, redirectUri: REDIRECT, username: 'wendy', password: PASSWORD, code: () => '000000' }))

@@ -235,7 +235,7 @@ describe('user CLI', () => {
     const db = createDb(env.DATABASE_URL);
     try {
       const row = await db('users').where({ username: 'ivan' }).first();
-      expect(row.totp_secret).toMatch(/^v1\./);
+      expect(row.totp_secret).toMatch(/^v2\./);
       expect(row.totp_secret).not.toContain(secret);
       expect(row.password_hash).toMatch(/^\$argon2id\$v=19\$m=19456,t=2,p=1\$/);
     } finally {

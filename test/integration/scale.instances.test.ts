@@ -48,7 +48,7 @@ describe(`three instances on one ${ENGINE} database`, () => {
       expect(Number((await db('signing_keys').count({ n: '*' }))[0].n)).toBe(1);
       const secrets = await db('shared_secrets').select('name', 'sealed');
       expect(secrets.map((row) => row.name)).toEqual(['cookie_keys']);
-      expect(secrets[0].sealed).toMatch(/^v1\./); // sealed under the KEK, never in clear
+      expect(secrets[0].sealed).toMatch(/^v2\./); // sealed under the KEK, never in clear
     } finally {
       await db.destroy();
     }
