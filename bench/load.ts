@@ -36,3 +36,10 @@ export function table(rows: Record<string, string | number>[]): string {
   const line = (values: string[]) => `| ${values.map((value, i) => value.padEnd(widths[i])).join(' | ')} |`;
   return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map((row) => line(columns.map((column) => cell(row[column]))))].join('\n');
 }
+
+/** A client-credentials token request (HTTP Basic client authentication), to send again and again. */
+export function clientCredentials(base: string, client: { id: string; secret: string }, params: Record<string, string>): () => Promise<Response> {
+  const authorization = `Basic ${Buffer.from(`${client.id}:${client.secret}`).toString('base64')}`;
+  const body = new URLSearchParams({ grant_type: 'client_credentials', ...params }).toString();
+  return () => fetch(`${base}/token`, { method: 'POST', headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, body });
+}
