@@ -14,6 +14,8 @@ import { createGrantLoader } from './interactions/consent.service.ts';
 import { loginRoutes } from './interactions/login.routes.ts';
 import { jwksCacheControl } from './keys/jwks-cache.middleware.ts';
 import { deriveKey, type Keyring } from './keys/kek.ts';
+import { attemptThrottles, endpointThrottles } from './limits/throttle.middleware.ts';
+import { createLimits } from './limits/throttle.service.ts';
 import type { KeySet } from './keys/signing-key.service.ts';
 import type { Logger } from './log/logger.ts';
 import { jwtTokenTypeGuard } from './oidc/jwt-token-type.ts';
@@ -55,7 +57,17 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     render: deps.clusterWorker ? workerMetricsRenderer(metrics.registry) : () => metrics.registry.metrics(),
   });
   const logRequests = requestLog(log, metrics);
-  const login = loginRoutes({ accounts, log, metrics: metrics.login, binding: createBrowserBinding({ key: deriveKey(deps.keyring, 'login form binding'), secure }) });
+  const limits = createLimits({ db, config: config.limits, usernameSecret: deriveKey(deps.keyring, 'rate limit usernames') });
+  metrics.watchQueue('password', limits.passwordQueue);
+  const throttleOptions = { trustProxy: config.trustProxy, onRefused: metrics.throttled };
+  const login = loginRoutes({
+    accounts,
+    log,
+    metrics: metrics.login,
+    binding: createBrowserBinding({ key: deriveKey(deps.keyring, 'login form binding'), secure }),
+    attempts: attemptThrottles(limits, throttleOptions),
+  });
+  const throttleEndpoints = endpointThrottles(limits, throttleOptions);
   const loadExistingGrant = createGrantLoader(db);
   const findAccount = async (_ctx: unknown, id: string) => {
     const user = await findActiveUser(db, id);
@@ -90,6 +102,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
           metricsEndpoint,
           securityHeaders({ https: secure }),
           healthRoutes(readiness),
+          throttleEndpoints,
           jwksCacheControl('/jwks', config.keys.jwksMaxAgeSeconds),
           jwtTokenTypeGuard({ introspection: '/token/introspection', revocation: '/token/revocation' }),
           login,
