@@ -20,7 +20,7 @@ import path from 'node:path';
 import { cookieAgent } from '../test/support/agent.ts';
 import { openLoginForm } from '../test/support/http-login.ts';
 import { cliJson } from './cli.ts';
-import { clientCredentials, runLoad, table, type LoadResult } from './load.ts';
+import { benchLimits, clientCredentials, runLoad, table, type LoadResult } from './load.ts';
 import { cpuSeconds, freePort, startProcess, stopProcesses } from './process.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -28,12 +28,9 @@ const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const FLOOD = Number(process.env.BENCH_FLOOD ?? 8);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const REDIRECT = 'http://127.0.0.1:9/callback';
-const UNLIMITED = '1000000/1m';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-bench-flood-'));
 const env: Record<string, string> = { DATABASE_URL: `sqlite:${path.join(dir, 'bench.sqlite')}`, KEYS_DIR: path.join(dir, 'keys'), LOG_LEVEL: 'warn' };
-const TOKEN_LIMITS_RAISED = { RATE_LIMIT_TOKEN_PER_CLIENT: UNLIMITED, RATE_LIMIT_TOKEN_PER_IP: UNLIMITED };
-const LOGIN_LIMITS_RAISED = { RATE_LIMIT_AUTH_PER_IP: UNLIMITED, RATE_LIMIT_LOGIN_PER_IP: UNLIMITED, RATE_LIMIT_LOGIN_PER_USERNAME: UNLIMITED };
 
 type Flood = { posts: number; statuses: Record<string, number> };
 
@@ -93,8 +90,8 @@ async function main() {
 
   const runs: Run[] = [];
   const scenarios = [
-    { name: 'many addresses (login limits raised)', extra: { ...TOKEN_LIMITS_RAISED, ...LOGIN_LIMITS_RAISED }, rounds: ROUNDS },
-    { name: 'one address (default login limits)', extra: TOKEN_LIMITS_RAISED, rounds: 1 },
+    { name: 'many addresses (login limits raised)', extra: benchLimits(['RATE_LIMIT_AUTH_PER_IP', 'RATE_LIMIT_LOGIN_PER_IP', 'RATE_LIMIT_LOGIN_PER_USERNAME']), rounds: ROUNDS },
+    { name: 'one address (default login limits)', extra: benchLimits(), rounds: 1 },
   ];
   for (const scenario of scenarios) {
     const port = await freePort();

@@ -15,7 +15,7 @@ import { createDb } from '../src/db/knex.ts';
 import { loadKeySet } from '../src/keys/signing-key.service.ts';
 import { openStorage } from '../src/server.ts';
 import { cliJson } from './cli.ts';
-import { clientCredentials, runLoad, table, type LoadResult } from './load.ts';
+import { benchLimits, clientCredentials, runLoad, table, type LoadResult } from './load.ts';
 import { cpuSeconds, freePort, peakRssMiB, startProcess, stopProcesses } from './process.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
@@ -29,8 +29,8 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-bench-scale-'));
 const schema = `bench_${randomBytes(4).toString('hex')}`;
 const kek = randomBytes(32).toString('base64url'); // one KEK for both databases: the bare provider reuses the key
 const engines = {
-  sqlite: { DATABASE_URL: `sqlite:${path.join(dir, 'bench.sqlite')}`, PORTCULLIS_KEK: kek, LOG_LEVEL: 'warn' },
-  postgres: { DATABASE_URL: `${PG}${PG.includes('?') ? '&' : '?'}schema=${schema}`, PORTCULLIS_KEK: kek, LOG_LEVEL: 'warn' },
+  sqlite: { DATABASE_URL: `sqlite:${path.join(dir, 'bench.sqlite')}`, PORTCULLIS_KEK: kek, LOG_LEVEL: 'warn', ...benchLimits() },
+  postgres: { DATABASE_URL: `${PG}${PG.includes('?') ? '&' : '?'}schema=${schema}`, PORTCULLIS_KEK: kek, LOG_LEVEL: 'warn', ...benchLimits() },
 };
 type Engine = keyof typeof engines;
 

@@ -12,7 +12,7 @@ import { loadConfig } from '../src/config/config.ts';
 import { loadKeySet } from '../src/keys/signing-key.service.ts';
 import { openStorage } from '../src/server.ts';
 import { cliJson } from './cli.ts';
-import { clientCredentials, runLoad, table, type LoadResult } from './load.ts';
+import { benchLimits, clientCredentials, runLoad, table, type LoadResult } from './load.ts';
 import { cpuSeconds, freePort, peakRssMiB, startProcess, stopProcesses } from './process.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -24,6 +24,7 @@ const env: Record<string, string> = {
   DATABASE_URL: `sqlite:${path.join(dir, 'bench.sqlite')}`,
   KEYS_DIR: path.join(dir, 'keys'),
   LOG_LEVEL: 'warn',
+  ...benchLimits(),
 };
 
 async function main() {

@@ -39,12 +39,13 @@ export type CounterStore = 'database' | 'memory';
 /**
  * A fixed-window counter: `points` per `durationSeconds` for each key, named `name` (the key
  * prefix in the table). `database`: one atomic upsert per count, shared by every instance (and
- * every process on one SQLite file); a key past its limit is then refused from memory until its
- * window ends, so a flood past the limit costs no writes; should the database fail, each
- * instance counts alone in memory meanwhile (the library's insurance limiter) rather than let
- * everything through or refuse everyone. `memory`: this process only, no I/O.
+ * every process on one SQLite file); should the database fail, each instance counts alone in
+ * memory meanwhile (the library's insurance limiter) rather than let everything through or
+ * refuse everyone. With `blockInMemory`, a key past its limit is then refused from this
+ * process's memory until its window ends, so a flood past the limit costs no writes (not for
+ * counts that may be given back: the block would outlive them). `memory`: this process only.
  */
-export function createCounter(db: Db, spec: Readonly<{ name: string; points: number; durationSeconds: number; store: CounterStore }>): RateLimiterAbstract {
+export function createCounter(db: Db, spec: Readonly<{ name: string; points: number; durationSeconds: number; store: CounterStore; blockInMemory: boolean }>): RateLimiterAbstract {
   const common = { keyPrefix: spec.name, points: spec.points, duration: spec.durationSeconds };
   if (spec.store === 'memory') return new RateLimiterMemory(common);
   const options = {
@@ -54,7 +55,7 @@ export function createCounter(db: Db, spec: Readonly<{ name: string; points: num
     tableName: TABLE,
     tableCreated: true,
     clearExpiredByTimeout: false, // the purge job deletes ended windows (purgeEndedWindows)
-    inMemoryBlockOnConsumed: spec.points + 1,
+    inMemoryBlockOnConsumed: spec.blockInMemory ? spec.points + 1 : 0,
     insuranceLimiter: new RateLimiterMemory(common),
   };
   return isSqlite(db) ? new KnexSqliteRateLimiter(options) : new RateLimiterPostgres(options);

@@ -20,9 +20,25 @@ function boundedKey(key: string): string {
   return /^[\x21-\x7e]{1,100}$/.test(key) ? key : `sha256:${createHash('sha256').update(key).digest('hex')}`;
 }
 
-function createThrottle(db: Db, name: string, limit: RateLimit | null, store: CounterStore, keyOf: (key: string) => string = boundedKey): Throttle {
+type ThrottleSpec = Readonly<{
+  name: string;
+  limit: RateLimit | null;
+  store: CounterStore;
+  /** What is counted: the key as it is (bounded), or e.g. its HMAC. */
+  keyOf?: (key: string) => string;
+  /**
+   * Counts are given back (a request that turned out not to be the caller's, e.g. a 401): then a
+   * refused request must not count either, or refusals caused by someone else's requests in
+   * flight would outlive them.
+   */
+  refundable?: boolean;
+}>;
+
+function createThrottle(db: Db, spec: ThrottleSpec): Throttle {
+  const { name, limit } = spec;
   if (!limit) return { ...UNLIMITED, name };
-  const counter = createCounter(db, { name, points: limit.points, durationSeconds: limit.durationSeconds, store });
+  const keyOf = spec.keyOf ?? boundedKey;
+  const counter = createCounter(db, { name, points: limit.points, durationSeconds: limit.durationSeconds, store: spec.store, blockInMemory: !spec.refundable });
   return {
     name,
     async take(key) {
@@ -32,6 +48,7 @@ function createThrottle(db: Db, name: string, limit: RateLimit | null, store: Co
       } catch (error) {
         const refused = refusal(error);
         if (!refused) throw error;
+        if (spec.refundable) await counter.reward(keyOf(key));
         return Math.max(1, Math.ceil(refused.retryAfterMs / 1000));
       }
     },
@@ -55,14 +72,14 @@ export function createLimits(deps: Readonly<{ db: Db; config: LimitsConfig; user
   const username = (name: string) => createHmac('sha256', deps.usernameSecret).update(name).digest('base64url');
   const endpoint = config.endpointStore;
   return {
-    authPerIp: createThrottle(db, 'auth_ip', config.authPerIp, endpoint),
-    loginPerIp: createThrottle(db, 'login_ip', config.loginPerIp, 'database'),
-    loginPerUsername: createThrottle(db, 'login_username', config.loginPerUsername, 'database', username),
-    secondFactorPerAccount: createThrottle(db, 'second_factor_account', config.secondFactorPerAccount, 'database'),
-    tokenPerClient: createThrottle(db, 'token_client', config.tokenPerClient, endpoint),
-    tokenPerIp: createThrottle(db, 'token_ip', config.tokenPerIp, endpoint),
-    introspectionPerClient: createThrottle(db, 'introspection_client', config.introspectionPerClient, endpoint),
-    introspectionPerIp: createThrottle(db, 'introspection_ip', config.introspectionPerIp, endpoint),
+    authPerIp: createThrottle(db, { name: 'auth_ip', limit: config.authPerIp, store: endpoint }),
+    loginPerIp: createThrottle(db, { name: 'login_ip', limit: config.loginPerIp, store: 'database' }),
+    loginPerUsername: createThrottle(db, { name: 'login_username', limit: config.loginPerUsername, store: 'database', keyOf: username }),
+    secondFactorPerAccount: createThrottle(db, { name: 'second_factor_account', limit: config.secondFactorPerAccount, store: 'database' }),
+    tokenPerClient: createThrottle(db, { name: 'token_client', limit: config.tokenPerClient, store: endpoint, refundable: true }),
+    tokenPerIp: createThrottle(db, { name: 'token_ip', limit: config.tokenPerIp, store: endpoint }),
+    introspectionPerClient: createThrottle(db, { name: 'introspection_client', limit: config.introspectionPerClient, store: endpoint, refundable: true }),
+    introspectionPerIp: createThrottle(db, { name: 'introspection_ip', limit: config.introspectionPerIp, store: endpoint }),
     passwordQueue: createWorkQueue({ concurrency: config.hashConcurrency, maxWaiting: config.hashQueueMax }) as WorkQueue,
   };
 }

@@ -25,12 +25,12 @@ export const pageHeading = (html: string) => /<h1[^>]*>([\s\S]*?)<\/h1>/.exec(ht
 
 /**
  * Opens a login page as a browser arriving from a partner would: `authorizationUrl` (an /auth
- * URL), redirects followed, on `agent`. Returns the sign-in form to post, filled or not.
+ * URL), redirects followed, on `agent` (with `headers` on each request). Returns the sign-in form.
  */
-export async function openLoginForm(agent: ReturnType<typeof cookieAgent>, authorizationUrl: URL) {
+export async function openLoginForm(agent: ReturnType<typeof cookieAgent>, authorizationUrl: URL, headers: Record<string, string> = {}) {
   let url = authorizationUrl;
   for (let hop = 0; hop < 5; hop += 1) {
-    const { res, text } = await agent.get(`${url.pathname}${url.search}`);
+    const { res, text } = await agent.get(`${url.pathname}${url.search}`, headers);
     const location = res.headers.get('location');
     if (res.status >= 300 && res.status < 400 && location) {
       url = new URL(location, url);
