@@ -111,9 +111,10 @@ function wrongCode(secret: string): string {
 
 /** An API and the partner app whose sign-in pages the tests open. */
 async function registerApp(on: Record<string, string>) {
-  await seedPartner(on);
+  const seeded = await seedPartner(on);
   const app = await cli(on, 'partner', 'create', '--name', 'Acme Budgeting', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT);
   appClientId = app.json.client_id;
+  return seeded;
 }
 
 beforeAll(async () => {
@@ -261,6 +262,8 @@ function postFrom(localAddress: string, url: string, fields: Record<string, stri
 
 describe('across instances, by socket address', () => {
   let pair: Server[] = [];
+  let sharedEnv: Record<string, string>;
+  let seeded: { clientId: string; clientSecret: string };
 
   afterAll(async () => {
     await Promise.all(pair.map((instance) => instance.close()));
@@ -268,9 +271,12 @@ describe('across instances, by socket address', () => {
 
   test('two instances on one database share the count: 30 posts spread over both, limit 5 → exactly 5 checked; 127.0.0.2 is another address', async () => {
     const shared = tempDir();
-    const sharedEnv = { DATABASE_URL: freshDatabaseUrl(shared), KEYS_DIR: path.join(shared, 'keys'), RATE_LIMIT_LOGIN_PER_IP: '5/10m' };
+    sharedEnv = {
+      DATABASE_URL: freshDatabaseUrl(shared), KEYS_DIR: path.join(shared, 'keys'),
+      RATE_LIMIT_LOGIN_PER_IP: '5/10m', RATE_LIMIT_ENDPOINT_STORE: 'database', RATE_LIMIT_TOKEN_PER_CLIENT: '5/10m',
+    };
     pair = [await startLocalServer(sharedEnv), await startLocalServer(sharedEnv)];
-    await registerApp(sharedEnv);
+    seeded = await registerApp(sharedEnv);
     const page = await signInPage(pair[0].url);
     const cookie = [...page.agent.jar].map(([name, value]) => `${name}=${value}`).join('; ');
     const answers = await Promise.all(Array.from({ length: 30 }, (_, i) =>
@@ -278,6 +284,23 @@ describe('across instances, by socket address', () => {
     expect(statuses(answers)).toEqual({ 401: 5, 429: 25 });
     const elsewhere = await postFrom('127.0.0.2', `${pair[1].url}${page.form.action}`, { ...page.form.fields, username: 'ghost', password: WRONG }, cookie);
     expect(elsewhere.status).toBe(401);
+  });
+
+  test('RATE_LIMIT_ENDPOINT_STORE=database: the partner limit holds across both instances, and forged requests give their count back', async () => {
+    const tokenAt = (base: string, credentials: { clientId: string; clientSecret: string }) => fetch(`${base}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(credentials.clientId, credentials.clientSecret) },
+      body: 'grant_type=client_credentials&scope=payments%3Aread',
+    });
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => tokenAt(pair[i % 2].url, seeded)));
+    expect(statuses(answers.map((res) => ({ status: res.status }) as Answer))).toEqual({ 200: 5, 429: 25 });
+
+    const created = await cli(sharedEnv, 'partner', 'create', '--name', 'Victim Bank', '--scope', 'payments:read');
+    const victim = { clientId: created.json.client_id as string, clientSecret: created.json.client_secret as string };
+    const forged = await Promise.all(Array.from({ length: 12 }, (_, i) => tokenAt(pair[i % 2].url, { ...victim, clientSecret: 'guessed' })));
+    expect(forged.every((res) => res.status === 401 || res.status === 429)).toBe(true);
+    const own = await Promise.all(Array.from({ length: 5 }, (_, i) => tokenAt(pair[i % 2].url, victim)));
+    expect(own.map((res) => res.status)).toEqual([200, 200, 200, 200, 200]);
   });
 });
 
