@@ -230,6 +230,14 @@ describe('token endpoint limits', () => {
     expect((await token(partners[0], nextAddress())).status).toBe(200);
   });
 
+  test('refusals show in /metrics by limit, and under the route they were for', async () => {
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics).toMatch(/portcullis_throttled_total\{limit="token_client"\} [1-9]/);
+    expect(metrics).toMatch(/portcullis_throttled_total\{limit="login_ip"\} [1-9]/);
+    expect(metrics).toMatch(/portcullis_http_requests_total\{route="token",method="POST",status="429"\} [1-9]/);
+    expect(metrics).toMatch(/portcullis_queue_tasks\{queue="password",state="waiting"\} 0/);
+  });
+
   test('introspection, per partner (3) and per address (4)', async () => {
     const resourceServer = await partner('Introspecting API');
     const ask = (credentials: { clientId: string; clientSecret: string }, address: string) => oauthPost('/token/introspection', credentials, { token: 'no-such-token' }, address);
