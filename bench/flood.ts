@@ -37,8 +37,10 @@ type Flood = { posts: number; statuses: Record<string, number> };
 
 /**
  * BENCH_FLOOD browsers, each opening a sign-in page and posting wrong passwords to it until told
- * to stop. They run in a worker thread: an event loop of their own, so that answering a fast
- * flood (429s) does not slow the token clients' loop in this one.
+ * to stop. They run in a worker thread at a lower CPU priority (nice 10), standing in for an
+ * attacker on other machines: on two shared cores, a flood of fast answers (429s) would otherwise
+ * take the CPU from the server it attacks and from the token clients, and the ratio would
+ * measure the load generator. Its rate is printed (login posts/s).
  */
 async function runFlood(base: string, clientId: string, stopped: Promise<void>): Promise<Flood> {
   const flood: Flood = { posts: 0, statuses: {} };
@@ -74,6 +76,8 @@ async function runFlood(base: string, clientId: string, stopped: Promise<void>):
 
 if (!isMainThread) {
   const { base, clientId } = workerData as { base: string; clientId: string };
+  // Linux: a thread's nice value is its own; /proc/thread-self names this thread's id
+  os.setPriority(Number(fs.readlinkSync('/proc/thread-self').split('/').pop()), 10);
   const stopped = new Promise<void>((resolve) => parentPort!.once('message', () => resolve()));
   parentPort!.postMessage(await runFlood(base, clientId, stopped));
 }
