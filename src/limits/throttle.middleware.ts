@@ -64,7 +64,8 @@ export function basicClientId(ctx: Context): string | undefined {
 
 /**
  * /auth per address (a page: a browser is on the other end), /token and /token/introspection
- * per address, then per partner (JSON), before oidc-provider does any work for the request.
+ * per address, then per partner (JSON), before oidc-provider does any work for the request
+ * (partners that send their secret in the body: after, see below).
  */
 export function endpointThrottles(limits: Limits, options: ThrottleOptions): Middleware {
   const taken = async (throttle: Throttle, key: string) => {
@@ -89,7 +90,21 @@ export function endpointThrottles(limits: Limits, options: ThrottleOptions): Mid
       if (clientWait !== undefined) return refusalJson(ctx, clientWait, 'too many requests for this client');
     }
     await next();
-    if (clientId !== undefined && ctx.status === 401) await perClient.giveBack(clientId);
+    if (clientId !== undefined) {
+      if (ctx.status === 401) await perClient.giveBack(clientId);
+      return undefined;
+    }
+    // Credentials in the body (client_secret_post): the partner is known only once the provider
+    // has authenticated it. It counts now, and past its limit the answer is withheld where that
+    // undoes nothing (a client-credentials token, an introspection), so the limit holds whichever
+    // way a partner authenticates. Public clients (one code exchange or refresh per person) count
+    // per address only.
+    const oidc = (ctx as unknown as { oidc?: { client?: { clientId: string; clientAuthMethod?: string }; params?: { grant_type?: unknown } } }).oidc;
+    const client = oidc?.client;
+    if (!client || client.clientAuthMethod === 'none' || ctx.status === 401) return undefined;
+    const wait = await taken(perClient, client.clientId);
+    const withholdable = path === THROTTLED_PATHS.introspection || oidc?.params?.grant_type === 'client_credentials';
+    if (wait !== undefined && withholdable) refusalJson(ctx, wait, 'too many requests for this client');
     return undefined;
   };
 }

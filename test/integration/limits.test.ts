@@ -221,6 +221,21 @@ describe('token endpoint limits', () => {
     expect((await token(victim, nextAddress())).status).toBe(429);
   });
 
+  test('per partner: a partner sending its secret in the body (client_secret_post) meets the same limit', async () => {
+    const poster = await partner('Posting Bank');
+    const post = (address: string) => fetch(`${server.url}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...fromAddress(address) },
+      body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'payments:read', client_id: poster.clientId, client_secret: poster.clientSecret }).toString(),
+    });
+    const answers = await Promise.all(Array.from({ length: 30 }, () => post(nextAddress())));
+    expect(statuses(answers.map((res) => ({ status: res.status }) as Answer))).toEqual({ 200: 8, 429: 22 });
+    const refused = answers.find((res) => res.status === 429)!;
+    expect(refused.headers.get('retry-after')).toMatch(/^[1-9]\d*$/);
+    expect(await refused.json()).toEqual({ error: 'slow_down', error_description: expect.stringMatching(/for this client/) });
+    expect((await token(poster, nextAddress())).status).toBe(429); // and by HTTP Basic too: one count per partner
+  });
+
   test('per address: of 30 parallel requests from one address with a limit of 5, exactly 5 are served; another address is unaffected', async () => {
     const address = nextAddress();
     const partners = await Promise.all(['A', 'B', 'C', 'D', 'E', 'F'].map((letter) => partner(`Bank ${letter}`)));
