@@ -36,3 +36,23 @@ export function table(rows: Record<string, string | number>[]): string {
   const line = (values: string[]) => `| ${values.map((value, i) => value.padEnd(widths[i])).join(' | ')} |`;
   return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map((row) => line(columns.map((column) => cell(row[column]))))].join('\n');
 }
+
+/** A client-credentials token request (HTTP Basic client authentication), to send again and again. */
+export function clientCredentials(base: string, client: { id: string; secret: string }, params: Record<string, string>): () => Promise<Response> {
+  const authorization = `Basic ${Buffer.from(`${client.id}:${client.secret}`).toString('base64')}`;
+  const body = new URLSearchParams({ grant_type: 'client_credentials', ...params }).toString();
+  return () => fetch(`${base}/token`, { method: 'POST', headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, body });
+}
+
+const OUT_OF_REACH = '1000000/1m';
+
+/**
+ * Server settings for a benchmark: the endpoint limits (and `also`, e.g. the login limits) out of
+ * reach, so that a run measures capacity rather than refusals; the limiters still count. RATE_LIMIT_*
+ * and HASH_* settings in the caller's environment win: `RATE_LIMIT_ENDPOINT_STORE=database npm run bench`.
+ */
+export function benchLimits(also: string[] = []): Record<string, string> {
+  const raised = ['RATE_LIMIT_TOKEN_PER_CLIENT', 'RATE_LIMIT_TOKEN_PER_IP', 'RATE_LIMIT_INTROSPECTION_PER_CLIENT', 'RATE_LIMIT_INTROSPECTION_PER_IP', ...also];
+  const given = Object.entries(process.env).filter((entry): entry is [string, string] => /^(RATE_LIMIT|HASH)_/.test(entry[0]) && entry[1] !== undefined);
+  return { ...Object.fromEntries(raised.map((name) => [name, OUT_OF_REACH])), ...Object.fromEntries(given) };
+}

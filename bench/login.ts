@@ -16,7 +16,7 @@ import { hashPassword, verifyPassword } from '../src/accounts/password.service.t
 import { totpCode } from '../src/accounts/totp.service.ts';
 import { runCli } from '../src/cli/cli.ts';
 import { httpLogin } from '../test/support/http-login.ts';
-import { table } from './load.ts';
+import { benchLimits, table } from './load.ts';
 import { cpuSeconds, freePort, peakRssMiB, startProcess, stopProcesses } from './process.ts';
 
 const LOGINS = Number(process.env.BENCH_LOGINS ?? 200);
@@ -25,7 +25,7 @@ const PASSWORD = 'correct horse battery staple';
 const REDIRECT = 'http://127.0.0.1:9/callback';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-bench-login-'));
-const env: Record<string, string> = { DATABASE_URL: `sqlite:${path.join(dir, 'bench.sqlite')}`, KEYS_DIR: path.join(dir, 'keys'), LOG_LEVEL: 'warn' };
+const env: Record<string, string> = { DATABASE_URL: `sqlite:${path.join(dir, 'bench.sqlite')}`, KEYS_DIR: path.join(dir, 'keys'), LOG_LEVEL: 'warn', ...benchLimits(['RATE_LIMIT_AUTH_PER_IP', 'RATE_LIMIT_LOGIN_PER_IP']) };
 
 async function cliJson(argv: string[], stdin?: string) {
   let out = '';

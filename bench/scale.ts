@@ -10,12 +10,12 @@ import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runCli } from '../src/cli/cli.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { createDb } from '../src/db/knex.ts';
 import { loadKeySet } from '../src/keys/signing-key.service.ts';
 import { openStorage } from '../src/server.ts';
-import { runLoad, table, type LoadResult } from './load.ts';
+import { cliJson } from './cli.ts';
+import { benchLimits, clientCredentials, runLoad, table, type LoadResult } from './load.ts';
 import { cpuSeconds, freePort, peakRssMiB, startProcess, stopProcesses } from './process.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
@@ -29,23 +29,15 @@ const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-bench-scale-'));
 const schema = `bench_${randomBytes(4).toString('hex')}`;
 const kek = randomBytes(32).toString('base64url'); // one KEK for both databases: the bare provider reuses the key
 const engines = {
-  sqlite: { DATABASE_URL: `sqlite:${path.join(dir, 'bench.sqlite')}`, PORTCULLIS_KEK: kek, LOG_LEVEL: 'warn' },
-  postgres: { DATABASE_URL: `${PG}${PG.includes('?') ? '&' : '?'}schema=${schema}`, PORTCULLIS_KEK: kek, LOG_LEVEL: 'warn' },
+  sqlite: { DATABASE_URL: `sqlite:${path.join(dir, 'bench.sqlite')}`, PORTCULLIS_KEK: kek, LOG_LEVEL: 'warn', ...benchLimits() },
+  postgres: { DATABASE_URL: `${PG}${PG.includes('?') ? '&' : '?'}schema=${schema}`, PORTCULLIS_KEK: kek, LOG_LEVEL: 'warn', ...benchLimits() },
 };
 type Engine = keyof typeof engines;
 
-async function cliJson(env: Record<string, string>, ...argv: string[]) {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { stdout: (t) => { out += t; }, stderr: (t) => { err += t; } }, env);
-  if (code !== 0) throw new Error(err);
-  return JSON.parse(out);
-}
-
 async function seed(env: Record<string, string>) {
-  await cliJson(env, 'resource', 'create', '--uri', JWT_API.uri, '--scope', JWT_API.scope, '--default');
-  await cliJson(env, 'resource', 'create', '--uri', OPAQUE_API.uri, '--scope', OPAQUE_API.scope, '--format', 'opaque');
-  return cliJson(env, 'partner', 'create', '--name', 'Bench Bank', '--scope', `${JWT_API.scope} ${OPAQUE_API.scope}`);
+  await cliJson(env, ['resource', 'create', '--uri', JWT_API.uri, '--scope', JWT_API.scope, '--default']);
+  await cliJson(env, ['resource', 'create', '--uri', OPAQUE_API.uri, '--scope', OPAQUE_API.scope, '--format', 'opaque']);
+  return cliJson(env, ['partner', 'create', '--name', 'Bench Bank', '--scope', `${JWT_API.scope} ${OPAQUE_API.scope}`]);
 }
 
 async function start(script: string, env: Record<string, string>, readyPath: string) {
@@ -71,9 +63,7 @@ function basicAuth(target: Target): string {
 }
 
 function tokenRequest(target: Target, api: { uri: string; scope: string }) {
-  const body = new URLSearchParams({ grant_type: 'client_credentials', scope: api.scope, resource: api.uri }).toString();
-  const authorization = basicAuth(target);
-  return () => fetch(`${target.base}/token`, { method: 'POST', headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, body });
+  return clientCredentials(target.base, { id: target.clientId, secret: target.secret }, { scope: api.scope, resource: api.uri });
 }
 
 /** Introspects a pool of live opaque tokens round robin (the bare in-memory adapter keeps ~1,000). */

@@ -8,11 +8,11 @@ import type { ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { runCli } from '../src/cli/cli.ts';
 import { loadConfig } from '../src/config/config.ts';
 import { loadKeySet } from '../src/keys/signing-key.service.ts';
 import { openStorage } from '../src/server.ts';
-import { runLoad, table, type LoadResult } from './load.ts';
+import { cliJson } from './cli.ts';
+import { benchLimits, clientCredentials, runLoad, table, type LoadResult } from './load.ts';
 import { cpuSeconds, freePort, peakRssMiB, startProcess, stopProcesses } from './process.ts';
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
@@ -24,22 +24,15 @@ const env: Record<string, string> = {
   DATABASE_URL: `sqlite:${path.join(dir, 'bench.sqlite')}`,
   KEYS_DIR: path.join(dir, 'keys'),
   LOG_LEVEL: 'warn',
+  ...benchLimits(),
 };
-
-async function cliJson(...argv: string[]) {
-  let out = '';
-  let err = '';
-  const code = await runCli(argv, { stdout: (t) => { out += t; }, stderr: (t) => { err += t; } }, env);
-  if (code !== 0) throw new Error(err);
-  return JSON.parse(out);
-}
 
 async function main() {
   const PORTS = { portcullis: await freePort(), bare: await freePort() };
   const resource = 'https://api.bench.test/payments';
   const scope = 'payments:read';
-  await cliJson('resource', 'create', '--uri', resource, '--scope', 'payments:read payments:write', '--ttl', '600', '--default');
-  const partner = await cliJson('partner', 'create', '--name', 'Bench Bank', '--scope', scope);
+  await cliJson(env, ['resource', 'create', '--uri', resource, '--scope', 'payments:read payments:write', '--ttl', '600', '--default']);
+  const partner = await cliJson(env, ['partner', 'create', '--name', 'Bench Bank', '--scope', scope]);
 
   const portcullis = await startProcess('src/main.ts', { ...env, PORT: String(PORTS.portcullis), ISSUER: `http://localhost:${PORTS.portcullis}` }, `http://127.0.0.1:${PORTS.portcullis}/readyz`);
   // the same signing key as Portcullis, read back through its own keyring
@@ -52,10 +45,7 @@ async function main() {
     BARE_CONFIG: JSON.stringify({ jwk: keySet.keys[0], clientId: partner.client_id, clientSecret: partner.client_secret, resource, scope, ttl: 600 }),
   }, `http://127.0.0.1:${PORTS.bare}/.well-known/openid-configuration`);
 
-  const authorization = `Basic ${Buffer.from(`${partner.client_id}:${partner.client_secret}`).toString('base64')}`;
-  const body = `grant_type=client_credentials&scope=${encodeURIComponent(scope)}`;
-  const request = (port: number) => () =>
-    fetch(`http://127.0.0.1:${port}/token`, { method: 'POST', headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, body });
+  const request = (port: number) => clientCredentials(`http://127.0.0.1:${port}`, { id: partner.client_id, secret: partner.client_secret }, { scope });
 
   for (const port of [PORTS.portcullis, PORTS.bare]) await runLoad({ concurrency: CONCURRENCY, seconds: 2, request: request(port) }); // warm-up
 

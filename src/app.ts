@@ -14,7 +14,9 @@ import { createBrowserBinding } from './interactions/browser.binding.ts';
 import { createGrantLoader } from './interactions/consent.service.ts';
 import { loginRoutes } from './interactions/login.routes.ts';
 import { jwksCacheControl } from './keys/jwks-cache.middleware.ts';
-import { deriveKeys, type Keyring } from './keys/kek.ts';
+import { deriveKey, deriveKeys, type Keyring } from './keys/kek.ts';
+import { attemptThrottles, endpointThrottles } from './limits/throttle.middleware.ts';
+import { createLimits } from './limits/throttle.service.ts';
 import type { KeySet } from './keys/signing-key.service.ts';
 import type { Logger } from './log/logger.ts';
 import { safeError } from './log/safe-error.ts';
@@ -59,7 +61,17 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     render: deps.clusterWorker ? workerMetricsRenderer(metrics.registry) : () => metrics.registry.metrics(),
   });
   const logRequests = requestLog(log, metrics);
-  const login = loginRoutes({ accounts, log, metrics: metrics.login, binding: createBrowserBinding({ keys: deriveKeys(deps.keyring, 'login form binding'), secure }) });
+  const limits = createLimits({ db, config: config.limits, usernameSecret: deriveKey(deps.keyring, 'rate limit usernames') });
+  metrics.watchQueue('password', limits.passwordQueue);
+  const throttleOptions = { trustProxy: config.trustProxy, onRefused: metrics.throttled };
+  const login = loginRoutes({
+    accounts,
+    log,
+    metrics: metrics.login,
+    binding: createBrowserBinding({ keys: deriveKeys(deps.keyring, 'login form binding'), secure }),
+    attempts: attemptThrottles(limits, throttleOptions),
+  });
+  const throttleEndpoints = endpointThrottles(limits, throttleOptions);
   const loadExistingGrant = createGrantLoader(db);
   const findAccount = async (_ctx: unknown, id: string) => {
     const user = await findActiveUser(db, id);
@@ -95,6 +107,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
           metricsEndpoint,
           securityHeaders({ https: secure }),
           healthRoutes(readiness),
+          throttleEndpoints,
           jwksCacheControl('/jwks', config.keys.jwksMaxAgeSeconds),
           oauthErrorText(),
           jwtTokenTypeGuard({ introspection: '/token/introspection', revocation: '/token/revocation' }),

@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { parseDuration } from './duration.ts';
 
@@ -49,6 +50,55 @@ export type Config = Readonly<{
    * X-Forwarded-For): a reverse proxy on the same host must not forward `/metrics`.
    */
   metricsToken: string | undefined;
+  /** Rate limits and the password-hash queue; see `limits` below. */
+  limits: LimitsConfig;
+}>;
+
+/** `points` requests per `durationSeconds` window, counted per key (an address, a partner, a username). */
+export type RateLimit = Readonly<{ points: number; durationSeconds: number }>;
+
+/**
+ * Throttling and load shedding (src/limits/). Each RATE_LIMIT_* takes `N/WINDOW` (e.g. `100/10m`:
+ * 100 requests per 10-minute window, per key) or `off`. Over a limit: 429 with `Retry-After`.
+ * The login limits (password and second-factor posts) count in the database, shared by every
+ * instance; the endpoint limits (/auth, /token, introspection) count in each process's memory
+ * (see RATE_LIMIT_ENDPOINT_STORE). An address is the TCP peer, or with TRUST_PROXY=1 the
+ * address the proxy appended to X-Forwarded-For; IPv6 addresses count per /64.
+ */
+export type LimitsConfig = Readonly<{
+  /** RATE_LIMIT_AUTH_PER_IP: authorization requests (/auth) per address. Default 300/1m. */
+  authPerIp: RateLimit | null;
+  /** RATE_LIMIT_LOGIN_PER_IP: password and second-factor posts per address. Default 100/10m. */
+  loginPerIp: RateLimit | null;
+  /**
+   * RATE_LIMIT_LOGIN_PER_USERNAME: password posts per username typed (a right password gives its
+   * count back). Default 10/5m: above what a person types, and a short window, so that someone
+   * who knows a username holds its owner up only while they keep sending (README: throttling).
+   */
+  loginPerUsername: RateLimit | null;
+  /** RATE_LIMIT_SECOND_FACTOR_PER_ACCOUNT: code posts (TOTP, recovery, enrolment) per account. Default 10/5m. */
+  secondFactorPerAccount: RateLimit | null;
+  /** RATE_LIMIT_TOKEN_PER_CLIENT: /token requests per partner (client_id of HTTP Basic auth). Default 1200/1m. */
+  tokenPerClient: RateLimit | null;
+  /** RATE_LIMIT_TOKEN_PER_IP: /token requests per address. Default 3000/1m. */
+  tokenPerIp: RateLimit | null;
+  /** RATE_LIMIT_INTROSPECTION_PER_CLIENT: /token/introspection requests per partner. Default 6000/1m. */
+  introspectionPerClient: RateLimit | null;
+  /** RATE_LIMIT_INTROSPECTION_PER_IP: /token/introspection requests per address. Default 12000/1m. */
+  introspectionPerIp: RateLimit | null;
+  /**
+   * RATE_LIMIT_ENDPOINT_STORE: where the /auth, /token and introspection limits count: `memory`
+   * (default: each process alone, no I/O on the hot path; the effective limit is the setting
+   * times the processes serving) or `database` (shared by all, one write per request).
+   */
+  endpointStore: 'memory' | 'database';
+  /**
+   * HASH_CONCURRENCY: password hashes computed at once per process. Default half the cores
+   * (at least 1): a login flood then leaves the other cores, and libuv's thread pool, to tokens.
+   */
+  hashConcurrency: number;
+  /** HASH_QUEUE_MAX: password checks waiting for a turn; past it a sign-in gets 503 + Retry-After. Default 32. */
+  hashQueueMax: number;
 }>;
 
 /**
@@ -194,6 +244,36 @@ function durationOrZero(raw: string): number {
   return raw === '0' ? 0 : parseDuration(raw);
 }
 
+function rateLimit(raw: string): RateLimit | null {
+  if (raw === 'off') return null;
+  const match = /^(\d+)\/(.+)$/.exec(raw);
+  const points = Number(match?.[1]);
+  if (!match || !Number.isSafeInteger(points) || points < 1) throw new Error(`"${raw}" is not a limit (use e.g. 100/10m, or off)`);
+  return { points, durationSeconds: parseDuration(match[2]) };
+}
+
+function counterStore(raw: string): LimitsConfig['endpointStore'] {
+  if (raw === 'memory' || raw === 'database') return raw;
+  throw new Error('use memory or database');
+}
+
+function limitsConfig(env: Env): LimitsConfig {
+  const limit = (name: string, fallback: string) => read(env, name, rateLimit(fallback), rateLimit);
+  return Object.freeze({
+    authPerIp: limit('RATE_LIMIT_AUTH_PER_IP', '300/1m'),
+    loginPerIp: limit('RATE_LIMIT_LOGIN_PER_IP', '100/10m'),
+    loginPerUsername: limit('RATE_LIMIT_LOGIN_PER_USERNAME', '10/5m'),
+    secondFactorPerAccount: limit('RATE_LIMIT_SECOND_FACTOR_PER_ACCOUNT', '10/5m'),
+    tokenPerClient: limit('RATE_LIMIT_TOKEN_PER_CLIENT', '1200/1m'),
+    tokenPerIp: limit('RATE_LIMIT_TOKEN_PER_IP', '3000/1m'),
+    introspectionPerClient: limit('RATE_LIMIT_INTROSPECTION_PER_CLIENT', '6000/1m'),
+    introspectionPerIp: limit('RATE_LIMIT_INTROSPECTION_PER_IP', '12000/1m'),
+    endpointStore: read(env, 'RATE_LIMIT_ENDPOINT_STORE', 'memory', counterStore),
+    hashConcurrency: read(env, 'HASH_CONCURRENCY', Math.max(1, Math.floor(os.availableParallelism() / 2)), count(1, 64)),
+    hashQueueMax: read(env, 'HASH_QUEUE_MAX', 32, count(0, 10000)),
+  });
+}
+
 function databaseConfig(env: Env): DatabaseConfig {
   return Object.freeze({
     poolMax: read(env, 'DATABASE_POOL_MAX', 10, count(2, 1000)),
@@ -218,5 +298,6 @@ export function loadConfig(env: Env = process.env): Config {
     workers: read(env, 'WORKERS', 1, count(1, 64)),
     shutdownGraceSeconds: read(env, 'SHUTDOWN_GRACE', 10, parseDuration),
     metricsToken: read<string | undefined>(env, 'METRICS_TOKEN', undefined, metricsToken),
+    limits: limitsConfig(env),
   });
 }

@@ -1,4 +1,5 @@
 import type { Logger } from '../log/logger.ts';
+import { purgeEndedWindows } from '../limits/rate-limit.store.ts';
 import { purgeExpired } from '../oidc/payload.store.ts';
 import type { Db } from './knex.ts';
 
@@ -7,8 +8,8 @@ export function startPurgeJob(db: Db, intervalSeconds: number, log: Logger): () 
   let running: Promise<void> | undefined;
   const run = () => {
     if (running) return;
-    running = purgeExpired(db)
-      .then((count) => { if (count) log.info('purged expired rows', { count }); })
+    running = Promise.all([purgeExpired(db), purgeEndedWindows(db, Date.now())])
+      .then(([count, windows]) => { if (count + windows) log.info('purged expired rows', { count, rate_limit_windows: windows }); })
       .catch((error: Error) => log.warn('purge failed', { err: error }))
       .finally(() => { running = undefined; });
   };

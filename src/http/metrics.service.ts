@@ -47,6 +47,26 @@ export function createMetrics(sources: MetricsSources) {
     help: 'Accounts locked after too many failures',
     registers: [registry],
   });
+  const throttled = new Counter({
+    name: 'portcullis_throttled_total',
+    help: 'Requests refused by a rate limit (429) or by a full queue (503), by limit name',
+    labelNames: ['limit'] as const,
+    registers: [registry],
+  });
+  const queues = new Map<string, () => { running: number; waiting: number }>();
+  new Gauge({
+    name: 'portcullis_queue_tasks',
+    help: 'Bounded work queues (password hashing): tasks running and waiting',
+    labelNames: ['queue', 'state'] as const,
+    registers: [registry],
+    collect() {
+      for (const [queue, depth] of queues) {
+        const { running, waiting } = depth();
+        this.set({ queue, state: 'running' }, running);
+        this.set({ queue, state: 'waiting' }, waiting);
+      }
+    },
+  });
   new Gauge({
     name: 'portcullis_signing_key_age_seconds',
     help: 'Seconds since the current signing key began signing',
@@ -77,6 +97,12 @@ export function createMetrics(sources: MetricsSources) {
     },
     tokenIssued(grantType: string, clientId: string): void {
       tokens.inc({ grant_type: grantType, client_id: clientId });
+    },
+    throttled(limit: string): void {
+      throttled.inc({ limit });
+    },
+    watchQueue(queue: string, source: { depth(): { running: number; waiting: number } }): void {
+      queues.set(queue, () => source.depth());
     },
     /** For the login routes: call on each outcome. */
     login: {

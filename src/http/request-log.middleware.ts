@@ -13,10 +13,14 @@ const OWN_ROUTES: ReadonlyArray<[string, string]> = [
   ['/interaction/', 'interaction'],
 ];
 
+/** oidc-provider's routes that a rate limit may answer before the provider names them (src/limits/). */
+const THROTTLED_ROUTES: Readonly<Record<string, string>> = { '/auth': 'authorization', '/token': 'token', '/token/introspection': 'introspection' };
+
 /** A bounded label: never the raw path (ids in it would explode the series count). */
 export function routeName(ctx: Context): string {
   const oidc = (ctx as unknown as { oidc?: { route?: string } }).oidc;
   if (oidc?.route) return oidc.route;
+  if (Object.hasOwn(THROTTLED_ROUTES, ctx.path)) return THROTTLED_ROUTES[ctx.path];
   return OWN_ROUTES.find(([prefix]) => ctx.path === prefix || ctx.path.startsWith(prefix))?.[1] ?? 'other';
 }
 

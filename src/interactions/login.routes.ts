@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import Router, { type RouterContext } from '@koa/router';
+import Router, { type RouterContext, type RouterMiddleware } from '@koa/router';
 import type { Middleware, Next } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Interaction } from 'oidc-provider';
@@ -12,6 +12,7 @@ import {
   continuingUser,
   enrolmentUri,
   findActiveUser,
+  normaliseUsername,
   offerTotpSecret,
   verifyRecoveryCode,
   verifyTotp,
@@ -23,6 +24,7 @@ import { readForm } from '../http/form-body.ts';
 import { CSP } from '../http/security-headers.ts';
 import { renderPage } from '../http/views.ts';
 import type { LoginMetrics } from '../http/metrics.service.ts';
+import type { AttemptThrottles } from '../limits/throttle.middleware.ts';
 import type { Logger } from '../log/logger.ts';
 import type { BrowserBinding } from './browser.binding.ts';
 import { grantConsent, requestedScopes, scopeListItems } from './consent.service.ts';
@@ -41,7 +43,7 @@ import {
 export const ACR_MFA = 'urn:portcullis:acr:mfa';
 const AMR = ['pwd', 'otp'];
 
-export type LoginRouteDeps = Readonly<{ accounts: AccountDeps; binding: BrowserBinding; log: Logger; metrics?: LoginMetrics }>;
+export type LoginRouteDeps = Readonly<{ accounts: AccountDeps; binding: BrowserBinding; log: Logger; metrics?: LoginMetrics; attempts: AttemptThrottles }>;
 
 type Flow = {
   provider: Provider;
@@ -404,6 +406,11 @@ export function loginRoutes(deps: LoginRouteDeps): Middleware {
   const view = [errors, loadInteraction, bindBrowser(deps.binding), loadLoginState(deps)];
   const post = [errors, loadInteraction, checkForm(deps.binding), loadLoginState(deps)];
   const loginPost = [...post, requirePrompt('login')];
+  // password and code posts count per address before any work, then per username or account;
+  // the password step runs in its turn of the bounded hash queue (src/limits/)
+  const attempt = [errors, deps.attempts.perAddress, ...loginPost.slice(1)] as Array<RouterMiddleware<{ flow: Flow }>>;
+  const password = deps.attempts.password((ctx) => normaliseUsername((ctx as Ctx).state.flow.form.username ?? '')) as RouterMiddleware<{ flow: Flow }>;
+  const code = deps.attempts.secondFactor((ctx) => (ctx as Ctx).state.flow.login?.userId) as RouterMiddleware<{ flow: Flow }>;
 
   router.get('/assets/portcullis.css', (ctx) => {
     ctx.type = 'text/css';
@@ -412,11 +419,11 @@ export function loginRoutes(deps: LoginRouteDeps): Middleware {
   });
   router.get('/interaction/:uid', ...view, showStep(deps));
   router.get('/interaction/:uid/recovery', ...view, requirePrompt('login'), requireStage('second_factor'), (ctx: Ctx) => showRecovery(deps, ctx));
-  router.post('/interaction/:uid/login', ...loginPost, verifyPassword(deps));
-  router.post('/interaction/:uid/otp', ...loginPost, requireStage('second_factor'), verifySecondFactor(deps));
-  router.post('/interaction/:uid/recovery', ...loginPost, requireStage('second_factor'), verifyRecovery(deps));
-  router.post('/interaction/:uid/enrol-code', ...loginPost, requireStage('enrol'), acceptEnrolmentCode(deps));
-  router.post('/interaction/:uid/enrol', ...loginPost, requireStage('enrol_confirm'), confirmAuthenticator(deps));
+  router.post('/interaction/:uid/login', ...attempt, password, verifyPassword(deps));
+  router.post('/interaction/:uid/otp', ...attempt, requireStage('second_factor'), code, verifySecondFactor(deps));
+  router.post('/interaction/:uid/recovery', ...attempt, requireStage('second_factor'), code, verifyRecovery(deps));
+  router.post('/interaction/:uid/enrol-code', ...attempt, requireStage('enrol'), code, acceptEnrolmentCode(deps));
+  router.post('/interaction/:uid/enrol', ...attempt, requireStage('enrol_confirm'), code, confirmAuthenticator(deps));
   router.post('/interaction/:uid/continue', ...loginPost, requireStage('enrolled'), continueAfterEnrolment(deps));
   router.post('/interaction/:uid/consent', ...post, requirePrompt('consent'), decideConsent(deps));
   return router.routes() as unknown as Middleware;

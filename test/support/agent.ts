@@ -24,7 +24,7 @@ export function cookieAgent(baseFor: () => string) {
   }
   return {
     jar,
-    get: (path: string) => request(path),
+    get: (path: string, headers: Record<string, string> = {}) => request(path, { headers }),
     post: (path: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
       request(path, { method: 'POST', body: new URLSearchParams(fields).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers } }),
   };

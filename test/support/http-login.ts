@@ -10,7 +10,8 @@ import { cookieAgent } from './agent.ts';
  */
 export type HttpLoginResult = { callback: URL; pages: string[]; secret?: string; recoveryCodes?: string[] };
 
-function form(html: string): { action: string; fields: Record<string, string> } {
+/** The page's one form: where it posts and its hidden fields (the CSRF token among them). */
+export function pageForm(html: string): { action: string; fields: Record<string, string> } {
   const match = /<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/.exec(html);
   if (!match) throw new Error(`no form on the page: ${/<h1[^>]*>([\s\S]*?)<\/h1>/.exec(html)?.[1] ?? html.slice(0, 200)}`);
   const fields: Record<string, string> = {};
@@ -22,7 +23,26 @@ function form(html: string): { action: string; fields: Record<string, string> } 
   return { action: match[1].replace(/&amp;/g, '&'), fields };
 }
 
-const heading = (html: string) => /<h1[^>]*>([\s\S]*?)<\/h1>/.exec(html)?.[1]?.trim() ?? '';
+export const pageHeading = (html: string) => /<h1[^>]*>([\s\S]*?)<\/h1>/.exec(html)?.[1]?.trim() ?? '';
+
+/**
+ * Opens a login page as a browser arriving from a partner would: `authorizationUrl` (an /auth
+ * URL), redirects followed, on `agent` (with `headers` on each request). Returns the sign-in form.
+ */
+export async function openLoginForm(agent: ReturnType<typeof cookieAgent>, authorizationUrl: URL, headers: Record<string, string> = {}) {
+  let url = authorizationUrl;
+  for (let hop = 0; hop < 5; hop += 1) {
+    const { res, text } = await agent.get(`${url.pathname}${url.search}`, headers);
+    const location = res.headers.get('location');
+    if (res.status >= 300 && res.status < 400 && location) {
+      url = new URL(location, url);
+      continue;
+    }
+    if (res.status !== 200) throw new Error(`HTTP ${res.status} at ${url.pathname}: ${pageHeading(text)}`);
+    return { ...pageForm(text), uid: url.pathname.split('/').pop()! };
+  }
+  throw new Error('too many redirects before the sign-in page');
+}
 
 /**
  * Signs `username` in at `authorizationUrl` with `password` and the TOTP `code()` (asked for
@@ -58,12 +78,12 @@ export async function httpLogin(options: {
       next = { url: new URL(location, next.url) };
       continue;
     }
-    const page = heading(html);
+    const page = pageHeading(html);
     const refusal = /<p class="alert"[^>]*>([\s\S]*?)<\/p>/.exec(html)?.[1];
     if (refusal) throw new Error(`refused at "${page}" (HTTP ${res.status}): ${refusal}`);
     if (res.status !== 200) throw new Error(`HTTP ${res.status} at ${next.url.pathname}: ${page}`);
     pages.push(page);
-    const { action, fields } = form(html);
+    const { action, fields } = pageForm(html);
     if (action.endsWith('/login')) Object.assign(fields, { username: options.username, password: options.password });
     else if (action.endsWith('/otp')) fields.code = options.code();
     else if (action.endsWith('/enrol-code')) {
