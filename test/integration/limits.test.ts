@@ -3,7 +3,7 @@ import path from 'node:path';
 import { cookieAgent } from '../support/agent.ts';
 import { cli, freshDatabaseUrl, seedPartner, tempDir } from '../support/harness.ts';
 import { openLoginForm } from '../support/http-login.ts';
-import { startLocalServer } from '../support/local-server.ts';
+import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { codeFor, createUser, secretOf } from '../support/login.ts';
 
 /**
@@ -15,7 +15,7 @@ const PASSWORD = 'correct horse battery staple';
 const WRONG = 'not the password at all';
 const REDIRECT = 'http://127.0.0.1:9/callback';
 
-type Server = Awaited<ReturnType<typeof startLocalServer>>;
+type Server = InProcessServer;
 type Answer = { status: number; retryAfter: string | null; contentType: string; text: string };
 
 let dir: string;
@@ -93,7 +93,19 @@ function expectOAuthRefusal(answer: Answer & { json: any }, description: RegExp)
 
 async function partner(name: string) {
   const created = await cli(env, 'partner', 'create', '--name', name, '--scope', 'payments:read');
+  if (created.code !== 0) throw new Error(created.stderr);
   return { clientId: created.json.client_id as string, clientSecret: created.json.client_secret as string };
+}
+
+/**
+ * Partners made one after another: in-process CLI commands each open a SQLite connection, and
+ * node-sqlite3 waits out a lock on libuv's four threads; more than three transactions at once
+ * in one process leave none to commit on (separate `portcullis` processes do not share threads).
+ */
+async function partners(...names: string[]) {
+  const made = [];
+  for (const name of names) made.push(await partner(name));
+  return made;
 }
 
 async function userWithTotp(username: string): Promise<string> {
@@ -120,7 +132,7 @@ async function registerApp(on: Record<string, string>) {
 beforeAll(async () => {
   dir = tempDir();
   env = { DATABASE_URL: freshDatabaseUrl(dir), KEYS_DIR: path.join(dir, 'keys') };
-  server = await startLocalServer({
+  server = await startInProcess({
     ...env,
     TRUST_PROXY: '1',
     RATE_LIMIT_AUTH_PER_IP: '3/10m',
@@ -136,7 +148,7 @@ beforeAll(async () => {
 }, 60_000);
 
 afterAll(async () => {
-  await server?.close();
+  await server?.stop();
 });
 
 describe('sign-in limits', () => {
@@ -238,11 +250,11 @@ describe('token endpoint limits', () => {
 
   test('per address: of 30 parallel requests from one address with a limit of 5, exactly 5 are served; another address is unaffected', async () => {
     const address = nextAddress();
-    const partners = await Promise.all(['A', 'B', 'C', 'D', 'E', 'F'].map((letter) => partner(`Bank ${letter}`)));
-    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => token(partners[i % partners.length], address)));
+    const made = await partners(...['A', 'B', 'C', 'D', 'E', 'F'].map((letter) => `Bank ${letter}`));
+    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => token(made[i % made.length], address)));
     expect(statuses(answers)).toEqual({ 200: 5, 429: 25 });
     expectOAuthRefusal(answers.find((a) => a.status === 429)!, /too many requests from this address/);
-    expect((await token(partners[0], nextAddress())).status).toBe(200);
+    expect((await token(made[0], nextAddress())).status).toBe(200);
   });
 
   test('refusals show in /metrics by limit, and under the route they were for', async () => {
@@ -261,7 +273,7 @@ describe('token endpoint limits', () => {
     expectOAuthRefusal(byPartner.find((a) => a.status === 429)!, /for this client/);
 
     const address = nextAddress();
-    const others = await Promise.all(['G', 'H', 'I', 'J'].map((letter) => partner(`Bank ${letter}`)));
+    const others = await partners(...['G', 'H', 'I', 'J'].map((letter) => `Bank ${letter}`));
     const byAddress = await Promise.all(Array.from({ length: 10 }, (_, i) => ask(others[i % others.length], address)));
     expect(statuses(byAddress)).toEqual({ 200: 4, 429: 6 });
     expectOAuthRefusal(byAddress.find((a) => a.status === 429)!, /from this address/);
@@ -289,7 +301,7 @@ describe('across instances, by socket address', () => {
   let seeded: { clientId: string; clientSecret: string };
 
   afterAll(async () => {
-    await Promise.all(pair.map((instance) => instance.close()));
+    await Promise.all(pair.map((instance) => instance.stop()));
   });
 
   test('two instances on one database share the count: 30 posts spread over both, limit 5 → exactly 5 checked; 127.0.0.2 is another address', async () => {
@@ -298,7 +310,7 @@ describe('across instances, by socket address', () => {
       DATABASE_URL: freshDatabaseUrl(shared), KEYS_DIR: path.join(shared, 'keys'),
       RATE_LIMIT_LOGIN_PER_IP: '5/10m', RATE_LIMIT_ENDPOINT_STORE: 'database', RATE_LIMIT_TOKEN_PER_CLIENT: '5/10m',
     };
-    pair = [await startLocalServer(sharedEnv), await startLocalServer(sharedEnv)];
+    pair = [await startInProcess(sharedEnv), await startInProcess(sharedEnv)];
     seeded = await registerApp(sharedEnv);
     const page = await signInPage(pair[0].url);
     const cookie = [...page.agent.jar].map(([name, value]) => `${name}=${value}`).join('; ');
@@ -331,13 +343,13 @@ describe('password-hash queue', () => {
   let busy: Server | undefined;
 
   afterAll(async () => {
-    await busy?.close();
+    await busy?.stop();
   });
 
   test('with one hash at a time and no room to wait, parallel posts past it get a 503 page with Retry-After; every post gets an answer', async () => {
     const own = tempDir();
     const ownEnv = { DATABASE_URL: freshDatabaseUrl(own), KEYS_DIR: path.join(own, 'keys') };
-    busy = await startLocalServer({ ...ownEnv, HASH_CONCURRENCY: '1', HASH_QUEUE_MAX: '0', RATE_LIMIT_LOGIN_PER_IP: 'off', RATE_LIMIT_LOGIN_PER_USERNAME: 'off' });
+    busy = await startInProcess({ ...ownEnv, HASH_CONCURRENCY: '1', HASH_QUEUE_MAX: '0', RATE_LIMIT_LOGIN_PER_IP: 'off', RATE_LIMIT_LOGIN_PER_USERNAME: 'off' });
     await registerApp(ownEnv);
     const page = await signInPage(busy.url);
     const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => page.post({ username: `ghost${i}`, password: WRONG })));

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { cli, freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
 import { httpLogin, openLogin } from '../support/http-login.ts';
-import { startInProcess, type InProcessServer } from '../support/in-process.ts';
+import { LOGIN_LIMITS_OFF, startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { codeFor, createUser, secretOf } from '../support/login.ts';
 
 /**
@@ -24,7 +24,7 @@ async function partnerFor(env: Record<string, string>): Promise<string> {
 
 beforeAll(async () => {
   const dir = tempDir();
-  server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir)));
+  server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir), LOGIN_LIMITS_OFF));
   base = `http://127.0.0.1:${server.env.PORT}`;
   clientId = await partnerFor(server.env);
 }, 60_000);

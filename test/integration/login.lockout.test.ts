@@ -4,7 +4,7 @@ import { verifyPassword } from '../../src/accounts/password.service.ts';
 import { recordFailure } from '../../src/accounts/user.store.ts';
 import { cli, freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
 import { openLogin } from '../support/http-login.ts';
-import { startInProcess, type InProcessServer } from '../support/in-process.ts';
+import { LOGIN_LIMITS_OFF, startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { codeFor, createUser, secretOf } from '../support/login.ts';
 
 /**
@@ -21,7 +21,7 @@ let clientId: string;
 
 beforeAll(async () => {
   const dir = tempDir();
-  server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir)));
+  server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir), LOGIN_LIMITS_OFF));
   base = `http://127.0.0.1:${server.env.PORT}`;
   await seedPartner(server.env);
   const partner = await cli(server.env, 'partner', 'create', '--name', 'Acme Budgeting', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT);

@@ -27,3 +27,14 @@ export async function startInProcess(env: Record<string, string>): Promise<InPro
   const server = await startServer(loadConfig(fullEnv), log);
   return { url: fullEnv.ISSUER, env: fullEnv, db: server.db, logs: () => output, stop: () => server.close() };
 }
+
+/**
+ * Login rate limits off: for tests of the lockout and enrolment rules, which send more attempts
+ * from one address, for one username or account, than the limits in front of them allow
+ * (those limits have tests of their own: test/integration/limits.test.ts).
+ */
+export const LOGIN_LIMITS_OFF: Readonly<Record<string, string>> = {
+  RATE_LIMIT_LOGIN_PER_IP: 'off',
+  RATE_LIMIT_LOGIN_PER_USERNAME: 'off',
+  RATE_LIMIT_SECOND_FACTOR_PER_ACCOUNT: 'off',
+};
