@@ -1,8 +1,9 @@
-import { argon2, randomBytes, scrypt, timingSafeEqual } from 'node:crypto';
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHashPool } from './password-hash.pool.ts';
 
 /**
  * Password hashes: argon2id at OWASP's first recommended setting (m=19 MiB, t=2, p=1), with
- * Node's built-in `crypto.argon2` (libuv's thread pool, like scrypt), stored in the PHC string
+ * Node's built-in argon2 on low-priority threads of their own (password-hash.pool.ts), stored in the PHC string
  * format `$argon2id$v=19$m=19456,t=2,p=1$salt$hash` (unpadded base64), so the parameters travel
  * with the hash and can rise later. Hashes of the scrypt era (`scrypt$N=…,r=…,p=…$salt$hash`)
  * still verify; `needsRehash` tells the login to replace them.
@@ -22,17 +23,10 @@ export function describeHash(params: Argon2Params = DEFAULT_PARAMS): string {
   return `${HASH_NAME} m=${params.memoryKiB} KiB, t=${params.passes}, p=${params.parallelism}`;
 }
 
+const hashes = createHashPool();
+
 function argon2id(password: string, salt: Buffer, params: Argon2Params, length = TAG_LENGTH): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    argon2('argon2id', {
-      message: password.normalize('NFKC'),
-      nonce: salt,
-      parallelism: params.parallelism,
-      tagLength: length,
-      memory: params.memoryKiB,
-      passes: params.passes,
-    }, (error, key) => (error ? reject(error) : resolve(key)));
-  });
+  return hashes.hash({ kind: 'argon2id', password, salt, ...params, length });
 }
 
 const b64 = (bytes: Buffer) => bytes.toString('base64').replace(/=+$/, '');
@@ -68,11 +62,7 @@ function parse(stored: string): Parsed | undefined {
 }
 
 function legacyScrypt(password: string, salt: Buffer, params: { N: number; r: number; p: number }, length: number): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    scrypt(password.normalize('NFKC'), salt, length, { ...params, maxmem: 256 * params.N * params.r + 1024 * 1024 }, (error, key) =>
-      error ? reject(error) : resolve(key),
-    );
-  });
+  return hashes.hash({ kind: 'scrypt', password, salt, ...params, length });
 }
 
 export async function verifyPassword(password: string, stored: string): Promise<boolean> {
