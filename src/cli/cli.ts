@@ -50,9 +50,25 @@ const accounts = ({ db, keyring }: Storage): AccountDeps => ({ db, keyring, now:
 
 class UsageError extends Error {}
 
+/**
+ * Our options are all long (`--name`); an argument with a single leading dash is a value, such as
+ * a key id (a base64url thumbprint may start with `-`), never a cluster of short options.
+ */
+const DASHED_VALUE = /^-[^-]/;
+
 function options<T extends Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>>(args: string[], spec: T, positionals = 0) {
   try {
-    const parsed = parseArgs({ args, options: spec, allowPositionals: positionals > 0, strict: true });
+    const dashed = new Map<string, string>();
+    const masked = args.map((arg, i) => {
+      if (!DASHED_VALUE.test(arg)) return arg;
+      const placeholder = `\u0000${i}`;
+      dashed.set(placeholder, arg);
+      return placeholder;
+    });
+    const unmask = (value: unknown): unknown => (typeof value === 'string' ? dashed.get(value) ?? value : Array.isArray(value) ? value.map(unmask) : value);
+    const parsed = parseArgs({ args: masked, options: spec, allowPositionals: positionals > 0, strict: true });
+    parsed.positionals = parsed.positionals.map((value) => dashed.get(value) ?? value);
+    for (const name of Object.keys(parsed.values)) (parsed.values as Record<string, unknown>)[name] = unmask((parsed.values as Record<string, unknown>)[name]);
     if (parsed.positionals.length !== positionals) throw new UsageError(`expected ${positionals} argument(s), got ${parsed.positionals.length}`);
     return parsed;
   } catch (error) {

@@ -108,3 +108,15 @@ function runToExit(runEnv: Record<string, string>): Promise<{ code: number | nul
     });
   });
 }
+
+describe('arguments that begin with a dash', () => {
+  test('a key id starting with "-" is an argument, not options (base64url thumbprints may)', async () => {
+    const env = instanceEnv(tempDir(), freshDatabaseUrl(tempDir()));
+    const revoked = await cli(env, 'keys', 'revoke', '-Zx9no_such_kid');
+    expect(revoked.code).toBe(1);
+    expect(revoked.stderr).toBe('portcullis keys revoke: no signing key -Zx9no_such_kid\n');
+    const named = await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/x', '--scope', '-odd:scope');
+    expect(named.code).toBe(0); // a value of an option may begin with a dash too
+    expect(named.json.scope).toBe('-odd:scope');
+  });
+});
