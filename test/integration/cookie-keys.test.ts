@@ -1,9 +1,9 @@
-import { createHash, createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { loadConfig } from '../../src/config/config.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
-import { cookieAgent } from '../support/agent.ts';
 import { cli, freshDatabaseUrl, instanceEnv, tempDir } from '../support/harness.ts';
+import { openLogin } from '../support/http-login.ts';
 
 const REDIRECT = 'http://127.0.0.1:9/callback'; // never reached
 
@@ -23,21 +23,10 @@ afterAll(async () => {
   await server?.close();
 });
 
-/** Starts an authorization in a fresh browser; returns the browser and its interaction path. */
+/** A fresh browser at the sign-in page of a new authorization; its interaction's path. */
 async function beginLogin() {
-  const browser = cookieAgent(() => server.url);
-  const verifier = randomBytes(32).toString('base64url');
-  const query = new URLSearchParams({
-    client_id: clientId,
-    response_type: 'code',
-    redirect_uri: REDIRECT,
-    scope: 'openid payments:read',
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-    code_challenge_method: 'S256',
-  });
-  const { res } = await browser.get(`/auth?${query}`);
-  expect(res.status).toBe(303);
-  return { browser, path: new URL(res.headers.get('location')!, server.url).pathname };
+  const login = await openLogin(server.url, clientId, REDIRECT);
+  return { browser: login.browser, path: `/interaction/${login.uid}` };
 }
 
 /** keygrip's signature of a Koa signed cookie. */

@@ -1,10 +1,10 @@
-import { createHash, randomBytes } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { loadConfig } from '../../src/config/config.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
-import { cookieAgent } from '../support/agent.ts';
 import { cli, freshDatabaseUrl, instanceEnv, tempDir } from '../support/harness.ts';
+import { openLogin } from '../support/http-login.ts';
 import { createUser } from '../support/login.ts';
 
 /**
@@ -234,20 +234,10 @@ describe('protocol endpoints hold under arbitrary input (fast-check)', () => {
   test('the login forms of a real interaction, with and without its cookies and CSRF token', async () => {
     // real interactions to aim at: each case picks one, and a step's form
     const interactions = await Promise.all([1, 2, 3].map(async () => {
-      const browser = cookieAgent(() => server.url);
-      const query = formBody({
-        client_id: codePartner.client_id,
-        response_type: 'code',
-        redirect_uri: REDIRECT,
-        scope: 'openid payments:read',
-        code_challenge: createHash('sha256').update(randomBytes(32).toString('base64url')).digest('base64url'),
-        code_challenge_method: 'S256',
-      });
-      const started = await browser.get(`/auth?${query}`);
-      const path = new URL(started.res.headers.get('location')!, server.url).pathname;
-      const page = await browser.get(path);
-      const csrf = /name="csrf" value="([^"]+)"/.exec(page.text)?.[1] ?? '';
-      const cookie = [...browser.jar].map(([k, v]) => `${k}=${v}`).join('; ');
+      const login = await openLogin(server.url, codePartner.client_id, REDIRECT);
+      const path = `/interaction/${login.uid}`;
+      const { csrf } = login;
+      const cookie = [...login.browser.jar].map(([k, v]) => `${k}=${v}`).join('; ');
       return { path, csrf, cookie };
     }));
     const step = fc.constantFrom('login', 'otp', 'recovery', 'enrol', 'continue', 'consent', '', '..', '%2e%2e');
