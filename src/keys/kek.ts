@@ -88,12 +88,16 @@ export function createKeyring(texts: readonly string[]): Keyring {
 
 /** Derives stable secondary keys (cookie signing) from the first KEK, so instances sharing it agree. */
 export function deriveKey(keyring: Keyring, purpose: string): string {
-  return Buffer.from(hkdfSync('sha256', keyring.keks[0].key, Buffer.alloc(0), `portcullis ${purpose}`, 32)).toString('base64url');
+  return derive(keyring.keks[0], purpose);
 }
 
 /** The same derivation under every configured KEK, the first KEK's first (make with it, accept any). */
 export function deriveKeys(keyring: Keyring, purpose: string): string[] {
-  return keyring.keks.map((kek) => Buffer.from(hkdfSync('sha256', kek.key, Buffer.alloc(0), `portcullis ${purpose}`, 32)).toString('base64url'));
+  return keyring.keks.map((kek) => derive(kek, purpose));
+}
+
+function derive(kek: Kek, purpose: string): string {
+  return Buffer.from(hkdfSync('sha256', kek.key, Buffer.alloc(0), `portcullis ${purpose}`, 32)).toString('base64url');
 }
 
 export const KEK_FILE = 'kek';
