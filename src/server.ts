@@ -8,13 +8,13 @@ import { startPurgeJob } from './db/purge.job.ts';
 import { watchCookieKeys } from './keys/cookie-key.job.ts';
 import { loadCookieKeys, rewrapSharedSecrets } from './keys/cookie-key.service.ts';
 import { rewrapTotpSecrets } from './accounts/user.service.ts';
-import { dropOfferedSecretsNotSealedWith } from './interactions/login-state.store.ts';
+import { dropOfferedSecretsNotSealedWith } from './accounts/login-state.store.ts';
 import { createKeyring, loadKekTexts, type Keyring } from './keys/kek.ts';
 import { startKeyRotationJob } from './keys/key-rotation.job.ts';
 import { signerAt } from './keys/signing-key.lifecycle.ts';
 import { checkKeyring, maintainKeys, rewrapKeys, rotationPolicy, toKeySet, type KeySet } from './keys/signing-key.service.ts';
 import { countKeys, listKeys, type SigningKeyRow } from './keys/signing-key.store.ts';
-import { ID_TOKEN_TTL } from './oidc/provider.factory.ts';
+import { ID_TOKEN_TTL } from './shared/auth-context.ts';
 import { listResources } from './resources/resource.store.ts';
 import type { Logger } from './log/logger.ts';
 

@@ -1,4 +1,5 @@
-import { randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { constantTimeEqual } from '../shared/constant-time.ts';
 import { createHashPool } from './password-hash.pool.ts';
 
 /**
@@ -72,7 +73,7 @@ export async function verifyPassword(password: string, stored: string): Promise<
     const key = parsed.kind === 'argon2id'
       ? await argon2id(password, parsed.salt, parsed.params, parsed.key.length)
       : await legacyScrypt(password, parsed.salt, parsed.params, parsed.key.length);
-    return key.length === parsed.key.length && timingSafeEqual(key, parsed.key);
+    return constantTimeEqual(key, parsed.key);
   } catch {
     return false; // parameters the library refuses: no match, never a 500
   }

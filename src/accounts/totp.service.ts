@@ -1,5 +1,6 @@
-import { createHash, randomInt } from 'node:crypto';
+import { randomInt } from 'node:crypto';
 import { generateSecret, generateSync, generateURI, verifySync } from 'otplib';
+import { sha256Base64url } from '../shared/hashing.ts';
 
 /** RFC 6238 as authenticator apps expect it: SHA-1, 30-second steps, 6 digits. */
 export const PERIOD = 30;
@@ -67,5 +68,5 @@ export function normaliseOneTimeCode(code: string): string {
 
 /** One-time codes are high-entropy random strings: one SHA-256 is enough to store them. */
 export function hashOneTimeCode(code: string): string {
-  return createHash('sha256').update(normaliseOneTimeCode(code)).digest('base64url');
+  return sha256Base64url(normaliseOneTimeCode(code));
 }

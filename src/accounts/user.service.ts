@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Db } from '../db/knex.ts';
-import { invalidInput, notFound } from '../http/errors.ts';
+import { invalidInput, notFound } from '../shared/errors.ts';
 import { deleteAccountGrants } from '../grants/grant.store.ts';
 import { KekError, type Keyring, type SealContext } from '../keys/kek.ts';
 import { DEFAULT_LOCK_POLICY, isLocked, UNLOCKED, type FailureKind } from './lockout.service.ts';

@@ -1,7 +1,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config } from '../config/config.ts';
 import type { Db } from '../db/knex.ts';
-import { AppError } from '../http/errors.ts';
+import { AppError } from '../shared/errors.ts';
 import { safeError } from '../log/safe-error.ts';
 import type { Keyring } from '../keys/kek.ts';
 import { listKeys } from '../keys/signing-key.store.ts';

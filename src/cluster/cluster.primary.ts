@@ -2,7 +2,7 @@ import cluster, { type Worker } from 'node:cluster';
 import { Counter, Gauge, Registry } from 'prom-client';
 import type { Config } from '../config/config.ts';
 import type { Logger } from '../log/logger.ts';
-import { serveClusterMetrics } from './cluster-metrics.service.ts';
+import { serveClusterMetrics } from './cluster-metrics.ipc.ts';
 
 /** A worker that dies sooner than this after its start is replaced only after RESTART_DELAY_MS. */
 const QUICK_DEATH_MS = 5000;

@@ -1,5 +1,5 @@
 import type { Context } from 'koa';
-import { AppError } from './errors.ts';
+import { AppError } from '../shared/errors.ts';
 
 export const FORM_LIMIT_BYTES = 16 * 1024;
 

@@ -1,11 +1,11 @@
-import { timingSafeEqual, createHash } from 'node:crypto';
 import type { Context, Next } from 'koa';
+import { constantTimeEqual } from '../shared/constant-time.ts';
+import { sha256Base64url } from '../shared/hashing.ts';
+import { isLoopbackAddress } from '../shared/loopback-hosts.ts';
 
-const LOOPBACK = /^(127\.|::1$|::ffff:127\.)/;
-
+/** Hashed first, so the comparison's time does not tell the token's length either. */
 function sameSecret(given: string, expected: string): boolean {
-  const digest = (text: string) => createHash('sha256').update(text).digest();
-  return timingSafeEqual(digest(given), digest(expected));
+  return constantTimeEqual(sha256Base64url(given), sha256Base64url(expected));
 }
 
 /**
@@ -20,7 +20,7 @@ export function metricsRoute(options: { token: string | undefined; contentType: 
     ctx.set('Cache-Control', 'no-store');
     const allowed = options.token
       ? sameSecret(ctx.get('Authorization'), `Bearer ${options.token}`)
-      : LOOPBACK.test(ctx.req.socket.remoteAddress ?? '');
+      : isLoopbackAddress(ctx.req.socket.remoteAddress ?? '');
     if (!allowed) {
       ctx.status = options.token ? 401 : 403;
       if (options.token) ctx.set('WWW-Authenticate', 'Bearer realm="metrics"');

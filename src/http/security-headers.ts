@@ -1,14 +1,5 @@
 import type { Context, Next } from 'koa';
-
-export const CSP = [
-  "default-src 'none'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' data:",
-  "form-action 'self'",
-  "frame-ancestors 'none'",
-  "base-uri 'none'",
-].join('; ');
+import { CSP } from '../shared/content-security-policy.ts';
 
 /** Headers every response carries; pages get a CSP that allows no inline script. */
 export function securityHeaders(options: { https: boolean }) {

@@ -1,5 +1,7 @@
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
+import { constantTimeEqual } from '../shared/constant-time.ts';
+import { sha256Base64url } from '../shared/hashing.ts';
 
 export const BINDING_COOKIE = 'portcullis.login';
 
@@ -42,7 +44,7 @@ export function createBrowserBinding(options: { keys: readonly string[]; secure:
       ctx.cookies.set(BINDING_COOKIE, '', { ...cookieOptions(uid, 0), maxAge: undefined, expires: new Date(0) });
     },
     hash(value: string): string {
-      return createHash('sha256').update(value).digest('base64url');
+      return sha256Base64url(value);
     },
     csrfToken(uid: string, value: string): string {
       return mac(options.keys[0], uid, value).toString();
@@ -54,7 +56,7 @@ export function createBrowserBinding(options: { keys: readonly string[]; secure:
       let valid = false;
       for (const key of options.keys) {
         const expected = mac(key, uid, value);
-        if (expected.length === given.length && timingSafeEqual(expected, given)) valid = true;
+        if (constantTimeEqual(expected, given)) valid = true;
       }
       return valid;
     },

@@ -1,7 +1,7 @@
 import type Provider from 'oidc-provider';
 import type { Interaction } from 'oidc-provider';
 import type { Db } from '../db/knex.ts';
-import { escapeHtml } from '../http/errors.ts';
+import { escapeHtml } from '../shared/html.ts';
 import { findScopeDescriptions } from '../resources/scope-description.store.ts';
 import { findConsentGrantId, saveConsent } from './consent.store.ts';
 

@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, hkdfSync, randomBytes } from 'node:crypto';
+import { sha256Base64url } from '../shared/hashing.ts';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -30,7 +31,7 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 
 export function kekId(key: Buffer): string {
-  return createHash('sha256').update(key).digest('base64url').slice(0, 8);
+  return sha256Base64url(key).slice(0, 8);
 }
 
 function toKek(text: string): Kek {

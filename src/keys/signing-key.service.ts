@@ -1,7 +1,7 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { KeyConfig } from '../config/config.ts';
 import type { Db } from '../db/knex.ts';
-import { invalidInput, notFound } from '../http/errors.ts';
+import { invalidInput, notFound } from '../shared/errors.ts';
 import { isLegacySealed, type Keyring, type SealContext } from './kek.ts';
 import { planKeys, publishedAt, signerAt, stateAt, type RotationPolicy } from './signing-key.lifecycle.ts';
 import { findKey, insertKey, listKeys, markRevoked, replaceSealedKey, setRetirement, type SigningKeyRow } from './signing-key.store.ts';

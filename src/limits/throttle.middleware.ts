@@ -1,5 +1,5 @@
 import type { Context, Middleware, Next } from 'koa';
-import { renderPage } from '../http/views.ts';
+import { renderPage } from '../shared/views.ts';
 import { sourceAddress } from './source-address.ts';
 import type { Limits, Throttle } from './throttle.service.ts';
 import { QueueFullError } from './work-queue.ts';

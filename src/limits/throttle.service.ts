@@ -1,6 +1,7 @@
-import { createHash, createHmac } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import type { LimitsConfig, RateLimit } from '../config/config.ts';
 import type { Db } from '../db/knex.ts';
+import { sha256Hex } from '../shared/hashing.ts';
 import { createCounter, refusal, type CounterStore } from './rate-limit.store.ts';
 import { createWorkQueue, type WorkQueue } from './work-queue.ts';
 
@@ -17,7 +18,7 @@ const UNLIMITED: Throttle = { name: 'off', take: async () => undefined, giveBack
 
 /** Keys go into a varchar(255) with their prefix: a long or odd one (a client_id nobody vetted) goes in as its hash. */
 function boundedKey(key: string): string {
-  return /^[\x21-\x7e]{1,100}$/.test(key) ? key : `sha256:${createHash('sha256').update(key).digest('hex')}`;
+  return /^[\x21-\x7e]{1,100}$/.test(key) ? key : `sha256:${sha256Hex(key)}`;
 }
 
 type ThrottleSpec = Readonly<{

@@ -1,7 +1,8 @@
-import { createHash } from 'node:crypto';
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/knex.ts';
 import { PAYLOAD_TABLE } from '../grants/grant.store.ts';
+import { sha256Base64url } from '../shared/hashing.ts';
+import { shareInFlight } from '../shared/in-flight.ts';
 
 /** Models found by a secondary key keep their id in the payload: the lookup must return it. */
 const KEEPS_JTI = new Set(['Session', 'DeviceCode']);
@@ -15,7 +16,7 @@ const SINGLE_USE_LABELS: Record<string, string> = { AuthorizationCode: 'authoriz
 const BEARER_MODELS = ['AccessToken', 'ClientCredentials', 'RefreshToken'];
 
 export function hashId(id: string): string {
-  return createHash('sha256').update(id).digest('base64url');
+  return sha256Base64url(id);
 }
 
 type Row = { payload: string; consumed_at: number | string | null };
@@ -38,21 +39,14 @@ export function createAdapterClass(db: Db, findClient: ClientSource, now: () => 
   // Introspection and revocation look a bearer value up as all three kinds at once (oidc-provider's
   // findToken). One query answers the three: concurrent finds of one value share it while it
   // runs (nothing is kept after it settles, so a revocation is seen by the next request).
-  const running = new Map<string, Promise<Array<Row & { model: string }>>>();
-  function bearerRows(hash: string) {
-    let rows = running.get(hash);
-    if (!rows) {
-      rows = Promise.resolve(
-        db(TABLE)
-          .select('model', 'payload', 'consumed_at')
-          .whereIn('model', BEARER_MODELS)
-          .andWhere('id', hash)
-          .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', now())),
-      ).finally(() => running.delete(hash));
-      running.set(hash, rows);
-    }
-    return rows;
-  }
+  const bearerRows = shareInFlight(
+    async (hash): Promise<Array<Row & { model: string }>> =>
+      db(TABLE)
+        .select('model', 'payload', 'consumed_at')
+        .whereIn('model', BEARER_MODELS)
+        .andWhere('id', hash)
+        .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', now())),
+  );
 
   function revive(row: Row | undefined, id?: string): AdapterPayload | undefined {
     if (!row) return undefined;

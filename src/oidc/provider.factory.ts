@@ -3,9 +3,9 @@ import type { Config } from '../config/config.ts';
 import type { KeySet } from '../keys/signing-key.service.ts';
 import type { ResourceDirectory } from '../resources/resource.service.ts';
 import { secretMatches } from '../partners/partner.service.ts';
-import { renderPage } from '../http/views.ts';
-import { CSP } from '../http/security-headers.ts';
-import { ACR_MFA } from '../interactions/login.routes.ts';
+import { renderPage } from '../shared/views.ts';
+import { ACR_MFA, ID_TOKEN_TTL } from '../shared/auth-context.ts';
+import { cspAllowingFormTarget } from '../shared/content-security-policy.ts';
 
 export type ProviderDeps = Readonly<{
   config: Config;
@@ -30,7 +30,6 @@ export type ProviderDeps = Readonly<{
 }>;
 
 const ES256 = ['ES256'] as const;
-export const ID_TOKEN_TTL = 3600;
 const OIDC_SCOPES = new Set(['openid', 'offline_access']);
 
 const REFRESH_TOKEN_TTL = 14 * 24 * 3600;
@@ -132,7 +131,7 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
         enabled: true,
         async logoutSource(ctx, form) {
           const target = URL.parse(String(ctx.oidc.params?.post_logout_redirect_uri ?? ''));
-          if (target) ctx.set('Content-Security-Policy', CSP.replace("form-action 'self'", `form-action 'self' ${target.origin}`));
+          if (target) ctx.set('Content-Security-Policy', cspAllowingFormTarget(target.origin));
           const client = ctx.oidc.client?.clientName;
           ctx.type = 'html';
           ctx.body = renderPage('Sign out', 'logout', { form, client: client ? ` and ${client}` : '' });

@@ -1,8 +1,12 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import type { AdapterPayload } from 'oidc-provider';
 import type { Db } from '../db/knex.ts';
 import { violatedConstraint } from '../db/constraint.ts';
-import { invalidInput, notFound } from '../http/errors.ts';
+import { constantTimeEqual } from '../shared/constant-time.ts';
+import { invalidInput, notFound } from '../shared/errors.ts';
+import { sha256Base64url } from '../shared/hashing.ts';
+import { shareInFlight } from '../shared/in-flight.ts';
+import { isLoopbackHostname } from '../shared/loopback-hosts.ts';
 import { findScopeOwners } from '../resources/resource.store.ts';
 import { SCOPE_PATTERN } from '../resources/resource.service.ts';
 import { changePartnerStatus, findPartner, insertPartner, listPartners, updatePartner, type Partner, type Permission } from './partner.store.ts';
@@ -14,13 +18,11 @@ export const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh
  * only cost the token endpoint): a stolen table yields nothing usable.
  */
 export function hashSecret(secret: string): string {
-  return `sha256:${createHash('sha256').update(secret).digest('base64url')}`;
+  return `sha256:${sha256Base64url(secret)}`;
 }
 
 export function secretMatches(secret: string, storedHash: string): boolean {
-  const a = Buffer.from(hashSecret(secret));
-  const b = Buffer.from(storedHash);
-  return a.length === b.length && timingSafeEqual(a, b);
+  return constantTimeEqual(hashSecret(secret), storedHash);
 }
 
 function newSecret(): string {
@@ -41,7 +43,7 @@ function validRedirectUri(uri: string): boolean {
   if (!url || url.hash) return false;
   if (url.protocol === 'https:') return true;
   // plain http only for a developer's own machine (RFC 8252 loopback)
-  return url.protocol === 'http:' && ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  return url.protocol === 'http:' && isLoopbackHostname(url.hostname);
 }
 
 /**
@@ -179,17 +181,10 @@ export function toClientMetadata(partner: Partner | undefined): AdapterPayload |
  * so a suspension or secret rotation applies to the next request.
  */
 export function createClientDirectory(db: Db) {
-  const inflight = new Map<string, Promise<AdapterPayload | undefined>>();
+  const lookup = shareInFlight((clientId) => findPartner(db, clientId).then(toClientMetadata));
   return function findClientMetadata(clientId: string): Promise<AdapterPayload | undefined> {
     // never a query for what cannot be a client_id (PostgreSQL refuses a NUL byte with an error)
     if (!CLIENT_ID_PATTERN.test(clientId)) return Promise.resolve(undefined);
-    let pending = inflight.get(clientId);
-    if (!pending) {
-      pending = findPartner(db, clientId)
-        .then(toClientMetadata)
-        .finally(() => inflight.delete(clientId));
-      inflight.set(clientId, pending);
-    }
-    return pending;
+    return lookup(clientId);
   };
 }

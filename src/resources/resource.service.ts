@@ -1,5 +1,6 @@
 import type { Db } from '../db/knex.ts';
-import { invalidInput } from '../http/errors.ts';
+import { isLoopbackHostname } from '../shared/loopback-hosts.ts';
+import { invalidInput } from '../shared/errors.ts';
 import { violatedConstraint } from '../db/constraint.ts';
 import { findDefaultResource, findResource, findScopeOwners, insertResource, updateResource as saveChange, type Resource, type ResourceChange, type TokenFormat } from './resource.store.ts';
 import { findPartner } from '../partners/partner.store.ts';
@@ -50,7 +51,7 @@ function checkUri(uri: string): string {
   const url = URL.parse(uri);
   if (!url) throw invalidInput(`--uri ${uri} is not an absolute URI`);
   if (url.hash || uri.includes('#')) throw invalidInput('--uri must not have a fragment (RFC 8707)');
-  const local = ['localhost', '127.0.0.1', '[::1]'].includes(url.hostname);
+  const local = isLoopbackHostname(url.hostname);
   if (url.protocol !== 'https:' && !(url.protocol === 'http:' && local)) throw invalidInput('--uri must be https (http only on localhost)');
   return uri;
 }

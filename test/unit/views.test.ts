@@ -1,4 +1,4 @@
-import { render, renderPage } from '../../src/http/views.ts';
+import { render, renderPage } from '../../src/shared/views.ts';
 
 describe('templates expand once', () => {
   test('a value that looks like a slot stays text', () => {

@@ -23,7 +23,3 @@ export function invalidInput(message: string): AppError {
 export function notFound(message: string): AppError {
   return new AppError('not_found', message, { status: 404 });
 }
-
-export function escapeHtml(text: string): string {
-  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
-}

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { escapeHtml } from '../http/errors.ts';
+import { escapeHtml } from './html.ts';
 
 const VIEWS_DIR = fileURLToPath(new URL('../../views/', import.meta.url));
 const templates = new Map<string, string>();
