@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config/config.ts';
 import { loadKeySet } from '../src/keys/signing-key.service.ts';
-import { openStorage } from '../src/server.ts';
+import { openStorage } from '../src/storage.ts';
 import { cliJson } from './cli.ts';
 import { benchLimits, clientCredentials, runLoad, table, type LoadResult } from './load.ts';
 import { cpuSeconds, freePort, peakRssMiB, startProcess, stopProcesses } from './process.ts';

@@ -3,7 +3,7 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import { findActiveUser } from './accounts/user.service.ts';
 import type { Config } from './config/config.ts';
 import { workerMetricsRenderer } from './cluster/cluster-metrics.ipc.ts';
-import { poolUse, type Db } from './db/knex.ts';
+import { ping, poolUse, type Db } from './db/knex.ts';
 import { healthRoutes } from './http/health.routes.ts';
 import { oauthErrorText } from './http/oauth-error-text.ts';
 import { createMetrics } from './http/metrics.registry.ts';
@@ -83,7 +83,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
   const readiness = async () => {
     const checks: Record<string, string> = {};
     try {
-      await db.raw('select 1');
+      await ping(db);
       checks.database = 'ok';
     } catch (error) {
       checks.database = `unavailable (${safeError(error).message})`;

@@ -4,7 +4,8 @@ import { ConfigError, loadConfig } from './config/config.ts';
 import { KekError } from './keys/kek.ts';
 import { createLogger } from './log/logger.ts';
 import { safeError } from './log/safe-error.ts';
-import { prepareStorage, startServer } from './server.ts';
+import { startServer } from './server.ts';
+import { prepareStorage } from './storage.ts';
 
 async function main(): Promise<void> {
   const config = loadConfig();

@@ -8,7 +8,6 @@ import { checkPassword, hashPassword, MAX_PASSWORD_LENGTH, needsRehash, password
 import { checkTotp, hashOneTimeCode, newOneTimeCode, newRecoveryCodes, newTotpSecret, totpUri } from './totp.service.ts';
 import {
   bindAuthenticator,
-  countUnusedRecoveryCodes,
   findUserById,
   findUserByUsername,
   insertUser,
@@ -246,8 +245,6 @@ export async function confirmEnrolment(
 export async function continuingUser(deps: AccountDeps, userId: string): Promise<User | undefined> {
   return loginable(deps, userId);
 }
-
-export { countUnusedRecoveryCodes };
 
 /** A person's TOTP secret opens only in their own row. */
 function totpSecretContext(userId: string): SealContext {

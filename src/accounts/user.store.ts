@@ -242,11 +242,6 @@ export async function replacePasswordHash(db: Db, id: string, previous: string, 
   return (await db(USERS).where({ id, password_hash: previous }).update({ password_hash: next })) > 0;
 }
 
-export async function countUnusedRecoveryCodes(db: Db, userId: string): Promise<number> {
-  const row = await db(RECOVERY).where({ user_id: userId }).whereNull('used_at').count({ n: '*' }).first();
-  return Number(row?.n ?? 0);
-}
-
 /** People's sealed TOTP secrets; `onlyLegacy`: only those sealed in the old format (v1). */
 export async function listSealedTotpSecrets(db: Db, options: { onlyLegacy: boolean }): Promise<Array<{ id: string; sealed: string }>> {
   const query = db(USERS).select('id', 'totp_secret').whereNotNull('totp_secret');

@@ -18,7 +18,7 @@ import {
 import { createResource, describeResource, updateResource } from '../resources/resource.service.ts';
 import { createUser, disableUser, listAllUsers, resetTotp, unlockUser, type AccountDeps } from '../accounts/user.service.ts';
 import { listResources } from '../resources/resource.store.ts';
-import { openStorage, rewrapAll } from '../server.ts';
+import { openStorage, rewrapAll } from '../storage.ts';
 
 export const USAGE = `usage: portcullis <command>
   migrate                                   apply database migrations

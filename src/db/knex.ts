@@ -75,3 +75,8 @@ export function poolUse(db: Db): { used: number; free: number; pending: number }
 export function isSqlite(db: Db): boolean {
   return db.client.config.client === 'sqlite3';
 }
+
+/** One round trip to the database (readiness): rejects when it cannot answer. */
+export async function ping(db: Db): Promise<void> {
+  await db.raw('select 1');
+}

@@ -18,7 +18,7 @@ export type CookieKeyWatchDeps = Readonly<{
  * Applies `keys rotate-cookie-keys` (run by the CLI or another instance) without a restart: every
  * `pollMs` the sealed row is read, and a changed list is swapped in. Returns `stop`.
  */
-export function watchCookieKeys(deps: CookieKeyWatchDeps): { stop(): Promise<void>; tick(): Promise<void> } {
+export function watchCookieKeys(deps: CookieKeyWatchDeps): { stop(): Promise<void> } {
   let running: Promise<void> | undefined;
   const tick = (): Promise<void> => {
     running ??= loadCookieKeys(deps.db, deps.keyring)
@@ -36,7 +36,6 @@ export function watchCookieKeys(deps: CookieKeyWatchDeps): { stop(): Promise<voi
   const timer = setInterval(tick, deps.pollMs);
   timer.unref();
   return {
-    tick,
     async stop() {
       clearInterval(timer);
       await running;

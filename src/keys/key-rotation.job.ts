@@ -30,7 +30,7 @@ const LATE_MS = 5;
  * Ticks run every `pollMs`, and also at the next scheduled change, so a key starts signing at
  * its instant rather than up to a poll later. Returns `stop`, which waits for a running tick.
  */
-export function startKeyRotationJob(deps: KeyRotationDeps): { stop(): Promise<void>; tick(): Promise<void> } {
+export function startKeyRotationJob(deps: KeyRotationDeps): { stop(): Promise<void> } {
   const now = deps.now ?? Date.now;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
@@ -85,7 +85,6 @@ export function startKeyRotationJob(deps: KeyRotationDeps): { stop(): Promise<vo
 
   schedule(0);
   return {
-    tick,
     async stop() {
       stopped = true;
       clearTimeout(timer);

@@ -6,17 +6,12 @@ import type Provider from 'oidc-provider';
  * to the old one finishes there (it holds its own reference), the next goes to the new one.
  */
 export function createProviderHolder(initial: Provider) {
-  let current = initial;
   let handler = initial.callback();
   return {
-    get provider(): Provider {
-      return current;
-    },
     handle(req: IncomingMessage, res: ServerResponse): void {
       void handler(req, res);
     },
     swap(next: Provider): void {
-      current = next;
       handler = next.callback();
     },
   };

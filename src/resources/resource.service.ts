@@ -2,8 +2,7 @@ import type { Db } from '../db/knex.ts';
 import { isLoopbackHostname } from '../shared/loopback-hosts.ts';
 import { invalidInput } from '../shared/errors.ts';
 import { violatedConstraint } from '../db/constraint.ts';
-import { findDefaultResource, findResource, findScopeOwners, insertResource, updateResource as saveChange, type Resource, type ResourceChange, type TokenFormat } from './resource.store.ts';
-import { findPartner } from '../partners/partner.store.ts';
+import { findDefaultResource, findResource, findIntrospectorCandidate, findScopeOwners, insertResource, updateResource as saveChange, type Resource, type ResourceChange, type TokenFormat } from './resource.store.ts';
 import { saveScopeDescriptions } from './scope-description.store.ts';
 
 export const SCOPE_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]+$/; // RFC 6749 scope-token
@@ -103,9 +102,9 @@ async function checkScopesFree(db: Db, uri: string, scopes: readonly string[]): 
  * (a public one authenticates with nothing but its client_id, which anyone can send).
  */
 async function checkIntrospector(db: Db, clientId: string): Promise<string> {
-  const partner = await findPartner(db, clientId);
+  const partner = await findIntrospectorCandidate(db, clientId);
   if (!partner) throw invalidInput(`--introspector ${clientId}: no such partner`);
-  if (partner.secretHash === null) throw invalidInput(`--introspector ${clientId} is a public partner (no client secret): an introspector must be a confidential partner`);
+  if (!partner.confidential) throw invalidInput(`--introspector ${clientId} is a public partner (no client secret): an introspector must be a confidential partner`);
   return clientId;
 }
 

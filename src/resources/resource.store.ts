@@ -105,3 +105,13 @@ export async function updateResource(db: Db, uri: string, change: ResourceChange
     return true;
   });
 }
+
+/**
+ * The partner an API names as its introspector (column `introspector_client_id` refers to
+ * `partners`): whether it exists and holds a client secret. Read here, not through partners/,
+ * because partners/ builds on resources/ (allow-lists name their scopes).
+ */
+export async function findIntrospectorCandidate(db: Db, clientId: string): Promise<{ confidential: boolean } | undefined> {
+  const row: { secret_hash: string | null } | undefined = await db('partners').first('secret_hash').where({ client_id: clientId });
+  return row && { confidential: row.secret_hash !== null };
+}

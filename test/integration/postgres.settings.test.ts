@@ -1,6 +1,6 @@
 import { loadConfig } from '../../src/config/config.ts';
 import { createDb } from '../../src/db/knex.ts';
-import { openStorage } from '../../src/server.ts';
+import { openStorage } from '../../src/storage.ts';
 import { freshDatabaseUrl, TEST_PG_URL, tempDir } from '../support/harness.ts';
 
 const KEK = 'A'.repeat(43);

@@ -1,0 +1,99 @@
+import type { Config } from './config/config.ts';
+import { createDb, type Db } from './db/knex.ts';
+import { migrate } from './db/migrate.ts';
+import { dropOfferedSecretsNotSealedWith } from './accounts/login-state.store.ts';
+import { rewrapTotpSecrets } from './accounts/user.service.ts';
+import { loadCookieKeys, rewrapSharedSecrets } from './keys/cookie-key.service.ts';
+import { createKeyring, loadKekTexts, type Keyring } from './keys/kek.ts';
+import { signerAt } from './keys/signing-key.lifecycle.ts';
+import { checkKeyring, maintainKeys, rewrapKeys, rotationPolicy, toKeySet, type KeySet } from './keys/signing-key.service.ts';
+import { countKeys, listKeys, type SigningKeyRow } from './keys/signing-key.store.ts';
+
+/** Database, migrations and the key-encryption key: what both the server and the CLI need. */
+export async function openStorage(config: Config): Promise<{ db: Db; keyring: Keyring }> {
+  const db = createDb(config.databaseUrl, config.database);
+  try {
+    if (config.databaseUrl.startsWith('sqlite:')) {
+      await migrate(db);
+    } else {
+      // migrations (and the wait for another instance's) are exempt from DATABASE_STATEMENT_TIMEOUT
+      const migrator = createDb(config.databaseUrl, { poolMax: 2, statementTimeoutMs: 0 });
+      try {
+        await migrate(migrator);
+      } finally {
+        await migrator.destroy();
+      }
+    }
+    const sealed = await countKeys(db);
+    const { texts } = loadKekTexts({ kekList: config.kekList, keysDir: config.keysDir, mayCreate: sealed === 0 });
+    const keyring = createKeyring(texts);
+    await upgradeLegacySealing(db, keyring);
+    return { db, keyring };
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+}
+
+/**
+ * Values sealed before sealing bound them to their row (format v1) are re-sealed once, by
+ * whichever server or command opens the database first after the upgrade; from then on a v1
+ * value is refused. Racing instances are safe: each write is a compare-and-swap.
+ */
+async function upgradeLegacySealing(db: Db, keyring: Keyring): Promise<void> {
+  await rewrapKeys(db, keyring, { onlyLegacy: true });
+  await rewrapSharedSecrets(db, keyring, { onlyLegacy: true });
+  await rewrapTotpSecrets(db, keyring, { onlyLegacy: true });
+  await dropOfferedSecretsNotSealedWith(db, 'v2.');
+}
+
+/**
+ * `keys rewrap`: every sealed value re-sealed under the first KEK (signing keys, shared secrets,
+ * TOTP secrets); enrolments under way with a secret sealed otherwise start again.
+ */
+export async function rewrapAll(db: Db, keyring: Keyring) {
+  const keys = await rewrapKeys(db, keyring);
+  return {
+    ...keys,
+    shared_secrets: await rewrapSharedSecrets(db, keyring),
+    totp_secrets: await rewrapTotpSecrets(db, keyring),
+    enrolments_restarted: await dropOfferedSecretsNotSealedWith(db, `v2.${keyring.keks[0].id}.`),
+  };
+}
+
+/**
+ * The key set to start with. Instances starting together race for the first key; the winner
+ * stamped it with its own clock, which may be a moment ahead of the instant a loser started
+ * at (or, across machines, of its clock): read the rows at the current time, and wait a little
+ * for a key that is about to sign rather than fail.
+ */
+async function currentKeySet(rows: SigningKeyRow[], keyring: Keyring, maxWaitMs = 30_000): Promise<KeySet> {
+  const at = Date.now();
+  if (signerAt(rows, at)) return toKeySet(rows, keyring, at);
+  const soon = rows.filter((row) => row.revoked_at === null && row.activates_at > at && row.activates_at - at <= maxWaitMs);
+  if (soon.length === 0) return toKeySet(rows, keyring, at); // says what is wrong
+  const activation = Math.min(...soon.map((row) => row.activates_at));
+  await new Promise((resolve) => setTimeout(resolve, activation - at + 1));
+  return toKeySet(rows, keyring, Date.now());
+}
+
+/**
+ * Everything a serving process needs from storage: migrations, the KEK check, the signing keys
+ * (made if due) and the shared cookie keys (made on first start). Idempotent and safe to race:
+ * with WORKERS>1 the primary runs it once before forking, then each worker again (a no-op).
+ */
+export async function prepareStorage(config: Config) {
+  const { db, keyring } = await openStorage(config);
+  try {
+    // a wrong KEK stops start-up here, before a key could be created under it
+    checkKeyring(await listKeys(db), keyring);
+    const policy = rotationPolicy(config.keys);
+    const startedAt = Date.now();
+    const keySet = await currentKeySet(await maintainKeys(db, keyring, policy, startedAt), keyring);
+    const cookieKeys = await loadCookieKeys(db, keyring, startedAt);
+    return { db, keyring, policy, keySet, cookieKeys };
+  } catch (error) {
+    await db.destroy();
+    throw error;
+  }
+}
