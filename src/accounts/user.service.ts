@@ -3,7 +3,7 @@ import type { Db } from '../db/knex.ts';
 import { invalidInput, notFound } from '../shared/errors.ts';
 import { deleteAccountGrants } from '../grants/grant.store.ts';
 import { KekError, type Keyring, type SealContext } from '../keys/kek.ts';
-import { DEFAULT_LOCK_POLICY, isLocked, UNLOCKED, type FailureKind } from './lockout.service.ts';
+import { DEFAULT_LOCK_POLICY, isLocked, UNLOCKED, type FailureKind } from './lockout.policy.ts';
 import { checkPassword, hashPassword, MAX_PASSWORD_LENGTH, needsRehash, passwordProblem } from './password.service.ts';
 import { checkTotp, hashOneTimeCode, newOneTimeCode, newRecoveryCodes, newTotpSecret, totpUri } from './totp.service.ts';
 import {

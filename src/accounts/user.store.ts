@@ -1,5 +1,5 @@
 import type { Db } from '../db/knex.ts';
-import { doublingsToCap, type FailureKind, type LockPolicy, type LockState } from './lockout.service.ts';
+import { doublingsToCap, type FailureKind, type LockPolicy, type LockState } from './lockout.policy.ts';
 
 export type UserStatus = 'active' | 'disabled';
 

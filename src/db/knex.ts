@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
-import knexFactory, { type Knex } from 'knex';
+import knexFactory from 'knex';
+import type { Knex } from 'knex';
 
 export type Db = Knex;
 

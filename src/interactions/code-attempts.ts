@@ -1,4 +1,4 @@
-import { LOGIN_STEP_ATTEMPTS } from '../accounts/lockout.service.ts';
+import { LOGIN_STEP_ATTEMPTS } from '../accounts/lockout.policy.ts';
 import { claimAttempt, endIfExhausted } from '../accounts/login-state.store.ts';
 import { AppError } from '../shared/errors.ts';
 import { STEP_USED, type Ctx, type LoginRouteDeps } from './login.flow.ts';

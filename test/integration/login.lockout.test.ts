@@ -1,5 +1,5 @@
 import { randomBytes, scryptSync } from 'node:crypto';
-import { DEFAULT_LOCK_POLICY, lockPeriod, type FailureKind } from '../../src/accounts/lockout.service.ts';
+import { DEFAULT_LOCK_POLICY, lockPeriod, type FailureKind } from '../../src/accounts/lockout.policy.ts';
 import { verifyPassword } from '../../src/accounts/password.service.ts';
 import { recordFailure } from '../../src/accounts/user.store.ts';
 import { cli, freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';

@@ -1,4 +1,4 @@
-import { DEFAULT_LOCK_POLICY, doublingsToCap, isLocked, LOGIN_STEP_ATTEMPTS, lockPeriod } from '../../src/accounts/lockout.service.ts';
+import { DEFAULT_LOCK_POLICY, doublingsToCap, isLocked, LOGIN_STEP_ATTEMPTS, lockPeriod } from '../../src/accounts/lockout.policy.ts';
 
 const MIN = 60_000;
 
