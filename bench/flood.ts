@@ -44,15 +44,16 @@ type Flood = { posts: number; statuses: Record<string, number> };
  */
 async function runFlood(base: string, clientId: string, stopped: Promise<void>): Promise<Flood> {
   const flood: Flood = { posts: 0, statuses: {} };
-  let running = true;
-  void stopped.then(() => { running = false; });
-  const authorizationUrl = new URL(`${base}/auth?${new URLSearchParams({
+  const state = { running: true };
+  void stopped.then(() => { state.running = false; });
+  const running = (): boolean => state.running; // read through a call: the flag changes between awaits
+  const authorizationUrl = new URL(`${base}/auth?${String(new URLSearchParams({
     client_id: clientId, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid payments:read',
     code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
-  })}`);
+  }))}`);
   const count = (status: string) => { flood.statuses[status] = (flood.statuses[status] ?? 0) + 1; };
   const browser = async (n: number) => {
-    while (running) {
+    while (running()) {
       const agent = cookieAgent(() => base);
       let form: Awaited<ReturnType<typeof openLoginForm>>;
       try {
@@ -62,7 +63,7 @@ async function runFlood(base: string, clientId: string, stopped: Promise<void>):
         await new Promise((resolve) => setTimeout(resolve, 100));
         continue;
       }
-      for (let i = 0; running && i < 100; i += 1) {
+      for (let i = 0; running() && i < 100; i += 1) {
         const { res } = await agent.post(form.action, { ...form.fields, username: `nobody${n}x${i}`, password: 'not the password 1234' });
         flood.posts += 1;
         count(String(res.status));
@@ -159,10 +160,10 @@ async function main() {
   process.stdout.write(`\nclient_credentials with and without a login flood: ${CONCURRENCY} token clients, ${ROUNDS} alternating rounds of ${SECONDS} s (one for "one address"), node ${process.version}, ${os.cpus().length} cores shared with the load generator\n\n`);
   process.stdout.write(`${table(rows)}\n\n`);
   for (const row of rows.filter((r) => r.flood !== 'none')) {
-    process.stdout.write(`ratio tokens/s with the flood / alone, ${row.scenario}: ${(row['x alone'] as number).toFixed(2)} (goal >= 0.80)\n`);
+    process.stdout.write(`ratio tokens/s with the flood / alone, ${row.scenario}: ${(row['x alone']).toFixed(2)} (goal >= 0.80)\n`);
   }
   process.stdout.write(`rerun: npm run bench:flood   (BENCH_SECONDS=${SECONDS} BENCH_CONCURRENCY=${CONCURRENCY} BENCH_FLOOD=${FLOOD} BENCH_ROUNDS=${ROUNDS})\n`);
-  if (rows.some((row) => (row['token errors'] as number) > 0)) process.exitCode = 1;
+  if (rows.some((row) => (row['token errors']) > 0)) process.exitCode = 1;
 }
 
 if (isMainThread) {

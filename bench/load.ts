@@ -1,9 +1,9 @@
 /** A closed-loop load generator: `concurrency` workers each send the next request when the last answers. */
-export type LoadResult = { requests: number; errors: number; seconds: number; perSecond: number; p50: number; p99: number; statuses: Record<string, number> };
+export type LoadResult = { requests: number; errors: number; seconds: number; perSecond: number; p50: number; p99: number; statuses: Partial<Record<string, number>> };
 
 export async function runLoad(options: { concurrency: number; seconds: number; request: () => Promise<Response> }): Promise<LoadResult> {
   const latencies: number[] = [];
-  const statuses: Record<string, number> = {};
+  const statuses: Partial<Record<string, number>> = {};
   let errors = 0;
   const started = performance.now();
   const deadline = started + options.seconds * 1000;

@@ -30,7 +30,7 @@ const env: Record<string, string> = { DATABASE_URL: `sqlite:${path.join(dir, 'be
 async function cliJson(argv: string[], stdin?: string) {
   let out = '';
   let err = '';
-  const code = await runCli(argv, { stdout: (t) => { out += t; }, stderr: (t) => { err += t; }, stdin: async () => stdin ?? '' }, env);
+  const code = await runCli(argv, { stdout: (t) => { out += t; }, stderr: (t) => { err += t; }, stdin: () => Promise.resolve(stdin ?? '') }, env);
   if (code !== 0) throw new Error(err);
   return JSON.parse(out);
 }
@@ -39,7 +39,7 @@ async function cliJson(argv: string[], stdin?: string) {
 function hashNamed(stored: string): string {
   const argon = /^\$(argon2id)\$v=\d+\$([^$]+)\$/.exec(stored);
   const scrypt = /^(scrypt)\$([^$]+)\$/.exec(stored);
-  const [, name, params] = argon ?? scrypt ?? [, 'unknown', ''];
+  const [, name, params] = argon ?? scrypt ?? [undefined, 'unknown', ''];
   return `${name} ${params}`;
 }
 

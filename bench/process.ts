@@ -23,7 +23,7 @@ export async function startProcess(script: string, extraEnv: Record<string, stri
   children.add(child);
   child.once('exit', () => children.delete(child));
   let errors = '';
-  child.stderr!.on('data', (d) => { errors += d; });
+  child.stderr.on('data', (d) => { errors += String(d); });
   for (let i = 0; i < 300; i += 1) {
     if (child.exitCode !== null) throw new Error(`${script} exited ${child.exitCode}: ${errors}`);
     try {
@@ -57,7 +57,7 @@ export function peakRssMiB(pid: number): number {
 /** SIGTERM to every process started here; waits for each to exit (SIGKILL after 12 s). */
 export async function stopProcesses(): Promise<void> {
   await Promise.all([...children].map((child) => new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) return resolve();
+    if (child.exitCode !== null || child.signalCode !== null) { resolve(); return; }
     child.once('exit', () => resolve());
     child.kill('SIGTERM');
     setTimeout(() => child.kill('SIGKILL'), 12_000).unref();

@@ -166,8 +166,8 @@ async function cleanup() {
 }
 
 main()
-  .catch((error: Error) => {
-    process.stderr.write(`bench: ${error.stack ?? error.message}\n`);
+  .catch((error: unknown) => {
+    process.stderr.write(`bench: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
     process.exitCode = 1;
   })
   .finally(cleanup);

@@ -76,8 +76,8 @@ async function main() {
     };
   };
   const rows = [summary('bare', bare.pid!), summary('portcullis', portcullis.pid!)];
-  const ratio = (rows[1]['tokens/s'] as number) / (rows[0]['tokens/s'] as number);
-  const cpuRatio = (rows[0]['server CPU ms/token'] as number) / (rows[1]['server CPU ms/token'] as number);
+  const ratio = (rows[1]['tokens/s']) / (rows[0]['tokens/s']);
+  const cpuRatio = (rows[0]['server CPU ms/token']) / (rows[1]['server CPU ms/token']);
   process.stdout.write(`\nclient_credentials, concurrency ${CONCURRENCY}, ${ROUNDS} alternating rounds of ${SECONDS}s each, node ${process.version}, ${os.cpus().length} cores\n\n`);
   process.stdout.write(`${table(rows)}\n\nratio Portcullis / bare, tokens/s: ${ratio.toFixed(2)} (goal >= 0.80)\n`);
   process.stdout.write(`ratio Portcullis / bare, tokens per server CPU second: ${cpuRatio.toFixed(2)} (steadier on a shared machine)\n`);
