@@ -216,7 +216,7 @@ const isCommand = (candidate: string): candidate is CommandName => Object.hasOwn
 
 /**
  * Runs one command: JSON on stdout, one line on stderr and exit code 1 (2 for usage) on error.
- * `env` defaults to the process's (read by config/, the only reader of process.env).
+ * `env` defaults to the process's environment, which only config/ reads.
  */
 export async function runCli(argv: string[], io: Io, env?: Record<string, string | undefined>): Promise<number> {
   if (argv.length === 0 || HELP.includes(argv[0])) {

@@ -255,7 +255,7 @@ export const SETTINGS = {
     group: 'database',
     default: { raw: 'sqlite:data/portcullis.sqlite' },
     parse: databaseUrl,
-    doc: '`sqlite:PATH`, or `postgres://user:password@host:5432/db` with optional `?sslmode=` (`disable`, `prefer`, `require`, `verify-ca`, `verify-full`: libpq’s meanings) and `schema=NAME` (used, and created, instead of `public`). Every instance of a deployment uses the same URL',
+    doc: '`sqlite:PATH`, or `postgres://user:password@host:5432/db` with optional `sslmode` (`disable`, the default; `require`: TLS without a certificate check; `verify-ca`: the chain, against the system CAs or `sslrootcert=PATH`; `verify-full`: chain and host name; `prefer` means off) and `schema=NAME` (used, and created, instead of `public`). Every instance of a deployment uses the same URL',
   }),
   DATABASE_POOL_MAX: setting({
     group: 'database',
