@@ -48,6 +48,19 @@ describe('docs made from the code', () => {
     expect(commandUsage('keys rotate')).toMatch(/^usage: portcullis keys rotate \[--now\]\n {2}add a signing key/);
   });
 
+  test('portcullis help, --help and -h print the usage (exit 0); no command prints it and exits 2; an unknown one is a line on stderr', async () => {
+    const { runCli } = await import('../../src/cli/cli.ts');
+    const run = async (...argv: string[]) => {
+      const out = { stdout: '', stderr: '' };
+      const code = await runCli(argv, { stdout: (text) => (out.stdout += text), stderr: (text) => (out.stderr += text) }, {});
+      return { code, ...out };
+    };
+    for (const help of ['help', '--help', '-h']) expect(await run(help)).toEqual({ code: 0, stdout: `${usage()}\n`, stderr: '' });
+    expect(await run()).toEqual({ code: 2, stdout: `${usage()}\n`, stderr: '' });
+    expect(await run('keys', 'rotate', '--help')).toEqual({ code: 0, stdout: `${commandUsage('keys rotate')}\n`, stderr: '' });
+    expect(await run('toString')).toEqual({ code: 2, stdout: '', stderr: 'portcullis: unknown command "toString" (run portcullis --help)\n' });
+  });
+
   test('config.ts is the only reader of process.env in src/', () => {
     const root = path.join(path.dirname(README), 'src');
     const readers = fs
