@@ -19,21 +19,7 @@ import { createResource, describeResource, updateResource } from '../resources/r
 import { createUser, disableUser, listAllUsers, resetTotp, unlockUser, type AccountDeps } from '../accounts/user.service.ts';
 import { listResources } from '../resources/resource.store.ts';
 import { openStorage, rewrapAll } from '../storage.ts';
-
-export const USAGE = `usage: portcullis <command>
-  migrate                                   apply database migrations
-  resource create --uri URI --scope "a b" [--ttl SECONDS] [--format jwt|opaque] [--introspector CLIENT_ID] [--default] [--describe "scope=words"]...
-  resource update --uri URI [--scope "a b"] [--ttl SECONDS] [--format jwt|opaque] [--introspector CLIENT_ID | --no-introspector] [--default] [--describe "scope=words"]...
-  resource list
-  partner create --name NAME --scope "a b" [--grant TYPE]... [--redirect-uri URI]... [--public]
-  partner list | show ID | suspend ID | resume ID | rotate-secret ID
-  user create --username NAME --password-stdin [--admin] [--with-totp]   prints a one-time enrolment_code (72 h) unless --with-totp
-  user list | unlock NAME | reset-totp NAME | disable NAME                reset-totp prints a new enrolment_code
-  keys list                                 signing keys and their state (next, active, retired, revoked)
-  keys rotate [--now]                       add a key: signs after KEY_PREPUBLISH, or at once with --now
-  keys revoke KID                           take a key out of the JWKS at once (a new key signs if it did)
-  keys rewrap                               re-seal every sealed secret (keys, TOTP secrets) under the first KEK
-  keys rotate-cookie-keys                   a new cookie-signing key signs; the previous two still verify`;
+import { commandUsage, usage, type CommandName } from './usage.ts';
 
 type Io = { stdout(text: string): void; stderr(text: string): void; stdin?(): Promise<string> };
 type Storage = { db: Db; keyring: Keyring; config: Config; stdin(): Promise<string> };
@@ -100,7 +86,8 @@ const RESOURCE_FLAGS = {
   describe: { type: 'string', multiple: true },
 } as const;
 
-const COMMANDS: Record<string, Command> = {
+/** One handler for each command of the table in usage.ts, no more, no fewer. */
+const COMMANDS: Record<CommandName, Command> = {
   async 'migrate'(args) {
     options(args, {});
     return { migrated: true };
@@ -223,18 +210,29 @@ const COMMANDS: Record<string, Command> = {
   },
 };
 
-/** Runs one command: JSON on stdout, one line on stderr and exit code 1 (2 for usage) on error. */
-export async function runCli(argv: string[], io: Io, env: Record<string, string | undefined> = process.env): Promise<number> {
-  if (argv.length === 0 || argv[0] === '--help' || argv[0] === 'help') {
-    io.stdout(`${USAGE}\n`);
+const HELP = ['help', '--help', '-h'];
+
+const isCommand = (candidate: string): candidate is CommandName => Object.hasOwn(COMMANDS, candidate);
+
+/**
+ * Runs one command: JSON on stdout, one line on stderr and exit code 1 (2 for usage) on error.
+ * `env` defaults to the process's environment, which only config/ reads.
+ */
+export async function runCli(argv: string[], io: Io, env?: Record<string, string | undefined>): Promise<number> {
+  if (argv.length === 0 || HELP.includes(argv[0])) {
+    io.stdout(`${usage()}\n`);
     return argv.length === 0 ? 2 : 0;
   }
-  const name = [`${argv[0]} ${argv[1] ?? ''}`, argv[0]].find((candidate) => candidate in COMMANDS);
+  const name = [`${argv[0]} ${argv[1] ?? ''}`, argv[0]].find(isCommand);
   if (!name) {
     io.stderr(`portcullis: unknown command "${argv.slice(0, 2).join(' ')}" (run portcullis --help)\n`);
     return 2;
   }
   const rest = argv.slice(name.split(' ').length);
+  if (rest.includes('--help')) {
+    io.stdout(`${commandUsage(name)}\n`);
+    return 0;
+  }
   let storage: Storage | undefined;
   try {
     const config = loadConfig(env);

@@ -3,147 +3,93 @@ import path from 'node:path';
 import { parseDuration } from './duration.ts';
 
 /**
- * Every environment variable Portcullis reads, in one place. Nothing else reads process.env.
- * A bad value stops start-up with one line naming the variable.
+ * Every environment variable Portcullis reads is one entry of `SETTINGS` below (name, default,
+ * parser, one-line doc); `loadConfig` builds the frozen `Config` from that table, and
+ * `npm run docs` writes the README's configuration table from it. Nothing else reads
+ * process.env. A bad value stops start-up with one line naming the variable.
  */
 export type Config = Readonly<{
-  /** PORT: TCP port to listen on. Default 3000. */
+  /** PORT */
   port: number;
-  /** HOST: interface to bind. Default all interfaces (as `npm start` users expect). */
+  /** HOST; undefined: all interfaces. */
   host: string | undefined;
-  /** ISSUER: the public issuer URL (what clients and resource servers see). Default http://localhost:PORT. */
+  /** ISSUER, without a trailing slash. */
   issuer: string;
-  /**
-   * DATABASE_URL: `sqlite:PATH` (default `sqlite:data/portcullis.sqlite`) or
-   * `postgres://user:password@host:5432/db[?sslmode=require][&schema=NAME]`. `schema` selects
-   * (and creates) a schema instead of `public`. Every instance of one deployment uses the same URL.
-   */
+  /** DATABASE_URL */
   databaseUrl: string;
-  /** KEYS_DIR: where the key-encryption key file is kept. Default `keys`. */
+  /** KEYS_DIR, resolved to an absolute path. */
   keysDir: string;
-  /** PORTCULLIS_KEK: base64url 32-byte KEKs, comma-separated; the first encrypts. Replaces the file. */
+  /** PORTCULLIS_KEK; undefined: the file in KEYS_DIR. */
   kekList: readonly string[] | undefined;
-  /** PURGE_INTERVAL: how often expired rows are deleted. Default 10m. */
+  /** PURGE_INTERVAL */
   purgeIntervalSeconds: number;
-  /** TRUST_PROXY: `1` to trust X-Forwarded-* from a reverse proxy (TLS terminated in front). Default off. */
+  /** TRUST_PROXY */
   trustProxy: boolean;
-  /** LOG_LEVEL: `info` (default), `warn`, `error` or `silent`. */
+  /** LOG_LEVEL */
   logLevel: 'info' | 'warn' | 'error' | 'silent';
-  /** Signing-key rotation; see `keys` below. */
+  /** Signing-key rotation: the KEY_* settings. */
   keys: KeyConfig;
-  /** PostgreSQL connection settings (ignored on SQLite); see `database` below. */
+  /** PostgreSQL connection settings (ignored on SQLite). */
   database: DatabaseConfig;
-  /**
-   * WORKERS: processes serving on this machine (node:cluster). Default 1 (no cluster). The
-   * primary migrates and creates keys once, then forks; a worker that dies is replaced.
-   * Recommended: the number of cores, on PostgreSQL (SQLite serialises writes to one file).
-   */
+  /** WORKERS */
   workers: number;
-  /**
-   * SHUTDOWN_GRACE: on SIGTERM/SIGINT, how long in-flight requests may take to finish before
-   * the process exits anyway (code 1). Default 10s. Keep it below the orchestrator's kill timeout.
-   */
+  /** SHUTDOWN_GRACE */
   shutdownGraceSeconds: number;
-  /**
-   * METRICS_TOKEN: when set, `GET /metrics` needs `Authorization: Bearer <METRICS_TOKEN>`.
-   * When unset, `/metrics` answers loopback peers only (judged by the socket, never by
-   * X-Forwarded-For): a reverse proxy on the same host must not forward `/metrics`.
-   */
+  /** METRICS_TOKEN; undefined: `/metrics` answers loopback peers only. */
   metricsToken: string | undefined;
-  /** Rate limits and the password-hash queue; see `limits` below. */
+  /** Rate limits and the password-hash queue: RATE_LIMIT_* and HASH_*. */
   limits: LimitsConfig;
 }>;
 
 /** `points` requests per `durationSeconds` window, counted per key (an address, a partner, a username). */
 export type RateLimit = Readonly<{ points: number; durationSeconds: number }>;
 
-/**
- * Throttling and load shedding (src/limits/). Each RATE_LIMIT_* takes `N/WINDOW` (e.g. `100/10m`:
- * 100 requests per 10-minute window, per key) or `off`. Over a limit: 429 with `Retry-After`.
- * The login limits (password and second-factor posts) count in the database, shared by every
- * instance; the endpoint limits (/auth, /token, introspection) count in each process's memory
- * (see RATE_LIMIT_ENDPOINT_STORE). An address is the TCP peer, or with TRUST_PROXY=1 the
- * address the proxy appended to X-Forwarded-For; IPv6 addresses count per /64.
- */
+/** Throttling and load shedding (src/limits/); null: that limit is off. */
 export type LimitsConfig = Readonly<{
-  /** RATE_LIMIT_AUTH_PER_IP: authorization requests (/auth) per address. Default 300/1m. */
+  /** RATE_LIMIT_AUTH_PER_IP */
   authPerIp: RateLimit | null;
-  /** RATE_LIMIT_LOGIN_PER_IP: password and second-factor posts per address. Default 100/10m. */
+  /** RATE_LIMIT_LOGIN_PER_IP */
   loginPerIp: RateLimit | null;
-  /**
-   * RATE_LIMIT_LOGIN_PER_USERNAME: password posts per username typed (a right password gives its
-   * count back). Default 10/5m: above what a person types, and a short window, so that someone
-   * who knows a username holds its owner up only while they keep sending (README: throttling).
-   */
+  /** RATE_LIMIT_LOGIN_PER_USERNAME */
   loginPerUsername: RateLimit | null;
-  /** RATE_LIMIT_SECOND_FACTOR_PER_ACCOUNT: code posts (TOTP, recovery, enrolment) per account. Default 10/5m. */
+  /** RATE_LIMIT_SECOND_FACTOR_PER_ACCOUNT */
   secondFactorPerAccount: RateLimit | null;
-  /** RATE_LIMIT_TOKEN_PER_CLIENT: /token requests per partner (client_id of HTTP Basic auth). Default 1200/1m. */
+  /** RATE_LIMIT_TOKEN_PER_CLIENT */
   tokenPerClient: RateLimit | null;
-  /** RATE_LIMIT_TOKEN_PER_IP: /token requests per address. Default 3000/1m. */
+  /** RATE_LIMIT_TOKEN_PER_IP */
   tokenPerIp: RateLimit | null;
-  /** RATE_LIMIT_INTROSPECTION_PER_CLIENT: /token/introspection requests per partner. Default 6000/1m. */
+  /** RATE_LIMIT_INTROSPECTION_PER_CLIENT */
   introspectionPerClient: RateLimit | null;
-  /** RATE_LIMIT_INTROSPECTION_PER_IP: /token/introspection requests per address. Default 12000/1m. */
+  /** RATE_LIMIT_INTROSPECTION_PER_IP */
   introspectionPerIp: RateLimit | null;
-  /**
-   * RATE_LIMIT_ENDPOINT_STORE: where the /auth, /token and introspection limits count: `memory`
-   * (default: each process alone, no I/O on the hot path; the effective limit is the setting
-   * times the processes serving) or `database` (shared by all, one write per request).
-   */
+  /** RATE_LIMIT_ENDPOINT_STORE */
   endpointStore: 'memory' | 'database';
-  /**
-   * HASH_CONCURRENCY: password hashes computed at once per process. Default half the cores
-   * (at least 1): a login flood then leaves the other cores, and libuv's thread pool, to tokens.
-   */
+  /** HASH_CONCURRENCY */
   hashConcurrency: number;
-  /** HASH_QUEUE_MAX: password checks waiting for a turn; past it a sign-in gets 503 + Retry-After. Default 32. */
+  /** HASH_QUEUE_MAX */
   hashQueueMax: number;
 }>;
 
-/**
- * PostgreSQL pool and session settings. SSL comes from the URL as libpq spells it:
- * `?sslmode=require` (encrypt, no certificate check), `verify-ca` / `verify-full` (check it
- * against the system CAs, or `sslrootcert=PATH`), `disable` (default).
- */
+/** PostgreSQL pool and session settings. SSL comes from the URL as libpq spells it (`?sslmode=`). */
 export type DatabaseConfig = Readonly<{
-  /**
-   * DATABASE_POOL_MAX: connections per process, 2 or more (migrations hold one for their lock). Default 10. The server's total is this times
-   * WORKERS times instances: keep it under PostgreSQL's max_connections (100 by default).
-   */
+  /** DATABASE_POOL_MAX */
   poolMax: number;
-  /**
-   * DATABASE_STATEMENT_TIMEOUT: PostgreSQL cancels a statement running longer. Default 5s;
-   * `0` disables it. A stuck query then fails one request instead of holding a connection.
-   */
+  /** DATABASE_STATEMENT_TIMEOUT, in milliseconds; 0: none. */
   statementTimeoutMs: number;
 }>;
 
 /**
- * Signing keys rotate by themselves (src/keys/). Each duration takes `90s`, `15m`, `12h`, `30d`.
- * Start-up refuses combinations under which a resource server could meet a key it has not yet
- * fetched: KEY_PREPUBLISH must exceed KEY_POLL_INTERVAL plus the JWKS cache time.
+ * Signing keys rotate by themselves (src/keys/). Start-up refuses combinations under which a
+ * resource server could meet a key it has not yet fetched (see `keyConfig`).
  */
 export type KeyConfig = Readonly<{
-  /** KEY_ROTATION_INTERVAL: how long a key signs before the next one takes over. Default 30d. */
+  /** KEY_ROTATION_INTERVAL */
   rotationIntervalSeconds: number;
-  /**
-   * KEY_PREPUBLISH: how long a new key is in the JWKS before it signs. Default 1d. Must be
-   * longer than any resource server caches the JWKS, and shorter than KEY_ROTATION_INTERVAL.
-   */
+  /** KEY_PREPUBLISH */
   prepublishSeconds: number;
-  /**
-   * KEY_RETAIN: how long a retired key stays in the JWKS. Default 1d (the longest access-token
-   * lifetime a resource may have is 24h; ID tokens live 1h). Enforced by construction: no token
-   * lives longer than KEY_RETAIN (token lifetimes are capped to it, with a warning at start-up),
-   * so every token a key signed expires before the key leaves the JWKS.
-   */
+  /** KEY_RETAIN */
   retainSeconds: number;
-  /**
-   * KEY_POLL_INTERVAL: how often a running server re-reads the keys, so a change made by the CLI
-   * or another instance applies without a restart. Default 5s. Scheduled switches do not wait
-   * for it (a timer fires at the instant); it is also added to KEY_RETAIN before removal.
-   */
+  /** KEY_POLL_INTERVAL */
   pollIntervalSeconds: number;
   /** Derived, not set: the JWKS `Cache-Control: max-age`, min(300, KEY_PREPUBLISH / 2) seconds. */
   jwksMaxAgeSeconds: number;
@@ -153,20 +99,18 @@ export class ConfigError extends Error {}
 
 type Env = Record<string, string | undefined>;
 
-function read<T>(env: Env, name: string, fallback: T, parse: (raw: string) => T): T {
-  const raw = env[name];
-  if (raw === undefined || raw === '') return fallback;
-  try {
-    return parse(raw);
-  } catch (error) {
-    throw new ConfigError(`${name}: ${(error as Error).message}`);
-  }
-}
+// ---------------------------------------------------------------------------------------------
+// Parsers: each takes the raw text and returns the value, or throws a message that follows
+// "NAME: " in the one-line error.
 
 function port(raw: string): number {
   const value = Number(raw);
   if (!Number.isInteger(value) || value < 0 || value > 65535) throw new Error(`"${raw}" is not a TCP port`);
   return value;
+}
+
+function text(raw: string): string {
+  return raw;
 }
 
 function issuerUrl(raw: string): string {
@@ -190,7 +134,11 @@ function databaseUrl(raw: string): string {
   throw new Error('use sqlite:PATH or postgres://user@host:port/db');
 }
 
-function kekList(raw: string): string[] {
+function directory(raw: string): string {
+  return path.resolve(raw);
+}
+
+function kekList(raw: string): readonly string[] {
   const keys = raw.split(',').map((item) => item.trim()).filter(Boolean);
   if (keys.length === 0) throw new Error('no key given');
   for (const item of keys) {
@@ -213,23 +161,6 @@ function flag(raw: string): boolean {
 function logLevel(raw: string): Config['logLevel'] {
   if (raw === 'info' || raw === 'warn' || raw === 'error' || raw === 'silent') return raw;
   throw new Error('use info, warn, error or silent');
-}
-
-function keyConfig(env: Env): KeyConfig {
-  const rotationIntervalSeconds = read(env, 'KEY_ROTATION_INTERVAL', 30 * 86400, parseDuration);
-  const prepublishSeconds = read(env, 'KEY_PREPUBLISH', 86400, parseDuration);
-  const retainSeconds = read(env, 'KEY_RETAIN', 86400, parseDuration);
-  const pollIntervalSeconds = read(env, 'KEY_POLL_INTERVAL', 5, parseDuration);
-  const jwksMaxAgeSeconds = Math.min(300, Math.floor(prepublishSeconds / 2));
-  if (prepublishSeconds >= rotationIntervalSeconds) {
-    throw new ConfigError(`KEY_PREPUBLISH (${prepublishSeconds}s) must be shorter than KEY_ROTATION_INTERVAL (${rotationIntervalSeconds}s)`);
-  }
-  if (pollIntervalSeconds + jwksMaxAgeSeconds >= prepublishSeconds) {
-    throw new ConfigError(
-      `KEY_PREPUBLISH (${prepublishSeconds}s) must be longer than KEY_POLL_INTERVAL (${pollIntervalSeconds}s) plus the JWKS cache time (${jwksMaxAgeSeconds}s)`,
-    );
-  }
-  return Object.freeze({ rotationIntervalSeconds, prepublishSeconds, retainSeconds, pollIntervalSeconds, jwksMaxAgeSeconds });
 }
 
 function count(min: number, max: number) {
@@ -257,47 +188,263 @@ function counterStore(raw: string): LimitsConfig['endpointStore'] {
   throw new Error('use memory or database');
 }
 
-function limitsConfig(env: Env): LimitsConfig {
-  const limit = (name: string, fallback: string) => read(env, name, rateLimit(fallback), rateLimit);
-  return Object.freeze({
-    authPerIp: limit('RATE_LIMIT_AUTH_PER_IP', '300/1m'),
-    loginPerIp: limit('RATE_LIMIT_LOGIN_PER_IP', '100/10m'),
-    loginPerUsername: limit('RATE_LIMIT_LOGIN_PER_USERNAME', '10/5m'),
-    secondFactorPerAccount: limit('RATE_LIMIT_SECOND_FACTOR_PER_ACCOUNT', '10/5m'),
-    tokenPerClient: limit('RATE_LIMIT_TOKEN_PER_CLIENT', '1200/1m'),
-    tokenPerIp: limit('RATE_LIMIT_TOKEN_PER_IP', '3000/1m'),
-    introspectionPerClient: limit('RATE_LIMIT_INTROSPECTION_PER_CLIENT', '6000/1m'),
-    introspectionPerIp: limit('RATE_LIMIT_INTROSPECTION_PER_IP', '12000/1m'),
-    endpointStore: read(env, 'RATE_LIMIT_ENDPOINT_STORE', 'memory', counterStore),
-    hashConcurrency: read(env, 'HASH_CONCURRENCY', Math.max(1, Math.floor(os.availableParallelism() / 2)), count(1, 64)),
-    hashQueueMax: read(env, 'HASH_QUEUE_MAX', 32, count(0, 10000)),
-  });
+// ---------------------------------------------------------------------------------------------
+// The table.
+
+/** Sections of the README's configuration table, in order, each with a line that applies to all its settings. */
+export const SETTING_GROUPS = {
+  server: { title: 'Server', doc: '' },
+  database: { title: 'Database', doc: 'PostgreSQL settings are ignored on SQLite.' },
+  keys: {
+    title: 'Keys',
+    doc: 'The key-encryption key (KEK) seals what the database keeps secret; signing keys rotate by themselves (see the operator guide).',
+  },
+  limits: {
+    title: 'Limits',
+    doc: 'Each `RATE_LIMIT_*` takes `N/WINDOW` (N requests per window, per key, e.g. `100/10m`) or `off`; over a limit: `429` with `Retry-After`. Login limits count in the database, shared by every instance; an address is the TCP peer (see `TRUST_PROXY`), IPv6 per /64.',
+  },
+  operations: { title: 'Logs and metrics', doc: '' },
+} as const;
+
+/** What applies when a variable is unset: `raw` is parsed like a set value; `computed` is worded for the docs. */
+type Fallback<T> = Readonly<{ raw: string }> | Readonly<{ shown: string; computed: (earlier: Readonly<Record<string, unknown>>) => T }>;
+
+export type Setting<T> = Readonly<{
+  group: keyof typeof SETTING_GROUPS;
+  default: Fallback<T>;
+  parse: (raw: string) => T;
+  /** One line for the README (Markdown). */
+  doc: string;
+}>;
+
+function setting<T>(entry: Setting<T>): Setting<T> {
+  return entry;
 }
 
-function databaseConfig(env: Env): DatabaseConfig {
-  return Object.freeze({
-    poolMax: read(env, 'DATABASE_POOL_MAX', 10, count(2, 1000)),
-    statementTimeoutMs: read(env, 'DATABASE_STATEMENT_TIMEOUT', 5, durationOrZero) * 1000,
-  });
+const none = <T>(shown: string): Fallback<T | undefined> => ({ shown, computed: () => undefined });
+
+/** Durations take `90s`, `15m`, `12h`, `30d` or bare seconds (src/config/duration.ts). */
+export const SETTINGS = {
+  PORT: setting({ group: 'server', default: { raw: '3000' }, parse: port, doc: 'TCP port to listen on' }),
+  HOST: setting({ group: 'server', default: none<string>('all interfaces'), parse: text, doc: 'interface to bind' }),
+  ISSUER: setting({
+    group: 'server',
+    default: { shown: 'http://localhost:$PORT', computed: (earlier) => `http://localhost:${String(earlier.PORT)}` },
+    parse: issuerUrl,
+    doc: 'public issuer URL (`iss` of every token, what partners and resource servers see); no query or fragment, a trailing `/` is dropped. Use https in production: cookies are then `Secure` and HSTS is sent',
+  }),
+  TRUST_PROXY: setting({
+    group: 'server',
+    default: { raw: '0' },
+    parse: flag,
+    doc: '`1` behind a TLS-terminating reverse proxy: trust `X-Forwarded-*`; rate limits then count the address the proxy appended to `X-Forwarded-For` (its last entry)',
+  }),
+  WORKERS: setting({
+    group: 'server',
+    default: { raw: '1' },
+    parse: count(1, 64),
+    doc: 'processes serving on this machine (node:cluster, up to 64); the primary migrates and makes keys once, then forks, and replaces a worker that dies. Use the number of cores, on PostgreSQL (SQLite serialises writes to one file)',
+  }),
+  SHUTDOWN_GRACE: setting({
+    group: 'server',
+    default: { raw: '10s' },
+    parse: parseDuration,
+    doc: 'on SIGTERM/SIGINT, how long requests in flight may take before the process exits anyway (code 1); keep it below the orchestrator’s kill timeout',
+  }),
+  DATABASE_URL: setting({
+    group: 'database',
+    default: { raw: 'sqlite:data/portcullis.sqlite' },
+    parse: databaseUrl,
+    doc: '`sqlite:PATH`, or `postgres://user:password@host:5432/db` with optional `sslmode` (`disable`, the default; `require`: TLS without a certificate check; `verify-ca`: the chain, against the system CAs or `sslrootcert=PATH`; `verify-full`: chain and host name; `prefer` means off) and `schema=NAME` (used, and created, instead of `public`). Every instance of a deployment uses the same URL',
+  }),
+  DATABASE_POOL_MAX: setting({
+    group: 'database',
+    default: { raw: '10' },
+    parse: count(2, 1000),
+    doc: 'PostgreSQL connections per process, 2 or more (migrations hold one for their lock); the total is this × `WORKERS` × instances: keep it under PostgreSQL’s `max_connections` (100 by default)',
+  }),
+  DATABASE_STATEMENT_TIMEOUT: setting({
+    group: 'database',
+    default: { raw: '5s' },
+    parse: durationOrZero,
+    doc: 'PostgreSQL cancels a statement running longer, so a stuck query fails one request instead of holding a connection; `0` disables it',
+  }),
+  PURGE_INTERVAL: setting({ group: 'database', default: { raw: '10m' }, parse: parseDuration, doc: 'how often expired rows are deleted' }),
+  KEYS_DIR: setting({
+    group: 'keys',
+    default: { raw: 'keys' },
+    parse: directory,
+    doc: 'folder of the key-encryption key file `kek` (made on first start, mode 0600; see keys/README.md)',
+  }),
+  PORTCULLIS_KEK: setting({
+    group: 'keys',
+    default: none<readonly string[]>('—'),
+    parse: kekList,
+    doc: 'key-encryption keys, each 32 bytes in base64url (43 characters), comma-separated: the first seals, any opens. Replaces the file in `KEYS_DIR`',
+  }),
+  KEY_ROTATION_INTERVAL: setting({ group: 'keys', default: { raw: '30d' }, parse: parseDuration, doc: 'how long a signing key signs before the next one takes over' }),
+  KEY_PREPUBLISH: setting({
+    group: 'keys',
+    default: { raw: '1d' },
+    parse: parseDuration,
+    doc: 'how long a new key is in the JWKS before it signs: longer than any resource server caches the JWKS, shorter than `KEY_ROTATION_INTERVAL`, and longer than `KEY_POLL_INTERVAL` plus the JWKS cache time (min(300 s, `KEY_PREPUBLISH` / 2))',
+  }),
+  KEY_RETAIN: setting({
+    group: 'keys',
+    default: { raw: '1d' },
+    parse: parseDuration,
+    doc: 'how long a retired key stays in the JWKS; no token lives longer (token lifetimes are capped to it, with a warning at start-up)',
+  }),
+  KEY_POLL_INTERVAL: setting({
+    group: 'keys',
+    default: { raw: '5s' },
+    parse: parseDuration,
+    doc: 'how often a running server re-reads the signing and cookie keys, so a change made by the CLI or another instance applies without a restart',
+  }),
+  RATE_LIMIT_AUTH_PER_IP: setting({ group: 'limits', default: { raw: '300/1m' }, parse: rateLimit, doc: 'authorization requests (`/auth`) per address' }),
+  RATE_LIMIT_LOGIN_PER_IP: setting({
+    group: 'limits',
+    default: { raw: '100/10m' },
+    parse: rateLimit,
+    doc: 'password and code posts (sign-in, TOTP, recovery, enrolment) per address',
+  }),
+  RATE_LIMIT_LOGIN_PER_USERNAME: setting({
+    group: 'limits',
+    default: { raw: '10/5m' },
+    parse: rateLimit,
+    doc: 'password posts per username typed; a right password gives its count back. Short on purpose: someone who knows a username holds its owner up only while they keep sending',
+  }),
+  RATE_LIMIT_SECOND_FACTOR_PER_ACCOUNT: setting({
+    group: 'limits',
+    default: { raw: '10/5m' },
+    parse: rateLimit,
+    doc: 'code posts (TOTP, recovery, enrolment) per account',
+  }),
+  RATE_LIMIT_TOKEN_PER_CLIENT: setting({
+    group: 'limits',
+    default: { raw: '1200/1m' },
+    parse: rateLimit,
+    doc: '`/token` requests per partner (the `client_id` of HTTP Basic auth)',
+  }),
+  RATE_LIMIT_TOKEN_PER_IP: setting({ group: 'limits', default: { raw: '3000/1m' }, parse: rateLimit, doc: '`/token` requests per address' }),
+  RATE_LIMIT_INTROSPECTION_PER_CLIENT: setting({
+    group: 'limits',
+    default: { raw: '6000/1m' },
+    parse: rateLimit,
+    doc: '`/token/introspection` requests per partner',
+  }),
+  RATE_LIMIT_INTROSPECTION_PER_IP: setting({
+    group: 'limits',
+    default: { raw: '12000/1m' },
+    parse: rateLimit,
+    doc: '`/token/introspection` requests per address',
+  }),
+  RATE_LIMIT_ENDPOINT_STORE: setting({
+    group: 'limits',
+    default: { raw: 'memory' },
+    parse: counterStore,
+    doc: 'where the `/auth`, `/token` and introspection limits count: `memory` (each process alone, no I/O on the hot path: the effective limit is the setting × the processes serving) or `database` (shared by all; one write per request, which halves token throughput)',
+  }),
+  HASH_CONCURRENCY: setting({
+    group: 'limits',
+    default: { shown: 'half the cores, at least 1', computed: () => Math.max(1, Math.floor(os.availableParallelism() / 2)) },
+    parse: count(1, 64),
+    doc: 'password hashes computed at once per process (up to 64): a login flood then leaves the other cores to tokens',
+  }),
+  HASH_QUEUE_MAX: setting({
+    group: 'limits',
+    default: { raw: '32' },
+    parse: count(0, 10000),
+    doc: 'password checks that may wait for a turn (up to 10000); past it a sign-in gets `503` + `Retry-After`',
+  }),
+  LOG_LEVEL: setting({
+    group: 'operations',
+    default: { raw: 'info' },
+    parse: logLevel,
+    doc: '`info`, `warn`, `error` or `silent`; JSON lines on stdout (pino), never a secret',
+  }),
+  METRICS_TOKEN: setting({
+    group: 'operations',
+    default: none<string>('—'),
+    parse: metricsToken,
+    doc: 'when set (16 characters or more), `GET /metrics` needs `Authorization: Bearer <METRICS_TOKEN>`; unset, it answers loopback peers only (judged by the socket, never by `X-Forwarded-For`): a reverse proxy on the same host must not forward `/metrics`',
+  }),
+} as const;
+
+type Settings = typeof SETTINGS;
+type Values = { readonly [Name in keyof Settings]: Settings[Name] extends Setting<infer T> ? T : never };
+
+/** The default as the docs show it. */
+export function shownDefault(entry: Setting<unknown>): string {
+  return 'raw' in entry.default ? entry.default.raw : entry.default.shown;
+}
+
+function readSetting<T>(env: Env, name: string, entry: Setting<T>, earlier: Readonly<Record<string, unknown>>): T {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return 'raw' in entry.default ? entry.parse(entry.default.raw) : entry.default.computed(earlier);
+  try {
+    return entry.parse(raw);
+  } catch (error) {
+    throw new ConfigError(`${name}: ${(error as Error).message}`);
+  }
+}
+
+/** Reads every setting in table order (a computed default may use the ones before it). */
+function readSettings(env: Env): Values {
+  const values: Record<string, unknown> = {};
+  for (const [name, entry] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) values[name] = readSetting(env, name, entry, values);
+  return values as Values;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Config, built from the values.
+
+/** The rules between KEY_* settings: a resource server must never meet a key it has not yet fetched. */
+function keyConfig(values: Values): KeyConfig {
+  const rotationIntervalSeconds = values.KEY_ROTATION_INTERVAL;
+  const prepublishSeconds = values.KEY_PREPUBLISH;
+  const pollIntervalSeconds = values.KEY_POLL_INTERVAL;
+  const jwksMaxAgeSeconds = Math.min(300, Math.floor(prepublishSeconds / 2));
+  if (prepublishSeconds >= rotationIntervalSeconds) {
+    throw new ConfigError(`KEY_PREPUBLISH (${prepublishSeconds}s) must be shorter than KEY_ROTATION_INTERVAL (${rotationIntervalSeconds}s)`);
+  }
+  if (pollIntervalSeconds + jwksMaxAgeSeconds >= prepublishSeconds) {
+    throw new ConfigError(
+      `KEY_PREPUBLISH (${prepublishSeconds}s) must be longer than KEY_POLL_INTERVAL (${pollIntervalSeconds}s) plus the JWKS cache time (${jwksMaxAgeSeconds}s)`,
+    );
+  }
+  return Object.freeze({ rotationIntervalSeconds, prepublishSeconds, retainSeconds: values.KEY_RETAIN, pollIntervalSeconds, jwksMaxAgeSeconds });
 }
 
 export function loadConfig(env: Env = process.env): Config {
-  const listenPort = read(env, 'PORT', 3000, port);
+  const values = readSettings(env);
   return Object.freeze({
-    port: listenPort,
-    host: env.HOST || undefined,
-    issuer: read(env, 'ISSUER', `http://localhost:${listenPort}`, issuerUrl),
-    databaseUrl: read(env, 'DATABASE_URL', 'sqlite:data/portcullis.sqlite', databaseUrl),
-    keysDir: path.resolve(env.KEYS_DIR || 'keys'),
-    kekList: read<string[] | undefined>(env, 'PORTCULLIS_KEK', undefined, kekList),
-    purgeIntervalSeconds: read(env, 'PURGE_INTERVAL', 600, parseDuration),
-    trustProxy: read(env, 'TRUST_PROXY', false, flag),
-    logLevel: read(env, 'LOG_LEVEL', 'info', logLevel),
-    keys: keyConfig(env),
-    database: databaseConfig(env),
-    workers: read(env, 'WORKERS', 1, count(1, 64)),
-    shutdownGraceSeconds: read(env, 'SHUTDOWN_GRACE', 10, parseDuration),
-    metricsToken: read<string | undefined>(env, 'METRICS_TOKEN', undefined, metricsToken),
-    limits: limitsConfig(env),
+    port: values.PORT,
+    host: values.HOST,
+    issuer: values.ISSUER,
+    databaseUrl: values.DATABASE_URL,
+    keysDir: values.KEYS_DIR,
+    kekList: values.PORTCULLIS_KEK,
+    purgeIntervalSeconds: values.PURGE_INTERVAL,
+    trustProxy: values.TRUST_PROXY,
+    logLevel: values.LOG_LEVEL,
+    keys: keyConfig(values),
+    database: Object.freeze({ poolMax: values.DATABASE_POOL_MAX, statementTimeoutMs: values.DATABASE_STATEMENT_TIMEOUT * 1000 }),
+    workers: values.WORKERS,
+    shutdownGraceSeconds: values.SHUTDOWN_GRACE,
+    metricsToken: values.METRICS_TOKEN,
+    limits: Object.freeze({
+      authPerIp: values.RATE_LIMIT_AUTH_PER_IP,
+      loginPerIp: values.RATE_LIMIT_LOGIN_PER_IP,
+      loginPerUsername: values.RATE_LIMIT_LOGIN_PER_USERNAME,
+      secondFactorPerAccount: values.RATE_LIMIT_SECOND_FACTOR_PER_ACCOUNT,
+      tokenPerClient: values.RATE_LIMIT_TOKEN_PER_CLIENT,
+      tokenPerIp: values.RATE_LIMIT_TOKEN_PER_IP,
+      introspectionPerClient: values.RATE_LIMIT_INTROSPECTION_PER_CLIENT,
+      introspectionPerIp: values.RATE_LIMIT_INTROSPECTION_PER_IP,
+      endpointStore: values.RATE_LIMIT_ENDPOINT_STORE,
+      hashConcurrency: values.HASH_CONCURRENCY,
+      hashQueueMax: values.HASH_QUEUE_MAX,
+    }),
   });
 }

@@ -87,7 +87,11 @@ export function createKeyring(texts: readonly string[]): Keyring {
   });
 }
 
-/** Derives stable secondary keys (cookie signing) from the first KEK, so instances sharing it agree. */
+/**
+ * Derives a stable secondary key (e.g. the rate limits' username HMAC) from the first KEK, so
+ * instances sharing it agree. Cookie-signing keys are not derived: they are stored, sealed
+ * (cookie-key.service.ts), so a KEK rotation signs nobody out.
+ */
 export function deriveKey(keyring: Keyring, purpose: string): string {
   return derive(keyring.keks[0], purpose);
 }

@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from '../../src/config/config.ts';
+import { ConfigError, SETTINGS, loadConfig, shownDefault } from '../../src/config/config.ts';
 import { parseDuration } from '../../src/config/duration.ts';
 
 describe('parseDuration', () => {
@@ -78,5 +78,35 @@ describe('scale-out settings', () => {
   test('DATABASE_URL takes libpq sslmode values only', () => {
     expect(loadConfig({ DATABASE_URL: 'postgres://u@db:5432/auth?sslmode=require' }).databaseUrl).toContain('sslmode=require');
     expect(() => loadConfig({ DATABASE_URL: 'postgres://u@db:5432/auth?sslmode=yes' })).toThrow(/^DATABASE_URL: sslmode must be one of/);
+  });
+});
+
+describe('the SETTINGS table', () => {
+  const names = Object.keys(SETTINGS);
+
+  test('an empty value is the default, for every setting', () => {
+    for (const name of names) expect(loadConfig({ [name]: '' })).toEqual(loadConfig({}));
+  });
+
+  test('every setting but HOST and KEYS_DIR refuses nonsense with a one-line error naming it', () => {
+    const refused = names.filter((name) => {
+      try {
+        loadConfig({ [name]: 'nonsense!' });
+        return false;
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        expect((error as Error).message).toMatch(new RegExp(`^${name}: [^\\n]+$`));
+        return true;
+      }
+    });
+    expect(refused).toEqual(names.filter((name) => name !== 'HOST' && name !== 'KEYS_DIR'));
+  });
+
+  test('each is documented, with a default the docs can show', () => {
+    for (const entry of Object.values(SETTINGS)) {
+      expect(entry.doc.length).toBeGreaterThan(10);
+      expect(entry.doc).not.toContain('\n');
+      expect(shownDefault(entry)).not.toBe('');
+    }
   });
 });
