@@ -73,5 +73,3 @@ export function createHashPool(size = Math.max(1, os.availableParallelism())) {
     },
   };
 }
-
-export type HashPool = ReturnType<typeof createHashPool>;

@@ -12,11 +12,11 @@ import { createHashPool } from './password-hash.pool.ts';
 export type Argon2Params = Readonly<{ memoryKiB: number; passes: number; parallelism: number }>;
 
 export const DEFAULT_PARAMS: Argon2Params = { memoryKiB: 19_456, passes: 2, parallelism: 1 };
-export const HASH_NAME = 'argon2id';
+const HASH_NAME = 'argon2id';
 const TAG_LENGTH = 32;
-export const MIN_PASSWORD_LENGTH = 10;
+const MIN_PASSWORD_LENGTH = 10;
 /** PCI DSS 8.3.6 asks 12 characters of administrative (CDE) accounts. */
-export const MIN_ADMIN_PASSWORD_LENGTH = 12;
+const MIN_ADMIN_PASSWORD_LENGTH = 12;
 export const MAX_PASSWORD_LENGTH = 1024;
 
 /** Names the setting, for logs and benchmarks: `argon2id m=19456 KiB, t=2, p=1`. */
@@ -120,7 +120,7 @@ function strengthEstimator(): Promise<Estimator> {
 }
 
 /** zxcvbn scores 0–4; 3 means "safely unguessable" against an offline attack on a slow hash. */
-export const MIN_STRENGTH_SCORE = 3;
+const MIN_STRENGTH_SCORE = 3;
 
 /**
  * Why `password` may not be set, in one line, or undefined. Length first (10 characters, 12 for

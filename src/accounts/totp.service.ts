@@ -3,7 +3,7 @@ import { generateSecret, generateSync, generateURI, verifySync } from 'otplib';
 import { sha256Base64url } from '../shared/hashing.ts';
 
 /** RFC 6238 as authenticator apps expect it: SHA-1, 30-second steps, 6 digits. */
-export const PERIOD = 30;
+const PERIOD = 30;
 const DIGITS = 6;
 
 export function newTotpSecret(): string {
@@ -46,7 +46,7 @@ export function checkTotp(secret: string, code: string, nowMs: number, lastStep:
 }
 
 const CODE_ALPHABET = 'abcdefghjkmnpqrstuvwxyz23456789'; // no 0/o, 1/l/i look-alikes
-export const RECOVERY_CODE_COUNT = 10;
+const RECOVERY_CODE_COUNT = 10;
 
 /**
  * A one-time code of 16 characters (about 79 bits), written xxxx-xxxx-xxxx-xxxx: recovery codes

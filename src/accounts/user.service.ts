@@ -28,10 +28,10 @@ import {
 export type AccountDeps = Readonly<{ db: Db; keyring: Keyring; now: () => number }>;
 
 /** Label authenticator apps show next to the code. */
-export const TOTP_ISSUER = 'Portcullis';
-export const USERNAME_PATTERN = /^[a-z0-9][a-z0-9._@-]{0,63}$/;
+const TOTP_ISSUER = 'Portcullis';
+const USERNAME_PATTERN = /^[a-z0-9][a-z0-9._@-]{0,63}$/;
 /** An enrolment code is delivered out of band and must be used within 72 hours. */
-export const ENROLMENT_CODE_TTL_MS = 72 * 3600_000;
+const ENROLMENT_CODE_TTL_MS = 72 * 3600_000;
 
 export function normaliseUsername(username: string): string {
   return username.trim().toLowerCase();
@@ -39,7 +39,7 @@ export function normaliseUsername(username: string): string {
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
-export function describeUser(user: User, now: number) {
+function describeUser(user: User, now: number) {
   return {
     id: user.id,
     username: user.username,

@@ -1,7 +1,7 @@
 import type { Db } from '../db/knex.ts';
 import { doublingsToCap, type FailureKind, type LockPolicy, type LockState } from './lockout.policy.ts';
 
-export type UserStatus = 'active' | 'disabled';
+type UserStatus = 'active' | 'disabled';
 
 export type User = Readonly<{
   id: string;

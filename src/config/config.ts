@@ -71,7 +71,7 @@ export type LimitsConfig = Readonly<{
 }>;
 
 /** PostgreSQL pool and session settings. SSL comes from the URL as libpq spells it (`?sslmode=`). */
-export type DatabaseConfig = Readonly<{
+type DatabaseConfig = Readonly<{
   /** DATABASE_POOL_MAX */
   poolMax: number;
   /** DATABASE_STATEMENT_TIMEOUT, in milliseconds; 0: none. */
@@ -82,7 +82,7 @@ export type DatabaseConfig = Readonly<{
  * Signing keys rotate by themselves (src/keys/). Start-up refuses combinations under which a
  * resource server could meet a key it has not yet fetched (see `keyConfig`).
  */
-export type KeyConfig = Readonly<{
+type KeyConfig = Readonly<{
   /** KEY_ROTATION_INTERVAL */
   rotationIntervalSeconds: number;
   /** KEY_PREPUBLISH */

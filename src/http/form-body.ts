@@ -1,7 +1,7 @@
 import type { Context } from 'koa';
 import { AppError } from '../shared/errors.ts';
 
-export const FORM_LIMIT_BYTES = 16 * 1024;
+const FORM_LIMIT_BYTES = 16 * 1024;
 
 /**
  * Reads an `application/x-www-form-urlencoded` body of at most `limit` bytes. Only our own

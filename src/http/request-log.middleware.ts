@@ -17,7 +17,7 @@ const OWN_ROUTES: ReadonlyArray<[string, string]> = [
 const THROTTLED_ROUTES: Readonly<Record<string, string>> = { '/auth': 'authorization', '/token': 'token', '/token/introspection': 'introspection' };
 
 /** A bounded label: never the raw path (ids in it would explode the series count). */
-export function routeName(ctx: Context): string {
+function routeName(ctx: Context): string {
   const oidc = (ctx as unknown as { oidc?: { route?: string } }).oidc;
   if (oidc?.route) return oidc.route;
   if (Object.hasOwn(THROTTLED_ROUTES, ctx.path)) return THROTTLED_ROUTES[ctx.path];

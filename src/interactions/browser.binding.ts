@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import { constantTimeEqual } from '../shared/constant-time.ts';
 import { sha256Base64url } from '../shared/hashing.ts';
 
-export const BINDING_COOKIE = 'portcullis.login';
+const BINDING_COOKIE = 'portcullis.login';
 
 /**
  * Ties a login to the browser that started it: a random value in an HttpOnly, SameSite=Strict

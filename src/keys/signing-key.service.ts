@@ -1,5 +1,5 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
-import type { KeyConfig } from '../config/config.ts';
+import type { Config } from '../config/config.ts';
 import type { Db } from '../db/knex.ts';
 import { invalidInput, notFound } from '../shared/errors.ts';
 import { isLegacySealed, type Keyring, type SealContext } from './kek.ts';
@@ -13,7 +13,7 @@ export type SigningJwk = JWK & { kid: string; alg: 'ES256'; use: 'sig' };
 /** What the provider is built with: the signer first, then every other published key. */
 export type KeySet = Readonly<{ signingKid: string; keys: readonly SigningJwk[]; version: string; /** when the signer began signing (epoch ms): /metrics reports its age */ signingSince: number }>;
 
-export function rotationPolicy(keys: KeyConfig): RotationPolicy {
+export function rotationPolicy(keys: Config['keys']): RotationPolicy {
   return Object.freeze({
     intervalMs: keys.rotationIntervalSeconds * 1000,
     prepublishMs: keys.prepublishSeconds * 1000,

@@ -12,7 +12,7 @@ export type ThrottleOptions = Readonly<{
 }>;
 
 /** The oidc-provider routes limited here (its default paths; Portcullis does not rename them). */
-export const THROTTLED_PATHS = { authorization: '/auth', token: '/token', introspection: '/token/introspection' } as const;
+const THROTTLED_PATHS = { authorization: '/auth', token: '/token', introspection: '/token/introspection' } as const;
 
 function inWords(seconds: number): string {
   if (seconds < 60) return seconds === 1 ? '1 second' : `${seconds} seconds`;

@@ -15,7 +15,7 @@ function isError(value: unknown): value is Error {
 }
 
 /** sqlite3 codes (`SQLITE_BUSY`) and PostgreSQL SQLSTATEs (5 characters, with a severity). */
-export function databaseErrorCode(error: unknown): string | undefined {
+function databaseErrorCode(error: unknown): string | undefined {
   if (!isError(error)) return undefined;
   const { code, severity } = error as DriverError;
   if (typeof code !== 'string') return undefined;

@@ -127,7 +127,7 @@ export function createAdapterClass(db: Db, findClient: ClientSource, now: () => 
 }
 
 /** A grant and every row issued from it (codes, tokens), in one statement. */
-export async function revokeGrant(db: Db, grantId: string): Promise<number> {
+async function revokeGrant(db: Db, grantId: string): Promise<number> {
   return db(TABLE)
     .where('grant_id', grantId)
     .orWhere((q) => q.where({ model: 'Grant', id: hashId(grantId) }))

@@ -16,5 +16,3 @@ export function createProviderHolder(initial: Provider) {
     },
   };
 }
-
-export type ProviderHolder = ReturnType<typeof createProviderHolder>;

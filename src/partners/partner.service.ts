@@ -11,7 +11,7 @@ import { findScopeOwners } from '../resources/resource.store.ts';
 import { SCOPE_PATTERN } from '../resources/resource.service.ts';
 import { changePartnerStatus, findPartner, insertPartner, listPartners, updatePartner, type Partner, type Permission } from './partner.store.ts';
 
-export const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
+const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
 
 /**
  * Partner secrets are 256 random bits, so one SHA-256 is a sufficient hash (a slow KDF would

@@ -31,7 +31,7 @@ export function createResourceDirectory(db: Db, ttlMs = 2000, now: () => number 
 
 export type ResourceDirectory = ReturnType<typeof createResourceDirectory>;
 
-export const DEFAULT_ACCESS_TOKEN_TTL = 600;
+const DEFAULT_ACCESS_TOKEN_TTL = 600;
 const MAX_ACCESS_TOKEN_TTL = 24 * 3600;
 
 export function describeResource(resource: Resource) {
@@ -56,7 +56,7 @@ function checkUri(uri: string): string {
 }
 
 /** `scope=words` pairs (the CLI's --describe) → a map; each scope must be one of `scopes`. */
-export function parseDescriptions(pairs: readonly string[], scopes: readonly string[]): Record<string, string> {
+function parseDescriptions(pairs: readonly string[], scopes: readonly string[]): Record<string, string> {
   const descriptions: Record<string, string> = {};
   for (const pair of pairs) {
     const at = pair.indexOf('=');
