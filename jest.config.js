@@ -15,6 +15,9 @@ export default {
   coverageProvider: 'v8',
   collectCoverageFrom: ['src/**/*.ts'],
   coverageReporters: ['text-summary'],
+  // Jest's default on a 2-core machine is one worker (cores - 1). The files spend much of their
+  // time waiting (on the database, on a key schedule, on the browser), so two overlap well.
+  maxWorkers: 2,
   // PostgreSQL runs: one tag for the run's schemas, dropped at the end (test/support/pg.global.ts)
   globalSetup: '<rootDir>/test/support/pg.setup.ts',
   globalTeardown: '<rootDir>/test/support/pg.teardown.ts',

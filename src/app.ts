@@ -99,7 +99,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
         config,
         Adapter,
         cookieKeys,
-        resources: createResourceDirectory(db),
+        resources: createResourceDirectory(db, undefined, deps.now),
         findAccount,
         loadExistingGrant,
         middleware: [

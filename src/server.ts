@@ -27,12 +27,13 @@ export type RunningServer = Readonly<{ app: App; db: Db; url: string; close(): P
 /**
  * config → db → migrate → keys → app → listen. `close` stops accepting, lets in-flight requests
  * finish (keep-alive connections are closed once idle), stops the jobs, then closes the pool.
+ * `now` is the clock of the app's caches and account rules (a test moves it instead of waiting).
  */
-export async function startServer(config: Config, log: Logger, options: { clusterWorker?: boolean } = {}): Promise<RunningServer> {
+export async function startServer(config: Config, log: Logger, options: { clusterWorker?: boolean; now?: () => number } = {}): Promise<RunningServer> {
   const { db, keyring, policy, keySet, cookieKeys } = await prepareStorage(config);
   try {
     await warnIfRetainCapsTokens(db, config, log);
-    const app = createApp({ config, db, log, keyring, cookieKeys, clusterWorker: options.clusterWorker }, keySet);
+    const app = createApp({ config, db, log, keyring, cookieKeys, clusterWorker: options.clusterWorker, now: options.now }, keySet);
     const stopPurge = startPurgeJob(
       { count: (now) => purgeExpired(db, now), rate_limit_windows: (now) => purgeEndedWindows(db, now) },
       config.purgeIntervalSeconds,

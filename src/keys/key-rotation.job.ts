@@ -28,9 +28,10 @@ const LATE_MS = 5;
  * Keeps this instance's keys current: each tick brings the rows up to date (creating the next
  * key when due, idempotently), and swaps in a new Provider when the signer or the JWKS changed.
  * Ticks run every `pollMs`, and also at the next scheduled change, so a key starts signing at
- * its instant rather than up to a poll later. Returns `stop`, which waits for a running tick.
+ * its instant rather than up to a poll later. Returns `stop`, which waits for a running tick,
+ * and `tick`.
  */
-export function startKeyRotationJob(deps: KeyRotationDeps): { stop(): Promise<void> } {
+export function startKeyRotationJob(deps: KeyRotationDeps): { stop(): Promise<void>; tick(): Promise<void> } {
   const now = deps.now ?? Date.now;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<void> | undefined;
@@ -85,6 +86,8 @@ export function startKeyRotationJob(deps: KeyRotationDeps): { stop(): Promise<vo
 
   schedule(0);
   return {
+    /** Checks now, or joins the check under way: a test on a fake clock drives the job with it. */
+    tick,
     async stop() {
       stopped = true;
       clearTimeout(timer);

@@ -1,16 +1,17 @@
 import type { Browser, Page } from 'playwright-core';
-import { freshDatabaseUrl, instanceEnv, seedPartner, startInstance, tempDir, type Instance } from '../support/harness.ts';
+import { freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
+import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { authorizationRequest, codeFor, createUser, expectHeading, landedAt, launchBrowser, registerPartnerApp, startRedirectCatcher } from '../support/login.ts';
 
 const PASSWORD = 'correct horse battery staple';
 
-let server: Instance;
+let server: InProcessServer;
 let browser: Browser;
 let catcher: Awaited<ReturnType<typeof startRedirectCatcher>>;
 
 beforeAll(async () => {
   const dir = tempDir();
-  server = await startInstance(instanceEnv(dir, freshDatabaseUrl(dir)));
+  server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir)));
   await seedPartner(server.env);
   catcher = await startRedirectCatcher();
   browser = await launchBrowser();

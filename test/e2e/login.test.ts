@@ -2,7 +2,8 @@ import { createRemoteJWKSet, jwtVerify } from 'jose';
 import * as client from 'openid-client';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createDb } from '../../src/db/knex.ts';
-import { cli, freshDatabaseUrl, instanceEnv, seedPartner, startInstance, tempDir, type Instance } from '../support/harness.ts';
+import { cli, freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
+import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import {
   authorizationRequest,
   codeFor,
@@ -25,7 +26,7 @@ const API = 'https://api.bank.test/payments';
 const ACR = 'urn:portcullis:acr:mfa';
 
 let env: Record<string, string>;
-let server: Instance;
+let server: InProcessServer;
 let browser: Browser;
 let catcher: Awaited<ReturnType<typeof startRedirectCatcher>>;
 let app: PartnerApp;
@@ -33,7 +34,7 @@ let context: BrowserContext;
 
 beforeAll(async () => {
   const dir = tempDir();
-  server = await startInstance(instanceEnv(dir, freshDatabaseUrl(dir)));
+  server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir)));
   env = server.env;
   await seedPartner(env, { uri: API, allowed: 'payments:read' });
   await cli(env, 'resource', 'update', '--uri', API,

@@ -1,7 +1,8 @@
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { cli, cliProcess, freshDatabaseUrl, instanceEnv, ROOT, startInstance, tempDir } from '../support/harness.ts';
+import { cli, freshDatabaseUrl, instanceEnv, tempDir } from '../support/harness.ts';
+import { startInProcess, startupRefusal } from '../support/in-process.ts';
+import { cliProcess, npxPortcullis } from '../support/process.ts';
 
 const dir = tempDir();
 const env = instanceEnv(dir, freshDatabaseUrl(dir));
@@ -13,26 +14,19 @@ function oneLine(text: string) {
 
 describe('portcullis CLI', () => {
   test('npx portcullis runs the package bin on the pinned Node and prints JSON', async () => {
-    const result = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-      const child = spawn('npx', ['--no-install', 'portcullis', 'resource', 'list'], { cwd: ROOT, env: { ...process.env, ...env } });
-      let stdout = '';
-      let stderr = '';
-      child.stdout.on('data', (d) => { stdout += d; });
-      child.stderr.on('data', (d) => { stderr += d; });
-      child.on('close', (code) => resolve({ code, stdout, stderr }));
-    });
+    const result = await npxPortcullis(env, 'resource', 'list');
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(JSON.parse(result.stdout)).toEqual([]);
+    expect(result.json).toEqual([]);
   });
 
   test('resource and partner lifecycle', async () => {
-    const resource = await cliProcess(env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read payments:write', '--ttl', '300', '--default');
+    const resource = await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read payments:write', '--ttl', '300', '--default');
     expect(resource.code).toBe(0);
     expect(resource.json).toEqual(expect.objectContaining({ uri: 'https://api.bank.test/payments', scope: 'payments:read payments:write', access_token_ttl: 300, default: true }));
     expect((await cli(env, 'resource', 'list')).json).toHaveLength(1);
 
-    const created = await cliProcess(env, 'partner', 'create', '--name', 'Acme Bank', '--scope', 'payments:read', '--grant', 'client_credentials');
+    const created = await cli(env, 'partner', 'create', '--name', 'Acme Bank', '--scope', 'payments:read', '--grant', 'client_credentials');
     expect(created.code).toBe(0);
     expect(created.json.client_id).toMatch(/^ptn_/);
     expect(created.json.client_secret.length).toBeGreaterThanOrEqual(43);
@@ -78,36 +72,18 @@ describe('server start-up errors are one line, never a silent new key', () => {
   test('a wrong PORTCULLIS_KEK, or a lost KEK file, stops start-up', async () => {
     const own = tempDir();
     const ownEnv = instanceEnv(own, freshDatabaseUrl(own));
-    const first = await startInstance(ownEnv);
+    const first = await startInProcess(ownEnv);
     await first.stop();
     const before = fs.readdirSync(ownEnv.KEYS_DIR);
 
-    const wrong = await runToExit({ ...ownEnv, PORTCULLIS_KEK: Buffer.alloc(32, 7).toString('base64url') });
-    expect(wrong.code).not.toBe(0);
-    expect(wrong.stderr).toMatch(/^portcullis: .*key-encryption key/);
-    oneLine(wrong.stderr);
+    // (as a process, exit code and stderr: test/integration/keys.kek.test.ts)
+    expect(await startupRefusal({ ...ownEnv, PORTCULLIS_KEK: Buffer.alloc(32, 7).toString('base64url') })).toMatch(/^portcullis: .*key-encryption key/);
 
     fs.renameSync(path.join(ownEnv.KEYS_DIR, 'kek'), path.join(own, 'kek.bak'));
-    const lost = await runToExit(ownEnv);
-    expect(lost.code).not.toBe(0);
-    expect(lost.stderr).toMatch(/missing/);
-    oneLine(lost.stderr);
+    expect(await startupRefusal(ownEnv)).toMatch(/missing/);
     expect(fs.readdirSync(ownEnv.KEYS_DIR)).toEqual(before.filter((name) => name !== 'kek'));
   });
 });
-
-function runToExit(runEnv: Record<string, string>): Promise<{ code: number | null; stderr: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'src/main.ts')], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...runEnv, PORT: '0' } });
-    let stderr = '';
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), 15000);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr });
-    });
-  });
-}
 
 describe('arguments that begin with a dash', () => {
   test('a key id starting with "-" is an argument, not options (base64url thumbprints may)', async () => {

@@ -1,31 +1,29 @@
 import { createHmac } from 'node:crypto';
-import { loadConfig } from '../../src/config/config.ts';
-import { createLogger } from '../../src/log/logger.ts';
-import { startServer, type RunningServer } from '../../src/server.ts';
 import { cli, freshDatabaseUrl, instanceEnv, tempDir } from '../support/harness.ts';
+import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { openLogin } from '../support/http-login.ts';
 
 const REDIRECT = 'http://127.0.0.1:9/callback'; // never reached
 
-let server: RunningServer;
+let server: InProcessServer;
 let env: Record<string, string>;
 let clientId: string;
 
 beforeAll(async () => {
   const dir = tempDir();
-  env = instanceEnv(dir, freshDatabaseUrl(dir), { PORT: '0', LOG_LEVEL: 'silent', KEY_POLL_INTERVAL: '1s' });
-  server = await startServer(loadConfig(env), createLogger('silent'));
+  env = instanceEnv(dir, freshDatabaseUrl(dir), { KEY_POLL_INTERVAL: '1s' });
+  server = await startInProcess(env);
   await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read', '--default');
   clientId = (await cli(env, 'partner', 'create', '--name', 'Acme', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT)).json.client_id;
 });
 
 afterAll(async () => {
-  await server?.close();
+  await server?.stop();
 });
 
 /** A fresh browser at the sign-in page of a new authorization; its interaction's path. */
 async function beginLogin() {
-  const login = await openLogin(server.url, clientId, REDIRECT);
+  const login = await openLogin(server.local, clientId, REDIRECT);
   return { browser: login.browser, path: `/interaction/${login.uid}` };
 }
 
@@ -39,8 +37,8 @@ async function rotateAndWait(): Promise<string[]> {
   const rotated = await cli(env, 'keys', 'rotate-cookie-keys');
   expect(rotated.code).toBe(0);
   expect(rotated.stdout).not.toMatch(/[A-Za-z0-9_-]{43}/); // no key is printed
-  for (let i = 0; i < 60 && server.app.cookieKeys.join() === before; i += 1) await new Promise((r) => setTimeout(r, 100));
-  expect(server.app.cookieKeys.join()).not.toBe(before);
+  // the server's next poll swaps the keys in, and says so
+  await server.log.until(() => server.app.cookieKeys.join() !== before);
   return [...server.app.cookieKeys];
 }
 
@@ -79,7 +77,8 @@ test('racing rotations all land', async () => {
   const before = server.app.cookieKeys;
   const results = await Promise.all([1, 2, 3].map(() => cli(env, 'keys', 'rotate-cookie-keys')));
   expect(results.map((r) => r.code)).toEqual([0, 0, 0]);
-  for (let i = 0; i < 60 && server.app.cookieKeys.some((key) => before.includes(key)); i += 1) await new Promise((r) => setTimeout(r, 100));
+  // each swap is logged; the last one (at the latest the poll after the last rotation) has all three
+  await server.log.until(() => server.app.cookieKeys.every((key) => !before.includes(key)));
   // three new keys: none of the keys served before is left
   expect(server.app.cookieKeys.filter((key) => before.includes(key))).toEqual([]);
 });

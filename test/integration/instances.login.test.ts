@@ -1,5 +1,6 @@
 import { createRemoteJWKSet, decodeJwt, jwtVerify } from 'jose';
-import { freePort, freshDatabaseUrl, instanceEnv, seedPartner, startInstance, tempDir, type Instance } from '../support/harness.ts';
+import { freePort, freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
+import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { httpLogin } from '../support/http-login.ts';
 import { authorizationRequest, codeFor, createUser, registerPartnerApp, secretOf, type PartnerApp } from '../support/login.ts';
 
@@ -11,8 +12,8 @@ const PASSWORD = 'correct horse battery staple';
 const API = 'https://api.bank.test/payments';
 const REDIRECT = 'http://127.0.0.1:9/callback';
 
-let a: Instance;
-let b: Instance;
+let a: InProcessServer;
+let b: InProcessServer;
 let app: PartnerApp;
 let clientSecret: string;
 
@@ -20,8 +21,8 @@ beforeAll(async () => {
   const dir = tempDir();
   const issuer = `http://localhost:${await freePort()}`;
   const env = instanceEnv(dir, freshDatabaseUrl(dir), { ISSUER: issuer });
-  a = await startInstance({ ...env, PORT: new URL(issuer).port });
-  b = await startInstance(env);
+  a = await startInProcess({ ...env, PORT: new URL(issuer).port });
+  b = await startInProcess(env);
   await seedPartner(a.env, { uri: API });
   app = await registerPartnerApp(a.env, issuer, REDIRECT);
   clientSecret = (app.config.clientMetadata() as { client_secret: string }).client_secret;

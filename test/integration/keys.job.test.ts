@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import FakeTimers from '@sinonjs/fake-timers';
 import { createDb } from '../../src/db/knex.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { createKeyring } from '../../src/keys/kek.ts';
@@ -6,7 +7,6 @@ import { startKeyRotationJob } from '../../src/keys/key-rotation.job.ts';
 import { maintainKeys, toKeySet, type KeySet } from '../../src/keys/signing-key.service.ts';
 import { createLogger } from '../../src/log/logger.ts';
 import { freshDatabaseUrl, tempDir } from '../support/harness.ts';
-import { sleep, waitFor } from '../support/keys.support.ts';
 
 describe('key rotation job', () => {
   test('switches at the scheduled instant, not at the next poll, even while the database is unreachable', async () => {
@@ -21,8 +21,12 @@ describe('key rotation job', () => {
     const rows = await maintainKeys(db, keyring, policy, t0 + 700);
     expect(rows.map((row) => row.activates_at - t0)).toEqual([0, 1500]);
 
+    // the job's clock and timers are fake from here: the test moves time, the database is real
+    const clock = FakeTimers.install({ now: t0 + 700, toFake: ['Date', 'setTimeout', 'clearTimeout'] });
     let current: KeySet = toKeySet(rows, keyring, Date.now());
     const swaps: Array<{ at: number; kid: string }> = [];
+    let swapped!: () => void;
+    const firstSwap = new Promise<void>((resolve) => { swapped = resolve; });
     const lines: string[] = [];
     const job = startKeyRotationJob({
       db,
@@ -34,17 +38,22 @@ describe('key rotation job', () => {
       use(next) {
         swaps.push({ at: Date.now(), kid: next.signingKid });
         current = next;
+        swapped();
       },
     });
     try {
-      await sleep(100); // the first check reads the rows
+      clock.tick(0); // the first check starts: it reads the rows
+      await job.tick(); // (a check is under way: this waits for it)
+      expect(swaps).toEqual([]);
       await db.destroy();
-      expect(await waitFor(async () => swaps.length > 0, 3000, 20)).toBe(true);
-      expect(swaps[0].kid).toBe(rows[1].kid);
-      expect(swaps[0].at - (t0 + 1500)).toBeGreaterThanOrEqual(0);
-      expect(swaps[0].at - (t0 + 1500)).toBeLessThan(500);
+      clock.tick(1500 - 700 + 4); // up to just before the job wakes: nothing yet
+      expect(swaps).toEqual([]);
+      clock.tick(1); // the instant plus the job's 5 ms of lateness: its timer fires
+      await firstSwap;
+      expect(swaps).toEqual([{ at: t0 + 1505, kid: rows[1].kid }]);
       expect(lines.join('')).toMatch(/key rotation check failed; switching on the keys last read/);
     } finally {
+      clock.uninstall();
       await job.stop();
     }
   });

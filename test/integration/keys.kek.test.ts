@@ -1,14 +1,17 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import { kekId } from '../../src/keys/kek.ts';
-import { cli, freshDatabaseUrl, instanceEnv, seedPartner, startInstance, tempDir } from '../support/harness.ts';
-import { kidOf, requestToken, runUntilExit, type Partner } from '../support/keys.support.ts';
+import { cli, freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
+import { startInProcess, startupRefusal } from '../support/in-process.ts';
+import type { SeededPartner } from '../support/http.ts';
+import { kidOf, requestToken } from '../support/keys.support.ts';
+import { runUntilExit } from '../support/process.ts';
 
 const newKek = () => randomBytes(32).toString('base64url');
 
 let dir: string;
 let base: Record<string, string>;
-let partner: Partner;
+let partner: SeededPartner;
 let kid: string;
 const first = newKek();
 const second = newKek();
@@ -16,7 +19,7 @@ const second = newKek();
 beforeAll(async () => {
   dir = tempDir();
   base = instanceEnv(dir, freshDatabaseUrl(dir));
-  const server = await startInstance({ ...base, PORTCULLIS_KEK: first });
+  const server = await startInProcess({ ...base, PORTCULLIS_KEK: first });
   try {
     partner = await seedPartner(server.env);
     kid = kidOf((await requestToken(server.url, partner)).token!);
@@ -27,13 +30,18 @@ beforeAll(async () => {
 
 const keyCount = async () => ((await cli({ ...base, PORTCULLIS_KEK: second }, 'keys', 'list')).json as unknown[]).length;
 
-/** Start-up must stop with exactly one line on stderr and a non-zero exit code. */
+/** Start-up must stop with exactly one line on stderr and a non-zero exit code (a real process). */
 async function expectStartupError(env: Record<string, string>, message: RegExp) {
   const result = await runUntilExit(env);
   expect(result.code).not.toBe(0);
   expect(result.code).not.toBeNull();
   expect(result.stderr).toMatch(message);
   expect(result.stderr.trimEnd().split('\n')).toHaveLength(1);
+}
+
+/** The same, in process: the error `main.ts` prints as that one line. */
+async function expectStartupRefused(env: Record<string, string>, message: RegExp) {
+  expect(await startupRefusal(env)).toMatch(message);
 }
 
 describe('key-encryption keys', () => {
@@ -43,7 +51,7 @@ describe('key-encryption keys', () => {
     // the signing key and the shared cookie keys (src/keys/cookie-key.service.ts)
     expect(rewrap.json).toEqual({ rewrapped: 1, shared_secrets: 1, totp_secrets: 0, enrolments_restarted: 0, kek: kekId(Buffer.from(second, 'base64url')) });
 
-    const server = await startInstance({ ...base, PORTCULLIS_KEK: second });
+    const server = await startInProcess({ ...base, PORTCULLIS_KEK: second });
     try {
       expect(kidOf((await requestToken(server.url, partner)).token!)).toBe(kid);
     } finally {
@@ -58,9 +66,9 @@ describe('key-encryption keys', () => {
   });
 
   test('a wrong KEK, a missing KEK file, a malformed KEK: one-line start-up errors, never a new key', async () => {
-    await expectStartupError({ ...base, PORTCULLIS_KEK: newKek() }, /^portcullis: sealed under key-encryption key/);
-    await expectStartupError({ ...base, KEYS_DIR: path.join(dir, 'empty') }, /^portcullis: .*kek is missing but the database holds keys/);
-    await expectStartupError({ ...base, PORTCULLIS_KEK: 'short' }, /^portcullis: PORTCULLIS_KEK: each key must be 32 bytes/);
+    await expectStartupRefused({ ...base, PORTCULLIS_KEK: newKek() }, /^portcullis: sealed under key-encryption key/);
+    await expectStartupRefused({ ...base, KEYS_DIR: path.join(dir, 'empty') }, /^portcullis: .*kek is missing but the database holds keys/);
+    await expectStartupRefused({ ...base, PORTCULLIS_KEK: 'short' }, /^portcullis: PORTCULLIS_KEK: each key must be 32 bytes/);
     expect(await keyCount()).toBe(1);
   });
 
@@ -75,6 +83,6 @@ describe('key-encryption keys', () => {
   });
 
   test('configuration errors are one line too', async () => {
-    await expectStartupError({ ...base, PORTCULLIS_KEK: second, KEY_PREPUBLISH: '40d' }, /^portcullis: KEY_PREPUBLISH \(3456000s\) must be shorter than KEY_ROTATION_INTERVAL/);
+    await expectStartupRefused({ ...base, PORTCULLIS_KEK: second, KEY_PREPUBLISH: '40d' }, /^portcullis: KEY_PREPUBLISH \(3456000s\) must be shorter than KEY_ROTATION_INTERVAL/);
   });
 });

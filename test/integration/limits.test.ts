@@ -3,6 +3,7 @@ import path from 'node:path';
 import { cookieAgent } from '../support/agent.ts';
 import { cli, freshDatabaseUrl, seedPartner, tempDir } from '../support/harness.ts';
 import { openLoginForm } from '../support/http-login.ts';
+import { basic } from '../support/http.ts';
 import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { codeFor, createUser, secretOf } from '../support/login.ts';
 
@@ -65,10 +66,6 @@ function expectRefusalPage(answer: Answer, status: number, text: RegExp) {
   expect(answer.text.match(/<h1>/g)).toHaveLength(1);
   expect(answer.text).toMatch(text);
   expect(answer.text).not.toMatch(/at .*\.(ts|js):\d+|Error:|stack/i);
-}
-
-function basic(id: string, secret: string) {
-  return `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
 }
 
 async function oauthPost(pathname: string, credentials: { clientId: string; clientSecret: string }, body: Record<string, string>, address: string): Promise<Answer & { json: any }> {

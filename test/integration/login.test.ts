@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { cli, freshDatabaseUrl, instanceEnv, seedPartner, startInstance, tempDir, type Instance } from '../support/harness.ts';
+import { cli, freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
+import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { cookieAgent } from '../support/agent.ts';
 import { codeFor, createUser, secretOf } from '../support/login.ts';
 
@@ -7,13 +8,13 @@ const PASSWORD = 'correct horse battery staple';
 const REDIRECT = 'http://127.0.0.1:9/callback'; // never reached: these tests stop before the redirect
 
 let env: Record<string, string>;
-let server: Instance;
+let server: InProcessServer;
 let clientId: string;
 let secret: string;
 
 beforeAll(async () => {
   const dir = tempDir();
-  server = await startInstance(instanceEnv(dir, freshDatabaseUrl(dir)));
+  server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir)));
   env = server.env;
   await seedPartner(env);
   const partner = await cli(env, 'partner', 'create', '--name', 'Acme <Budgeting>', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT);
@@ -79,7 +80,7 @@ describe('login pages: headers and cookies', () => {
 
   test('behind TLS (https issuer) the cookies are Secure and pages send HSTS', async () => {
     const dir = tempDir();
-    const tls = await startInstance(instanceEnv(dir, freshDatabaseUrl(dir), { ISSUER: 'https://login.bank.test', TRUST_PROXY: '1' }));
+    const tls = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir), { ISSUER: 'https://login.bank.test', TRUST_PROXY: '1' }));
     try {
       await cli(tls.env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read', '--default');
       const partner = await cli(tls.env, 'partner', 'create', '--name', 'TLS Bank', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', 'https://app.bank.test/cb');

@@ -1,5 +1,6 @@
 import { createDb } from '../../src/db/knex.ts';
-import { cliProcess, freshDatabaseUrl, instanceEnv, tempDir } from '../support/harness.ts';
+import { freshDatabaseUrl, instanceEnv, tempDir } from '../support/harness.ts';
+import { cliProcess } from '../support/process.ts';
 
 test('eight `portcullis` commands racing on a new database all succeed, and migrate once', async () => {
   const dir = tempDir();

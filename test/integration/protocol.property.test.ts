@@ -5,6 +5,7 @@ import { createLogger } from '../../src/log/logger.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 import { cli, freshDatabaseUrl, instanceEnv, tempDir } from '../support/harness.ts';
 import { openLogin } from '../support/http-login.ts';
+import { basic } from '../support/http.ts';
 import { createUser } from '../support/login.ts';
 
 /**
@@ -109,10 +110,6 @@ const maybe = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
 
 /** encodeURIComponent refuses lone surrogates; a client library would send U+FFFD. */
 const encode = (value: string) => encodeURIComponent(value.toWellFormed());
-
-function basic(id: string, secret: string): string {
-  return `Basic ${Buffer.from(`${encode(id)}:${encode(secret)}`).toString('base64')}`;
-}
 
 const authorization = fc.oneof(
   fc.constant(undefined),

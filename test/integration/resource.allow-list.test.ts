@@ -1,6 +1,6 @@
 import { hashId } from '../../src/oidc/payload.store.ts';
 import { cli, freshDatabaseUrl, instanceEnv, TEST_PG_URL, tempDir } from '../support/harness.ts';
-import { startInProcess, type InProcessServer } from '../support/in-process.ts';
+import { startInProcess, testClock, type InProcessServer } from '../support/in-process.ts';
 import { authorize, personTokens, REDIRECT, registerApp, registerService, tokenCall, type App } from '../support/person-flow.ts';
 
 // Issue 8, item 7 (token side): no empty-scope token for an API; `resource update` changes only
@@ -13,10 +13,13 @@ const ACCOUNTS = 'https://api.bank.test/accounts';
 
 let server: InProcessServer;
 let env: Record<string, string>;
+/** the server's clock: moved on past its resource cache (2 s) instead of waiting */
+const clock = testClock();
+const pastResourceCache = () => clock.advance(2100);
 
 beforeAll(async () => {
   const dir = tempDir();
-  server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir), { LOG_LEVEL: 'warn' }));
+  server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir), { LOG_LEVEL: 'warn' }), { clock });
   env = server.env;
   await cli(env, 'resource', 'create', '--uri', PAYMENTS, '--scope', 'payments:read payments:write', '--format', 'opaque', '--default');
   await cli(env, 'resource', 'create', '--uri', ACCOUNTS, '--scope', 'accounts:read', '--format', 'opaque');
@@ -27,15 +30,6 @@ afterAll(async () => {
 });
 
 const clientCredentials = (partner: App, fields: Record<string, string>) => tokenCall(server.url, partner, { grant_type: 'client_credentials', ...fields });
-/** The resource directory keeps answers 2 s: poll until a change shows (bounded). */
-async function eventually<T>(read: () => Promise<T>, done: (value: T) => boolean): Promise<T> {
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    const value = await read();
-    if (done(value) || Date.now() > deadline) return value;
-    await new Promise((resolve) => setTimeout(resolve, 200));
-  }
-}
 async function storedExp(refreshToken: string): Promise<number> {
   const row = await server.db('oidc_payloads').where({ model: 'RefreshToken', id: hashId(refreshToken) }).first();
   return JSON.parse(row.payload).exp as number;
@@ -72,15 +66,8 @@ describe(`no token for an API without a scope of it (${ENGINE})`, () => {
     const tokens = await tokenCall(server.url, app, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier });
     expect(tokens.body.scope).toBe('shrink:read');
     expect((await cli(env, 'resource', 'update', '--uri', api, '--scope', 'shrink:write')).json.scope).toBe('shrink:write');
-    // until the change shows (resource cache), a refresh still succeeds: go on with the newest token
-    let refreshToken = tokens.body.refresh_token as string;
-    const refreshed = await eventually(
-      () => tokenCall(server.url, app, { grant_type: 'refresh_token', refresh_token: refreshToken }),
-      (answer) => {
-        if (answer.status === 200) refreshToken = answer.body.refresh_token;
-        return answer.status !== 200;
-      },
-    );
+    pastResourceCache();
+    const refreshed = await tokenCall(server.url, app, { grant_type: 'refresh_token', refresh_token: tokens.body.refresh_token });
     expect(refreshed.body).toEqual(expect.objectContaining({ error: 'invalid_scope' }));
     expect(refreshed.body.access_token).toBeUndefined();
   });
@@ -162,13 +149,14 @@ describe(`allow-lists are (API, scope) pairs (${ENGINE})`, () => {
     const onSecond = await clientCredentials(partner, { scope: 'moving:read', resource: second });
     expect(onSecond.body.error).toBe('invalid_scope');
     expect((await clientCredentials(partner, { resource: second })).body.error).toBe('invalid_scope');
-    const onFirst = await eventually(() => clientCredentials(partner, { scope: 'moving:read', resource: first }), (answer) => answer.status !== 200);
+    pastResourceCache();
+    const onFirst = await clientCredentials(partner, { scope: 'moving:read', resource: first });
     expect(onFirst.body.error).toBe('invalid_scope');
 
     // back on "first" (after "second" lets the name go): the old permission does not come back
     await cli(env, 'resource', 'update', '--uri', second, '--scope', 'second:read');
     expect((await cli(env, 'resource', 'update', '--uri', first, '--scope', 'first:read moving:read')).code).toBe(0);
-    await new Promise((resolve) => setTimeout(resolve, 2100)); // past the resource cache: a stale answer would pass
+    pastResourceCache(); // a stale answer would pass
     expect((await clientCredentials(partner, { scope: 'moving:read', resource: first })).body.error).toBe('invalid_scope');
     expect((await clientCredentials(partner, { scope: 'first:read', resource: first })).body.scope).toBe('first:read');
   });

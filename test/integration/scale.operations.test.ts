@@ -1,9 +1,13 @@
 import net from 'node:net';
-import { cli, freshDatabaseUrl, instanceEnv, startInstance, tempDir, type Instance } from '../support/harness.ts';
-import { basic, form, introspect, issueToken, type Partner } from '../support/scale.ts';
+import { cli, freshDatabaseUrl, instanceEnv, tempDir } from '../support/harness.ts';
+import { basic, form, type Partner } from '../support/http.ts';
+import { startInProcess, type InProcessServer } from '../support/in-process.ts';
+import { startInstance } from '../support/process.ts';
+import { introspect, issueToken } from '../support/scale.ts';
 
 // Operations on one instance (and one WORKERS=2 cluster): metrics, logs, draining shutdown.
-// Runs on SQLite, or on PostgreSQL with PORTCULLIS_TEST_PG.
+// Runs on SQLite, or on PostgreSQL with PORTCULLIS_TEST_PG. Metrics and logs in process; the
+// SIGTERM drain and the cluster as real processes (the process is what they test).
 
 const METRICS_TOKEN = 'metrics-token-for-tests-0123456789';
 
@@ -18,34 +22,19 @@ beforeAll(async () => {
   partner = { clientId: created.json.client_id, clientSecret: created.json.client_secret };
 }, 60_000);
 
-const local = (instance: Instance) => `http://127.0.0.1:${instance.env.PORT}`;
-
-async function waitFor(check: () => boolean, timeoutMs: number): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (check()) return true;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  return check();
-}
-
-function logLines(instance: Instance): Record<string, any>[] {
-  return instance.logs().split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line));
-}
-
 describe('one instance', () => {
-  let server: Instance;
+  let server: InProcessServer;
   beforeAll(async () => {
-    server = await startInstance(env);
+    server = await startInProcess(env);
   });
   afterAll(async () => {
     await server?.stop();
   });
 
   test('/metrics: requests by route and status, tokens by grant type and partner, key age, pool, event-loop lag', async () => {
-    for (let i = 0; i < 3; i++) await issueToken(local(server), partner);
-    await fetch(`${local(server)}/token`, { method: 'POST', headers: { authorization: basic(partner.clientId, 'wrong') }, body: '' });
-    const res = await fetch(`${local(server)}/metrics`);
+    for (let i = 0; i < 3; i++) await issueToken(server.local, partner);
+    await fetch(`${server.local}/token`, { method: 'POST', headers: { authorization: basic(partner.clientId, 'wrong') }, body: '' });
+    const res = await fetch(`${server.local}/metrics`);
     expect(res.status).toBe(200);
     expect(res.headers.get('content-type')).toMatch(/^text\/plain; version=0\.0\.4/);
     const text = await res.text();
@@ -60,18 +49,18 @@ describe('one instance', () => {
   });
 
   test('every request gets a request id (the caller\'s when well formed), echoed and in its one log line; no secret reaches the log', async () => {
-    const given = await fetch(`${local(server)}/token`, {
+    const given = await fetch(`${server.local}/token`, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(partner.clientId, partner.clientSecret), 'x-request-id': 'trace-abc.123' },
       body: form({ grant_type: 'client_credentials', scope: 'payments:read' }),
     });
     expect(given.headers.get('x-request-id')).toBe('trace-abc.123');
     const token = ((await given.json()) as { access_token: string }).access_token;
-    const made = await fetch(`${local(server)}/jwks`, { headers: { 'x-request-id': 'no spaces allowed <here>' } });
+    const made = await fetch(`${server.local}/jwks`, { headers: { 'x-request-id': 'no spaces allowed <here>' } });
     expect(made.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
 
-    expect(await waitFor(() => logLines(server).some((line) => line.request_id === made.headers.get('x-request-id')), 2000)).toBe(true);
-    const line = logLines(server).find((entry) => entry.request_id === 'trace-abc.123');
+    await server.log.until(() => server.log.lines().some((line) => line.request_id === made.headers.get('x-request-id')));
+    const line = server.log.lines().find((entry) => entry.request_id === 'trace-abc.123');
     expect(line).toEqual(expect.objectContaining({ level: 'info', msg: 'request', method: 'POST', path: '/token', route: 'token', status: 200, client_id: partner.clientId }));
     expect(typeof line!.duration_ms).toBe('number');
     expect(typeof line!.time).toBe('string');
@@ -85,6 +74,16 @@ describe('one instance', () => {
 test('SIGTERM: stops accepting, finishes the request in flight, closes the pool, exits 0', async () => {
   const server = await startInstance(env);
   const port = Number(server.env.PORT);
+  /** resolves once `check` holds, checked as the socket receives data */
+  const until = (check: () => boolean, on: net.Socket) => new Promise<void>((resolve) => {
+    const test = () => {
+      if (!check()) return;
+      on.off('data', test);
+      resolve();
+    };
+    on.on('data', test);
+    test();
+  });
   const body = form({ grant_type: 'client_credentials', scope: 'payments:read' });
   // a client that sends its request body slowly: the request is in flight when SIGTERM comes
   const socket = net.connect(port, '127.0.0.1');
@@ -98,29 +97,32 @@ test('SIGTERM: stops accepting, finishes the request in flight, closes the pool,
     'Content-Type: application/x-www-form-urlencoded',
     `Authorization: ${basic(partner.clientId, partner.clientSecret)}`,
     `Content-Length: ${body.length}`,
+    'Expect: 100-continue', // the server's "100 Continue" says it has the request: in flight
     '', '',
   ].join('\r\n'));
   socket.write(body.slice(0, 10));
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await until(() => response.startsWith('HTTP/1.1 100 Continue'), socket);
 
+  const since = server.logs().length;
   const exit = server.stop('SIGTERM');
-  await new Promise((resolve) => setTimeout(resolve, 300));
+  await server.log.next(/"msg":"shutting down"/, { since }); // logged as it stops listening
   // no longer accepting
-  await expect(fetch(`${local(server)}/healthz`)).rejects.toThrow();
+  await expect(fetch(`${server.local}/healthz`)).rejects.toThrow();
   expect(server.child.exitCode).toBeNull(); // still draining
 
   socket.write(body.slice(10));
   await closed; // the server closes the connection after the response
-  expect(response).toMatch(/^HTTP\/1\.1 200 OK/);
-  expect(response.toLowerCase()).toContain('connection: close');
-  const token = JSON.parse(response.slice(response.indexOf('\r\n\r\n') + 4)).access_token as string;
+  const answer = response.slice(response.indexOf('\r\n\r\n') + 4); // after the 100 Continue
+  expect(answer).toMatch(/^HTTP\/1\.1 200 OK/);
+  expect(answer.toLowerCase()).toContain('connection: close');
+  const token = JSON.parse(answer.slice(answer.indexOf('\r\n\r\n') + 4)).access_token as string;
   expect(await exit).toBe(0);
   expect(server.logs()).toMatch(/"msg":"stopped"/);
 
   // the token it issued while draining was stored before the pool closed
-  const other = await startInstance(env);
+  const other = await startInProcess(env);
   try {
-    expect(await introspect(local(other), partner, token)).toEqual(expect.objectContaining({ active: true }));
+    expect(await introspect(other.local, partner, token)).toEqual(expect.objectContaining({ active: true }));
   } finally {
     await other.stop();
   }
@@ -129,25 +131,25 @@ test('SIGTERM: stops accepting, finishes the request in flight, closes the pool,
 test('WORKERS=2: two processes share the port, a killed worker is replaced, /metrics adds the workers up, SIGTERM stops all', async () => {
   const cluster = await startInstance({ ...env, WORKERS: '2', METRICS_TOKEN }, { timeoutMs: 40_000 });
   try {
-    const listening = () => logLines(cluster).filter((line) => line.msg === 'listening');
-    expect(await waitFor(() => listening().length === 2, 20_000)).toBe(true);
+    const listening = () => cluster.log.lines().filter((line) => line.msg === 'listening');
+    await cluster.log.until(() => listening().length === 2, 20_000);
     const pids = listening().map((line) => line.pid as number);
     expect(new Set(pids).size).toBe(2);
     expect(pids).not.toContain(cluster.child.pid);
 
-    for (let i = 0; i < 10; i++) await issueToken(local(cluster), partner);
+    for (let i = 0; i < 10; i++) await issueToken(cluster.local, partner);
 
     process.kill(pids[0], 'SIGKILL');
-    expect(await waitFor(() => listening().length === 3, 20_000)).toBe(true);
+    await cluster.log.until(() => listening().length === 3, 20_000);
     const replacement = listening()[2].pid as number;
     expect(pids).not.toContain(replacement);
-    expect(logLines(cluster).some((line) => line.msg === 'worker died; starting a new one' && line.worker_pid === pids[0])).toBe(true);
+    expect(cluster.log.lines().some((line) => line.msg === 'worker died; starting a new one' && line.worker_pid === pids[0])).toBe(true);
 
     // served throughout by whichever workers are alive
-    for (let i = 0; i < 10; i++) await issueToken(local(cluster), partner);
+    for (let i = 0; i < 10; i++) await issueToken(cluster.local, partner);
 
-    expect((await fetch(`${local(cluster)}/metrics`)).status).toBe(401);
-    const text = await (await fetch(`${local(cluster)}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
+    expect((await fetch(`${cluster.local}/metrics`)).status).toBe(401);
+    const text = await (await fetch(`${cluster.local}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })).text();
     expect(text).toContain('portcullis_worker_restarts_total 1');
     expect(text).toContain('portcullis_workers 2');
     // the two live workers' counts added up (the killed worker's counts died with it)
@@ -157,5 +159,5 @@ test('WORKERS=2: two processes share the port, a killed worker is replaced, /met
   } finally {
     expect(await cluster.stop('SIGTERM')).toBe(0);
   }
-  expect(logLines(cluster).filter((line) => line.msg === 'stopped')).toHaveLength(2);
+  expect(cluster.log.lines().filter((line) => line.msg === 'stopped')).toHaveLength(2);
 }, 90_000);

@@ -3,17 +3,19 @@ import path from 'node:path';
 import { createRemoteJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import * as oauth from 'oauth4webapi';
 import * as client from 'openid-client';
-import { cli, freshDatabaseUrl, instanceEnv, seedPartner, startInstance, tempDir, type Instance } from '../support/harness.ts';
+import { cli, freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
+import { basic, form, type SeededPartner } from '../support/http.ts';
+import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 
 let dir: string;
 let env: Record<string, string>;
-let server: Instance;
-let partner: { uri: string; clientId: string; clientSecret: string };
+let server: InProcessServer;
+let partner: SeededPartner;
 
 beforeAll(async () => {
   dir = tempDir();
   env = instanceEnv(dir, freshDatabaseUrl(dir));
-  server = await startInstance(env);
+  server = await startInProcess(env);
   env = server.env;
   partner = await seedPartner(env, { allowed: 'payments:read' });
   await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/accounts', '--scope', 'accounts:read', '--ttl', '120');
@@ -22,14 +24,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
-
-function form(fields: Record<string, string>) {
-  return new URLSearchParams(fields).toString();
-}
-
-function basic(id: string, secret: string) {
-  return `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
-}
 
 async function tokenRequest(body: string, headers: Record<string, string> = {}) {
   const res = await fetch(`${server.url}/token`, {

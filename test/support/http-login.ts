@@ -11,7 +11,7 @@ import { cookieAgent } from './agent.ts';
 export type HttpLoginResult = { callback: URL; pages: string[]; secret?: string; recoveryCodes?: string[] };
 
 /** The page's one form: where it posts and its hidden fields (the CSRF token among them). */
-export function pageForm(html: string): { action: string; fields: Record<string, string> } {
+function pageForm(html: string): { action: string; fields: Record<string, string> } {
   const match = /<form[^>]*action="([^"]+)"[^>]*>([\s\S]*?)<\/form>/.exec(html);
   if (!match) throw new Error(`no form on the page: ${/<h1[^>]*>([\s\S]*?)<\/h1>/.exec(html)?.[1] ?? html.slice(0, 200)}`);
   const fields: Record<string, string> = {};
@@ -23,7 +23,7 @@ export function pageForm(html: string): { action: string; fields: Record<string,
   return { action: match[1].replace(/&amp;/g, '&'), fields };
 }
 
-export const pageHeading = (html: string) => /<h1[^>]*>([\s\S]*?)<\/h1>/.exec(html)?.[1]?.trim() ?? '';
+const pageHeading = (html: string) => /<h1[^>]*>([\s\S]*?)<\/h1>/.exec(html)?.[1]?.trim() ?? '';
 
 /**
  * Opens a login page as a browser arriving from a partner would: `authorizationUrl` (an /auth

@@ -1,16 +1,23 @@
-import { loadConfig } from '../../src/config/config.ts';
+import { ConfigError, loadConfig } from '../../src/config/config.ts';
 import type { Db } from '../../src/db/knex.ts';
+import { KekError } from '../../src/keys/kek.ts';
 import { createLogger } from '../../src/log/logger.ts';
-import { startServer } from '../../src/server.ts';
+import { startServer, type RunningServer } from '../../src/server.ts';
 import { freePort } from './harness.ts';
+import { logWatch, type LogWatch } from './logs.ts';
 
 export type InProcessServer = Readonly<{
-  /** the issuer, http://localhost:PORT */
+  /** the issuer, http://localhost:PORT (unless env.ISSUER names another) */
   url: string;
+  /** http://127.0.0.1:PORT: this server itself, whatever its issuer */
+  local: string;
   env: Record<string, string>;
   /** the server's own pool: read rows as the server sees them */
   db: Db;
+  /** the running app (its current key set, cookie keys) */
+  app: RunningServer['app'];
   logs(): string;
+  log: LogWatch;
   stop(): Promise<void>;
 }>;
 
@@ -18,14 +25,37 @@ export type InProcessServer = Readonly<{
  * The real server (real HTTP on loopback, real database) in the test's own process: starts in
  * a fraction of a spawned one's time and shares the clock. For tests whose subject is not the
  * process itself. `env` as for `startInstance` (DATABASE_URL, KEYS_DIR or PORTCULLIS_KEK…).
+ * Several on one database are several instances. `clock` drives the app's caches and account
+ * rules (see `testClock`).
  */
-export async function startInProcess(env: Record<string, string>): Promise<InProcessServer> {
-  const port = env.PORT ? Number(env.PORT) : await freePort();
+export async function startInProcess(env: Record<string, string>, options: { clock?: TestClock } = {}): Promise<InProcessServer> {
+  const port = env.PORT && env.PORT !== '0' ? Number(env.PORT) : await freePort();
   const fullEnv = { ISSUER: `http://localhost:${port}`, ...env, PORT: String(port) };
-  let output = '';
-  const log = createLogger('info', (line) => { output += line; });
-  const server = await startServer(loadConfig(fullEnv), log);
-  return { url: fullEnv.ISSUER, env: fullEnv, db: server.db, logs: () => output, stop: () => server.close() };
+  const log = logWatch();
+  const server = await startServer(loadConfig(fullEnv), createLogger('info', log.write), { now: options.clock?.now });
+  return {
+    url: fullEnv.ISSUER,
+    local: `http://127.0.0.1:${port}`,
+    env: fullEnv,
+    db: server.db,
+    app: server.app,
+    logs: log.text,
+    log,
+    stop: () => server.close(),
+  };
+}
+
+export type TestClock = Readonly<{ now(): number; advance(ms: number): void }>;
+
+/** The wall clock plus whatever the test has moved it on by: a cache expires without a wait. */
+export function testClock(): TestClock {
+  let offset = 0;
+  return {
+    now: () => Date.now() + offset,
+    advance(ms) {
+      offset += ms;
+    },
+  };
 }
 
 /**
@@ -38,3 +68,21 @@ export const LOGIN_LIMITS_OFF: Readonly<Record<string, string>> = {
   RATE_LIMIT_LOGIN_PER_USERNAME: 'off',
   RATE_LIMIT_SECOND_FACTOR_PER_ACCOUNT: 'off',
 };
+
+/**
+ * Why start-up is refused with `env`, in process: the error must be one `main.ts` prints as its
+ * one line (a ConfigError or KekError: no "start-up failed", no stack), and a single line.
+ * (test/integration/keys.kek.test.ts runs one such start as a process: exit code and stderr.)
+ */
+export async function startupRefusal(env: Record<string, string>): Promise<string> {
+  const outcome = await startInProcess(env).then(
+    async (server) => {
+      await server.stop();
+      return undefined;
+    },
+    (error: unknown) => error,
+  );
+  if (!(outcome instanceof ConfigError || outcome instanceof KekError)) throw new Error(`start-up was not refused with a one-line error: ${String(outcome)}`);
+  if (outcome.message.includes('\n')) throw new Error(`more than one line: ${outcome.message}`);
+  return `portcullis: ${outcome.message}`;
+}

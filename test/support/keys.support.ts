@@ -1,12 +1,8 @@
-import { spawn } from 'node:child_process';
-import path from 'node:path';
 import { createLocalJWKSet, createRemoteJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
-import { ROOT } from './harness.ts';
+import { basic, form, type Partner } from './http.ts';
 
 /** Short key durations for tests: a rotation every 4 s, JWKS cacheable for 1 s. */
 export const FAST_KEYS = { KEY_ROTATION_INTERVAL: '4s', KEY_PREPUBLISH: '3s', KEY_RETAIN: '3s', KEY_POLL_INTERVAL: '1s' };
-
-export type Partner = { uri: string; clientId: string; clientSecret: string };
 
 /** A client-credentials token request; `status` and the token (when 200). */
 export async function requestToken(url: string, partner: Partner): Promise<{ status: number; token?: string }> {
@@ -14,9 +10,9 @@ export async function requestToken(url: string, partner: Partner): Promise<{ sta
     method: 'POST',
     headers: {
       'content-type': 'application/x-www-form-urlencoded',
-      authorization: `Basic ${Buffer.from(`${partner.clientId}:${partner.clientSecret}`).toString('base64')}`,
+      authorization: basic(partner.clientId, partner.clientSecret),
     },
-    body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'payments:read' }).toString(),
+    body: form({ grant_type: 'client_credentials', scope: 'payments:read' }),
   });
   const body = (await res.json()) as { access_token?: string };
   return { status: res.status, token: body.access_token };
@@ -50,36 +46,4 @@ export async function verifyWithFreshJwks(url: string, token: string, audience: 
 
 export function kidOf(token: string): string {
   return JSON.parse(Buffer.from(token.split('.')[0], 'base64url').toString()).kid as string;
-}
-
-export const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Waits (bounded) until `check` holds; returns whether it did. */
-export async function waitFor(check: () => Promise<boolean>, timeoutMs: number, stepMs = 100): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (await check()) return true;
-    await sleep(stepMs);
-  }
-  return check();
-}
-
-/** Runs `node src/main.ts` expecting it to stop by itself (a start-up error); bounded. */
-export function runUntilExit(env: Record<string, string>, timeoutMs = 15000): Promise<{ code: number | null; stderr: string; stdout: string }> {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [path.join(ROOT, 'src/main.ts')], {
-      cwd: ROOT,
-      env: { PATH: process.env.PATH ?? '', PORT: '0', ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
-    const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stderr, stdout });
-    });
-  });
 }

@@ -6,7 +6,7 @@ import { totpCode } from '../../src/accounts/totp.service.ts';
 import { runCli } from '../../src/cli/cli.ts';
 import { cli, type CliResult } from './harness.ts';
 
-export const CHROMIUM = '/usr/bin/chromium';
+const CHROMIUM = '/usr/bin/chromium';
 
 /** Debian's chromium, headless. CI installs it (`apt-get install -y chromium`): no skipping. */
 export function launchBrowser(): Promise<Browser> {

@@ -2,7 +2,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { cli } from './harness.ts';
 import { httpLogin } from './http-login.ts';
 import { codeFor, createUser, secretOf } from './login.ts';
-import { basic, form } from './scale.ts';
+import { basic, form } from './http.ts';
 
 // A partner app acting for a person: sign-in (password + TOTP + consent) over plain HTTP, then
 // the token endpoint. Each call signs in a new person (a TOTP code is accepted once).

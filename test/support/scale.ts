@@ -1,14 +1,6 @@
 // Client-credentials, introspection and revocation calls by a partner, for the scale-out tests.
 
-export type Partner = Readonly<{ clientId: string; clientSecret: string }>;
-
-export function form(fields: Record<string, string>): string {
-  return new URLSearchParams(fields).toString();
-}
-
-export function basic(id: string, secret: string): string {
-  return `Basic ${Buffer.from(`${encodeURIComponent(id)}:${encodeURIComponent(secret)}`).toString('base64')}`;
-}
+import { basic, form, type Partner } from './http.ts';
 
 async function post(base: string, path: string, partner: Partner, fields: Record<string, string>, headers: Record<string, string> = {}) {
   return fetch(`${base}${path}`, {
