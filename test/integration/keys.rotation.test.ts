@@ -3,6 +3,11 @@ import type { SeededPartner } from '../support/http.ts';
 import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { cachingVerifier, FAST_KEYS, fetchJwks, kidOf, requestToken, verifyWithFreshJwks } from '../support/keys.support.ts';
 
+const errorCode = (error: unknown): string => {
+  const { code, message } = error as { code?: string; message?: string };
+  return code ?? message ?? String(error);
+};
+
 let server: InProcessServer;
 let partner: SeededPartner;
 
@@ -48,7 +53,7 @@ describe('automatic rotation under a steady request loop', () => {
         const older = recent.find((item) => receivedAt - item.at >= 1500);
         while (recent.length && receivedAt - recent[0].at >= 1500) recent.shift();
         for (const token of older ? [res.token, older.token] : [res.token]) {
-          await verify(token, partner.uri).catch((error: Error & { code?: string }) => failures.push(`${kidOf(token)}: ${error.code ?? error.message}`));
+          await verify(token, partner.uri).catch((error: unknown) => failures.push(`${kidOf(token)}: ${errorCode(error)}`));
         }
         // every other round, the first key's token is checked at a resource server that fetches afresh
         if (round % 2 === 0) await retiredCheck();
@@ -62,7 +67,7 @@ describe('automatic rotation under a steady request loop', () => {
         const start = Date.now();
         const outcome = await verifyWithFreshJwks(server.url, firstToken, partner.uri).then(
           () => ({ ok: true }),
-          (error: Error & { code?: string }) => ({ ok: false, code: error.code }),
+          (error: unknown) => ({ ok: false, code: (error as { code?: string }).code }),
         );
         retiredChecks.push({ start, end: Date.now(), ...outcome });
       }
@@ -91,11 +96,11 @@ describe('automatic rotation under a steady request loop', () => {
     // the first key's last token verifies while the key is retained, and not once it is removed
     const firstKey = keys.find((key) => key.kid === kidOf(firstToken))!;
     expect(firstKey.state).toBe('retired');
-    expect(time(firstKey.removed_at) - time(firstKey.retires_at!)).toBe(3000 + 1000); // KEY_RETAIN + one poll of grace
+    expect(time(firstKey.removed_at) - time(firstKey.retires_at)).toBe(3000 + 1000); // KEY_RETAIN + one poll of grace
     // (a check counts as before removal if it ended before, as after if it started after)
     const before = retiredChecks.filter((check) => check.end < time(firstKey.removed_at));
     const after = retiredChecks.filter((check) => check.start > time(firstKey.removed_at) + 300);
-    expect(before.filter((check) => check.start > time(firstKey.retires_at!)).length).toBeGreaterThan(5);
+    expect(before.filter((check) => check.start > time(firstKey.retires_at)).length).toBeGreaterThan(5);
     expect(before.every((check) => check.ok)).toBe(true);
     expect(after.length).toBeGreaterThan(5);
     expect(after.every((check) => !check.ok && check.code === 'ERR_JWKS_NO_MATCHING_KEY')).toBe(true);

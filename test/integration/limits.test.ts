@@ -285,7 +285,7 @@ function postFrom(localAddress: string, url: string, fields: Record<string, stri
       let text = '';
       res.setEncoding('utf8');
       res.on('data', (chunk: string) => { text += chunk; });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: (res.headers['retry-after'] as string | undefined) ?? null, contentType: res.headers['content-type'] ?? '', text }));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: (res.headers['retry-after']) ?? null, contentType: res.headers['content-type'] ?? '', text }));
     });
     request.on('error', reject);
     request.end(body);

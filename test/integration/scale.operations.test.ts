@@ -88,7 +88,7 @@ test('SIGTERM: stops accepting, finishes the request in flight, closes the pool,
   // a client that sends its request body slowly: the request is in flight when SIGTERM comes
   const socket = net.connect(port, '127.0.0.1');
   let response = '';
-  socket.on('data', (chunk) => { response += chunk; });
+  socket.on('data', (chunk: Buffer) => { response += chunk.toString('utf8'); });
   const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
   await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
   socket.write([

@@ -114,7 +114,7 @@ export async function expectHeading(page: Page, name: string | RegExp): Promise<
   try {
     await page.getByRole('heading', { level: 1, name }).waitFor({ timeout: 10_000 });
   } catch {
-    throw new Error(`expected the page "${String(name)}", got "${await page.locator('h1').allInnerTexts()}" at ${page.url()}`);
+    throw new Error(`expected the page "${String(name)}", got "${(await page.locator('h1').allInnerTexts()).join(' / ')}" at ${page.url()}`);
   }
   if ((await page.locator('h1').count()) !== 1) throw new Error(`${page.url()} has more than one h1`);
 }

@@ -30,8 +30,8 @@ function run(command: string, args: string[], env: Record<string, string>, optio
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d) => { stdout += d; });
-    child.stderr.on('data', (d) => { stderr += d; });
+    child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
+    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -67,8 +67,8 @@ export async function startInstance(env: Record<string, string>, options: { time
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const log = logWatch();
-  child.stdout!.on('data', (d: Buffer) => log.write(d.toString()));
-  child.stderr!.on('data', (d: Buffer) => log.write(d.toString()));
+  child.stdout.on('data', (d: Buffer) => log.write(d.toString()));
+  child.stderr.on('data', (d: Buffer) => log.write(d.toString()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   // /readyz answering 200 is the one signal a process gives at every LOG_LEVEL (and, in a
   // cluster, it comes from a worker): asked until then, bounded
