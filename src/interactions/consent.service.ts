@@ -14,7 +14,7 @@ const OIDC_SCOPE_WORDS: Record<string, string> = {
 type Missing = { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
 
 function missing(interaction: Interaction): Missing {
-  return interaction.prompt.details as Missing;
+  return interaction.prompt.details;
 }
 
 /** Every scope the person is asked to give, in order, without repeats. */

@@ -17,7 +17,7 @@ export function acceptEnrolmentCode(deps: LoginRouteDeps) {
   return async function acceptEnrolmentCode(ctx: Ctx) {
     const { interaction, form } = ctx.state.flow;
     const code = form.enrolment_code ?? '';
-    if (!code.trim()) return showEnrolmentCode(deps, ctx, 'Enter the enrolment code you were given.', 400);
+    if (!code.trim()) { showEnrolmentCode(deps, ctx, 'Enter the enrolment code you were given.', 400); return; }
     if (!(await takeAttempt(deps, ctx))) return undefined;
     const result = await checkEnrolmentCode(deps.accounts, ctx.state.flow.login!.userId, code);
     if (!result.ok) {

@@ -45,7 +45,7 @@ export function confirmAuthenticator(deps: LoginRouteDeps) {
       throw new AppError('invalid_request', 'This form was already used. Go back to the application and start again.', { status: 409 });
     }
     const codes = result.recoveryCodes.map((item) => `<li><code>${escapeHtml(item)}</code></li>`).join('\n');
-    return page(ctx, 'Save your recovery codes', 'recovery-codes', { uid: interaction.uid, csrf: csrf(deps, ctx), codes });
+    page(ctx, 'Save your recovery codes', 'recovery-codes', { uid: interaction.uid, csrf: csrf(deps, ctx), codes });
   };
 }
 

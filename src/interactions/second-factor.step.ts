@@ -17,7 +17,7 @@ export function verifySecondFactor(deps: LoginRouteDeps) {
   const done = finishLogin(deps);
   return async function verifySecondFactor(ctx: Ctx) {
     const code = ctx.state.flow.form.code ?? '';
-    if (!code.trim()) return showSecondFactor(deps, ctx, 'Enter the code from your authenticator app.', 400);
+    if (!code.trim()) { showSecondFactor(deps, ctx, 'Enter the code from your authenticator app.', 400); return; }
     if (!(await takeAttempt(deps, ctx))) return undefined;
     const outcome = await verifyTotp(deps.accounts, ctx.state.flow.login!.userId, code);
     logRefusal(deps, ctx, 'totp', outcome);
@@ -31,7 +31,7 @@ export function verifyRecovery(deps: LoginRouteDeps) {
   const done = finishLogin(deps);
   return async function verifyRecovery(ctx: Ctx) {
     const code = ctx.state.flow.form.recovery_code ?? '';
-    if (!code.trim()) return showRecovery(deps, ctx, 'Enter one of your recovery codes.', 400);
+    if (!code.trim()) { showRecovery(deps, ctx, 'Enter one of your recovery codes.', 400); return; }
     if (!(await takeAttempt(deps, ctx))) return undefined;
     const outcome = await verifyRecoveryCode(deps.accounts, ctx.state.flow.login!.userId, code);
     logRefusal(deps, ctx, 'recovery_code', outcome);

@@ -29,7 +29,7 @@ class KnexSqliteRateLimiter extends RateLimiterSQLite {
            expire = CASE WHEN expire IS NULL OR expire > ? THEN expire ELSE excluded.expire END
          RETURNING points, expire`,
         [key, points, expire, now, now],
-      )) as Row[];
+      ));
     return rows[0];
   }
 }
