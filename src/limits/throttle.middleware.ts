@@ -79,6 +79,7 @@ export function endpointThrottles(limits: Limits, options: ThrottleOptions): Mid
       const wait = await taken(limits.authPerIp, sourceAddress(ctx, options.trustProxy));
       if (wait !== undefined) { refusalPage(ctx, 429, wait, 'Too many requests', 'Too many sign-in requests have come from your network.'); return; }
       await next();
+      return;
     }
     if (method !== 'POST' || (path !== THROTTLED_PATHS.token && path !== THROTTLED_PATHS.introspection)) { await next(); return; }
     const [perIp, perClient] = path === THROTTLED_PATHS.token ? [limits.tokenPerIp, limits.tokenPerClient] : [limits.introspectionPerIp, limits.introspectionPerClient];
