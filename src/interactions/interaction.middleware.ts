@@ -35,7 +35,8 @@ export async function loadInteraction(ctx: Ctx, next: Next) {
   const client = await provider.Client.find(String(interaction.params.client_id));
   if (!client) throw new AppError('invalid_request', EXPIRED);
   ctx.state.flow = { provider, interaction, clientName: client.clientName ?? client.clientId, browser: '', form: {} };
-  const redirect = URL.parse(String(interaction.params.redirect_uri ?? ''));
+  const redirectUri = interaction.params.redirect_uri;
+  const redirect = URL.parse(typeof redirectUri === 'string' ? redirectUri : '');
   if (redirect) ctx.set('Content-Security-Policy', cspAllowingFormTarget(redirect.origin));
   await next();
 }

@@ -51,7 +51,7 @@ function refusalJson(ctx: Context, retryAfterSeconds: number, description: strin
  */
 export function basicClientId(ctx: Context): string | undefined {
   const [scheme, value] = ctx.get('Authorization').split(' ');
-  if (scheme?.toLowerCase() !== 'basic' || !value) return undefined;
+  if (scheme.toLowerCase() !== 'basic' || !value) return undefined;
   const decoded = Buffer.from(value, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon <= 0) return undefined;
@@ -104,7 +104,7 @@ export function endpointThrottles(limits: Limits, options: ThrottleOptions): Mid
     const client = oidc?.client;
     if (!client || client.clientAuthMethod === 'none' || ctx.status === 401) return undefined;
     const wait = await taken(perClient, client.clientId);
-    const withholdable = path === THROTTLED_PATHS.introspection || oidc?.params?.grant_type === 'client_credentials';
+    const withholdable = path === THROTTLED_PATHS.introspection || oidc.params?.grant_type === 'client_credentials';
     if (wait !== undefined && withholdable) refusalJson(ctx, wait, 'too many requests for this client');
     return undefined;
   };

@@ -14,7 +14,7 @@ export type Throttle = Readonly<{
   giveBack(key: string): Promise<void>;
 }>;
 
-const UNLIMITED: Throttle = { name: 'off', take: async () => undefined, giveBack: async () => undefined };
+const UNLIMITED: Throttle = { name: 'off', take: () => Promise.resolve(undefined), giveBack: () => Promise.resolve() };
 
 /** Keys go into a varchar(255) with their prefix: a long or odd one (a client_id nobody vetted) goes in as its hash. */
 function boundedKey(key: string): string {
