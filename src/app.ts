@@ -8,7 +8,7 @@ import { healthRoutes } from './http/health.routes.ts';
 import { oauthErrorText } from './http/oauth-error-text.ts';
 import { createMetrics } from './http/metrics.registry.ts';
 import { metricsRoute } from './http/metrics.routes.ts';
-import { requestLog } from './http/request-log.middleware.ts';
+import { requestIdOf, requestLog } from './http/request-log.middleware.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { createBrowserBinding } from './interactions/browser.binding.ts';
 import { createGrantLoader } from './interactions/consent.service.ts';
@@ -75,7 +75,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
   const loadExistingGrant = createGrantLoader(db);
   const findAccount = async (_ctx: unknown, id: string) => {
     const user = await findActiveUser(db, id);
-    return user ? { accountId: user.id, claims: async () => ({ sub: user.id }) } : undefined;
+    return user ? { accountId: user.id, claims: () => ({ sub: user.id }) } : undefined;
   };
 
   const Adapter = createAdapterClass(db, createClientDirectory(db));
@@ -114,7 +114,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
           login,
         ],
         onError(event, ctx: KoaContextWithOIDC | undefined, error) {
-          const fields = { event, path: ctx?.path, client_id: ctx?.oidc?.client?.clientId, request_id: ctx?.state?.requestId };
+          const fields = { event, path: ctx?.path, client_id: ctx?.oidc.client?.clientId, request_id: ctx && requestIdOf(ctx) };
           // a refusal is the client's doing (its message is enough); a server error gets the stack
           if (event === 'server_error') log.error('provider error', { ...fields, err: error });
           else log.info('request refused', { ...fields, error: safeError(error).message });

@@ -34,8 +34,8 @@ async function main(): Promise<void> {
     running.close().then(() => {
       log.info('stopped');
       process.exit(0);
-    }, (error: Error) => {
-      log.error('shutdown failed', { error: error.message });
+    }, (error: unknown) => {
+      log.error('shutdown failed', { error: safeError(error).message });
       process.exit(1);
     });
   };
@@ -43,7 +43,7 @@ async function main(): Promise<void> {
   process.on('SIGINT', () => stop('SIGINT'));
 }
 
-main().catch((error: Error) => {
+main().catch((error: unknown) => {
   const known = error instanceof ConfigError || error instanceof KekError;
   process.stderr.write(`portcullis: ${known ? error.message : `start-up failed: ${safeError(error).message}`}\n`);
   process.exit(1);

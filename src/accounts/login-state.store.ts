@@ -54,7 +54,7 @@ export async function saveLoginState(db: Db, state: Omit<LoginState, 'attempts' 
 
 /** The live state of this interaction, only for the browser that created it. */
 export async function findLoginState(db: Db, interactionUid: string, browserHash: string, now: number): Promise<LoginState | undefined> {
-  const row: Row | undefined = await db(TABLE).where({ interaction_uid: interactionUid, browser_hash: browserHash }).andWhere('expires_at', '>', now).first();
+  const row = await db<Row>(TABLE).where({ interaction_uid: interactionUid, browser_hash: browserHash }).andWhere('expires_at', '>', now).first();
   if (!row) return undefined;
   return {
     interactionUid: row.interaction_uid,

@@ -114,7 +114,7 @@ function strengthEstimator(): Promise<Estimator> {
       dictionary: { ...common.dictionary, ...en.dictionary },
       graphs: common.adjacencyGraphs,
       translations: en.translations,
-    }) as Estimator;
+    });
   })();
   return estimator;
 }

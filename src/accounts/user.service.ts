@@ -68,9 +68,10 @@ export async function createUser(
   const problem = await passwordProblem(input.password, { admin: input.isAdmin, userInputs: [username] });
   if (problem) throw invalidInput(problem);
   if (await findUserByUsername(deps.db, username)) throw invalidInput(`user ${username} already exists`);
-  const secret = input.withTotp ? newTotpSecret() : null;
   const now = deps.now();
-  const enrolment = secret === null ? issueEnrolmentCode(now) : null;
+  // an authenticator now, or an enrolment code for the person to bind one at first login
+  const factor = input.withTotp ? { secret: newTotpSecret(), enrolment: null } : { secret: null, enrolment: issueEnrolmentCode(now) };
+  const { secret, enrolment } = factor;
   const id = `usr_${randomBytes(12).toString('base64url')}`;
   const user: User = {
     id,
@@ -87,13 +88,20 @@ export async function createUser(
     updatedAt: now,
   };
   await insertUser(deps.db, user);
-  return secret === null ? { id: user.id, username, ...enrolment!.shown } : { id: user.id, username, totp_uri: totpUri(secret, username, TOTP_ISSUER) };
+  return factor.secret === null ? { id: user.id, username, ...factor.enrolment.shown } : { id: user.id, username, totp_uri: totpUri(factor.secret, username, TOTP_ISSUER) };
 }
 
 async function userNamed(db: Db, username: string): Promise<User> {
   const user = await findUserByUsername(db, normaliseUsername(username));
   if (!user) throw notFound(`no user named ${username}`);
   return user;
+}
+
+/** The user as stored now, after a change to it. */
+async function reread(db: Db, user: User): Promise<User> {
+  const fresh = await findUserById(db, user.id);
+  if (!fresh) throw notFound(`no user named ${user.username}`);
+  return fresh;
 }
 
 export async function listAllUsers(deps: AccountDeps) {
@@ -104,7 +112,7 @@ export async function listAllUsers(deps: AccountDeps) {
 export async function unlockUser(deps: AccountDeps, username: string) {
   const user = await userNamed(deps.db, username);
   await updateUser(deps.db, user.id, { lock: UNLOCKED }, deps.now());
-  return describeUser((await findUserById(deps.db, user.id))!, deps.now());
+  return describeUser(await reread(deps.db, user), deps.now());
 }
 
 /**
@@ -116,14 +124,14 @@ export async function resetTotp(deps: AccountDeps, username: string) {
   const now = deps.now();
   const enrolment = issueEnrolmentCode(now);
   await resetAuthenticator(deps.db, user.id, enrolment.hash, enrolment.expiresAt, now);
-  return { ...describeUser((await findUserById(deps.db, user.id))!, now), ...enrolment.shown };
+  return { ...describeUser(await reread(deps.db, user), now), ...enrolment.shown };
 }
 
 export async function disableUser(deps: AccountDeps, username: string) {
   const user = await userNamed(deps.db, username);
   await updateUser(deps.db, user.id, { status: 'disabled' }, deps.now());
   await deleteAccountGrants(deps.db, user.id); // sessions, grants and tokens: signed out everywhere, now
-  return describeUser((await findUserById(deps.db, user.id))!, deps.now());
+  return describeUser(await reread(deps.db, user), deps.now());
 }
 
 /** The account a session or token names, if it may still be used. */

@@ -1,4 +1,4 @@
-import type { Db } from '../db/knex.ts';
+import { isNullOr, type Db } from '../db/knex.ts';
 import { doublingsToCap, type FailureKind, type LockPolicy, type LockState } from './lockout.policy.ts';
 
 type UserStatus = 'active' | 'disabled';
@@ -20,6 +20,7 @@ export type User = Readonly<{
   updatedAt: number;
 }>;
 
+/** As the drivers return it: PostgreSQL gives bigint columns as strings, SQLite booleans as 0/1. */
 type Row = {
   id: string;
   username: string;
@@ -53,9 +54,9 @@ function fromRow(row: Row): User {
     isAdmin: Boolean(row.is_admin),
     status: row.status,
     lock: {
-      failedPasswords: Number(row.failed_passwords),
-      failedSecondFactors: Number(row.failed_second_factors),
-      lockCount: Number(row.lock_count),
+      failedPasswords: row.failed_passwords,
+      failedSecondFactors: row.failed_second_factors,
+      lockCount: row.lock_count,
       lockedUntil: orNull(row.locked_until),
     },
     enrolmentCodeHash: row.enrolment_code_hash ?? null,
@@ -92,17 +93,17 @@ export async function insertUser(db: Db, user: User): Promise<void> {
 }
 
 export async function findUserByUsername(db: Db, username: string): Promise<User | undefined> {
-  const row = await db(USERS).where({ username }).first();
+  const row = await db<Row>(USERS).where({ username }).first();
   return row ? fromRow(row) : undefined;
 }
 
 export async function findUserById(db: Db, id: string): Promise<User | undefined> {
-  const row = await db(USERS).where({ id }).first();
+  const row = await db<Row>(USERS).where({ id }).first();
   return row ? fromRow(row) : undefined;
 }
 
 export async function listUsers(db: Db): Promise<User[]> {
-  return (await db(USERS).select('*').orderBy('created_at')).map(fromRow);
+  return (await db<Row>(USERS).select('*').orderBy('created_at')).map(fromRow);
 }
 
 export type UserChange = Partial<{ status: UserStatus; lock: LockState }>;
@@ -119,7 +120,7 @@ export async function updateUser(db: Db, id: string, change: UserChange, at: num
 function loginable(db: Db, id: string, now: number) {
   return db(USERS)
     .where({ id, status: 'active' })
-    .andWhere((q) => q.whereNull('locked_until').orWhere('locked_until', '<=', now));
+    .andWhere(isNullOr('locked_until', '<=', now));
 }
 
 const FAILURE_COLUMN: Record<FailureKind, string> = { password: 'failed_passwords', second_factor: 'failed_second_factors' };
@@ -164,7 +165,7 @@ const SECOND_FACTOR_DONE = { failed_second_factors: 0, lock_count: 0 };
 export async function recordTotpSuccess(db: Db, id: string, sealedSecret: string, step: number, now: number): Promise<boolean> {
   const updated = await loginable(db, id, now)
     .andWhere({ totp_secret: sealedSecret })
-    .andWhere((q) => q.whereNull('totp_last_step').orWhere('totp_last_step', '<', step))
+    .andWhere(isNullOr('totp_last_step', '<', step))
     .update({ totp_last_step: step, ...SECOND_FACTOR_DONE, updated_at: now });
   return updated > 0;
 }

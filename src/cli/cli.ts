@@ -21,7 +21,7 @@ import { listResources } from '../resources/resource.store.ts';
 import { openStorage, rewrapAll } from '../storage.ts';
 import { commandUsage, usage, type CommandName } from './usage.ts';
 
-type Io = { stdout(text: string): void; stderr(text: string): void; stdin?(): Promise<string> };
+type Io = { stdout(text: string): void; stderr(text: string): void; stdin?: () => Promise<string> };
 type Storage = { db: Db; keyring: Keyring; config: Config; stdin(): Promise<string> };
 type Command = (args: string[], storage: Storage) => Promise<unknown>;
 
@@ -88,9 +88,9 @@ const RESOURCE_FLAGS = {
 
 /** One handler for each command of the table in usage.ts, no more, no fewer. */
 const COMMANDS: Record<CommandName, Command> = {
-  async 'migrate'(args) {
-    options(args, {});
-    return { migrated: true };
+  'migrate'(args) {
+    options(args, {}); // no options; the migration itself ran when storage was opened
+    return Promise.resolve({ migrated: true });
   },
   async 'resource create'(args, { db }) {
     const { values } = options(args, RESOURCE_FLAGS);

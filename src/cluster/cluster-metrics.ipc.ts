@@ -7,6 +7,11 @@ const ANSWER = 'portcullis:cluster-metrics-answer';
 
 type Message = { type?: string; id?: string; text?: string; error?: string };
 
+/** What another process sent: anything serialisable, so possibly not an object at all. */
+function asMessage(value: unknown): Message | undefined {
+  return typeof value === 'object' && value !== null ? value : undefined;
+}
+
 /**
  * In a worker: /metrics, wherever the connection landed, answers for the whole machine. The
  * worker asks the primary, which collects every worker's registry (prom-client's
@@ -16,7 +21,8 @@ export function workerMetricsRenderer(registry: Registry, timeoutMs = 5000): () 
   AggregatorRegistry.setRegistries([registry]);
   new AggregatorRegistry(); // installs the worker's answer to the primary's collection request
   const waiting = new Map<string, (message: Message) => void>();
-  process.on('message', (message: Message) => {
+  process.on('message', (value: unknown) => {
+    const message = asMessage(value);
     if (message?.type === ANSWER && message.id) waiting.get(message.id)?.(message);
   });
   return () =>
@@ -39,10 +45,11 @@ export function workerMetricsRenderer(registry: Registry, timeoutMs = 5000): () 
 /** In the primary: answers workers' requests with the aggregate plus `own` (the primary's registry). */
 export function serveClusterMetrics(own: Registry): void {
   const aggregator = new AggregatorRegistry();
-  cluster.on('message', (worker, message: Message) => {
+  cluster.on('message', (worker, value: unknown) => {
+    const message = asMessage(value);
     if (message?.type !== ASK) return;
     Promise.all([aggregator.clusterMetrics(), own.metrics()])
       .then(([workers, primary]) => worker.send({ type: ANSWER, id: message.id, text: `${workers}\n${primary}` }))
-      .catch((error: Error) => worker.send({ type: ANSWER, id: message.id, error: error.message }));
+      .catch((error: unknown) => worker.send({ type: ANSWER, id: message.id, error: error instanceof Error ? error.message : String(error) }));
   });
 }

@@ -66,15 +66,52 @@ function sslOptions(mode: string | null, rootCert: string | null): false | Conne
   return { rejectUnauthorized: true, ca };
 }
 
+/**
+ * The parts of knex's client we use, which its typings leave as `any`: the config it was made
+ * with (above), its pool (absent until first used), and a connection held across statements.
+ */
+type KnexClient = {
+  config: Pick<Knex.Config, 'client' | 'searchPath'>;
+  pool?: { numUsed(): number; numFree(): number; numPendingAcquires(): number };
+  acquireConnection(): Promise<unknown>;
+  releaseConnection(connection: unknown): Promise<void>;
+};
+
+function clientOf(db: Db): KnexClient {
+  return db.client as KnexClient;
+}
+
 /** Pool figures for /metrics: connections in use, idle, and requests waiting for one. */
 export function poolUse(db: Db): { used: number; free: number; pending: number } {
-  const pool = (db.client as { pool?: { numUsed(): number; numFree(): number; numPendingAcquires(): number } }).pool;
+  const pool = clientOf(db).pool;
   if (!pool) return { used: 0, free: 0, pending: 0 };
   return { used: pool.numUsed(), free: pool.numFree(), pending: pool.numPendingAcquires() };
 }
 
 export function isSqlite(db: Db): boolean {
-  return db.client.config.client === 'sqlite3';
+  return clientOf(db).config.client === 'sqlite3';
+}
+
+/** The PostgreSQL schema selected by the URL's `schema` parameter, if any. */
+export function schemaOf(db: Db): string | undefined {
+  const searchPath = clientOf(db).config.searchPath;
+  return typeof searchPath === 'string' ? searchPath : searchPath?.[0];
+}
+
+/** Runs `use` on one connection of the pool held throughout (session state such as advisory locks). */
+export async function withConnection<T>(db: Db, use: (connection: unknown) => Promise<T>): Promise<T> {
+  const client = clientOf(db);
+  const connection = await client.acquireConnection();
+  try {
+    return await use(connection);
+  } finally {
+    await client.releaseConnection(connection);
+  }
+}
+
+/** `column IS NULL OR column <operator> value`, as one parenthesised condition of a query. */
+export function isNullOr(column: string, operator: '<' | '<=' | '>', value: number): Knex.QueryCallback {
+  return (q) => void q.whereNull(column).orWhere(column, operator, value);
 }
 
 /** One round trip to the database (readiness): rejects when it cannot answer. */

@@ -2,7 +2,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import type { Knex } from 'knex';
-import { isSqlite, type Db } from './knex.ts';
+import { isSqlite, schemaOf, withConnection, type Db } from './knex.ts';
 
 const MIGRATIONS_DIR = fileURLToPath(new URL('../../migrations/', import.meta.url));
 
@@ -28,10 +28,9 @@ const source: Knex.MigrationSource<string> = {
  */
 export async function migrate(db: Db): Promise<void> {
   if (isSqlite(db)) return migrateSqlite(db);
-  const schema = db.client.config.searchPath?.[0] as string | undefined;
+  const schema = schemaOf(db);
   const lockName = `portcullis migrate ${schema ?? 'public'}`;
-  const conn = await db.client.acquireConnection();
-  try {
+  await withConnection(db, async (conn) => {
     await db.raw('select pg_advisory_lock(hashtext(?))', [lockName]).connection(conn);
     try {
       if (schema) await db.raw('CREATE SCHEMA IF NOT EXISTS ??', [schema]);
@@ -39,9 +38,7 @@ export async function migrate(db: Db): Promise<void> {
     } finally {
       await db.raw('select pg_advisory_unlock(hashtext(?))', [lockName]).connection(conn);
     }
-  } finally {
-    await db.client.releaseConnection(conn);
-  }
+  });
 }
 
 // (two processes creating knex's own tables at once: one finds them made by the other)
@@ -70,6 +67,5 @@ async function migrateSqlite(db: Db, waitMs = 60_000): Promise<void> {
 }
 
 export async function rollbackAll(db: Db): Promise<void> {
-  const schema = db.client.config.searchPath?.[0] as string | undefined;
-  await db.migrate.rollback({ migrationSource: source, schemaName: schema }, true);
+  await db.migrate.rollback({ migrationSource: source, schemaName: schemaOf(db) }, true);
 }

@@ -19,7 +19,7 @@ export function startPurgeJob(purges: Readonly<Record<string, Purge>>, intervalS
       .then((counts) => {
         if (counts.some((count) => count > 0)) log.info('purged expired rows', Object.fromEntries(names.map((name, i) => [name, counts[i]])));
       })
-      .catch((error: Error) => log.warn('purge failed', { err: error }))
+      .catch((error: unknown) => log.warn('purge failed', { err: error }))
       .finally(() => { running = undefined; });
   };
   run();

@@ -5,7 +5,7 @@ export type ReadinessCheck = () => Promise<{ ok: boolean; checks: Record<string,
 /** `/healthz`: the process answers. `/readyz`: the database answers and a signing key is loaded. */
 export function healthRoutes(readiness: ReadinessCheck) {
   return async function health(ctx: Context, next: Next) {
-    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') return next();
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') { await next(); return; }
     if (ctx.path === '/healthz') {
       ctx.set('Cache-Control', 'no-store');
       ctx.body = { status: 'ok' };
@@ -18,6 +18,6 @@ export function healthRoutes(readiness: ReadinessCheck) {
       ctx.body = { status: result.ok ? 'ready' : 'not ready', checks: result.checks };
       return undefined;
     }
-    return next();
+    await next();
   };
 }

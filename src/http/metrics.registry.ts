@@ -95,10 +95,11 @@ export function createMetrics(sources: MetricsSources) {
       requests.inc({ route, method, status: String(status) });
       duration.observe({ route }, seconds);
     },
-    tokenIssued(grantType: string, clientId: string): void {
+    // plain functions (no `this`): they are handed on as callbacks
+    tokenIssued: (grantType: string, clientId: string): void => {
       tokens.inc({ grant_type: grantType, client_id: clientId });
     },
-    throttled(limit: string): void {
+    throttled: (limit: string): void => {
       throttled.inc({ limit });
     },
     watchQueue(queue: string, source: { depth(): { running: number; waiting: number } }): void {

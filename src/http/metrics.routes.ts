@@ -16,7 +16,7 @@ function sameSecret(given: string, expected: string): boolean {
  */
 export function metricsRoute(options: { token: string | undefined; contentType: string; render: () => Promise<string> }) {
   return async function metrics(ctx: Context, next: Next) {
-    if (ctx.path !== '/metrics' || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) return next();
+    if (ctx.path !== '/metrics' || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) { await next(); return; }
     ctx.set('Cache-Control', 'no-store');
     const allowed = options.token
       ? sameSecret(ctx.get('Authorization'), `Bearer ${options.token}`)

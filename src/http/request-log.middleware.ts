@@ -24,6 +24,11 @@ function routeName(ctx: Context): string {
   return OWN_ROUTES.find(([prefix]) => ctx.path === prefix || ctx.path.startsWith(prefix))?.[1] ?? 'other';
 }
 
+/** The id `requestLog` gave this request, for other log lines about it. */
+export function requestIdOf(ctx: Context): string | undefined {
+  return (ctx.state as { requestId?: string }).requestId;
+}
+
 /**
  * The outermost middleware: a request id (the caller's `X-Request-Id` when well formed, else a
  * new one; echoed in the response and on `ctx.state.requestId`), one log line per request and

@@ -1,7 +1,7 @@
 import { LOGIN_STEP_ATTEMPTS } from '../accounts/lockout.policy.ts';
 import { claimAttempt, endIfExhausted } from '../accounts/login-state.store.ts';
 import { AppError } from '../shared/errors.ts';
-import { STEP_USED, type Ctx, type LoginRouteDeps } from './login.flow.ts';
+import { currentLogin, STEP_USED, type Ctx, type LoginRouteDeps } from './login.flow.ts';
 import { showLogin } from './sign-in.step.ts';
 
 const TOO_MANY_CODES = 'Too many wrong codes. Sign in again with your username and password.';
@@ -17,7 +17,7 @@ function endedByCap(deps: LoginRouteDeps, ctx: Ctx): void {
  * left the login state is gone and the password page answers. False when the page is answered.
  */
 export async function takeAttempt(deps: LoginRouteDeps, ctx: Ctx): Promise<boolean> {
-  const taken = await claimAttempt(deps.accounts.db, ctx.state.flow.login!, LOGIN_STEP_ATTEMPTS, deps.accounts.now());
+  const taken = await claimAttempt(deps.accounts.db, currentLogin(ctx), LOGIN_STEP_ATTEMPTS, deps.accounts.now());
   if (taken === 'moved') throw new AppError('invalid_request', STEP_USED, { status: 409 });
   if (taken === 'exhausted') endedByCap(deps, ctx);
   return taken === 'ok';
@@ -25,6 +25,6 @@ export async function takeAttempt(deps: LoginRouteDeps, ctx: Ctx): Promise<boole
 
 /** A wrong code: the step's page again, or the password page if that was its last attempt. */
 export async function refuseCode(deps: LoginRouteDeps, ctx: Ctx, again: () => unknown): Promise<void> {
-  if (await endIfExhausted(deps.accounts.db, ctx.state.flow.login!, LOGIN_STEP_ATTEMPTS)) return endedByCap(deps, ctx);
+  if (await endIfExhausted(deps.accounts.db, currentLogin(ctx), LOGIN_STEP_ATTEMPTS)) { endedByCap(deps, ctx); return; }
   await again();
 }

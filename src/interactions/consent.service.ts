@@ -1,12 +1,12 @@
 import type Provider from 'oidc-provider';
-import type { Interaction } from 'oidc-provider';
+import type { Grant, Interaction, KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/knex.ts';
 import { escapeHtml } from '../shared/html.ts';
 import { findScopeDescriptions } from '../resources/scope-description.store.ts';
 import { findConsentGrantId, saveConsent } from './consent.store.ts';
 
 /** Words for the scopes OpenID Connect defines; resource scopes take theirs from the database. */
-const OIDC_SCOPE_WORDS: Record<string, string> = {
+const OIDC_SCOPE_WORDS: Partial<Record<string, string>> = {
   openid: 'Know who you are (your account identifier)',
   offline_access: 'Keep access while you are not using it',
 };
@@ -14,7 +14,7 @@ const OIDC_SCOPE_WORDS: Record<string, string> = {
 type Missing = { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
 
 function missing(interaction: Interaction): Missing {
-  return interaction.prompt.details as Missing;
+  return interaction.prompt.details;
 }
 
 /** Every scope the person is asked to give, in order, without repeats. */
@@ -54,10 +54,10 @@ export async function grantConsent(provider: Provider, db: Db, interaction: Inte
  * grant the person gave this partner in an earlier session counts, until it is revoked.
  */
 export function createGrantLoader(db: Db) {
-  return async function loadExistingGrant(ctx: { oidc: any }) {
+  return async function loadExistingGrant(ctx: KoaContextWithOIDC): Promise<Grant | undefined> {
     const { session, client, result, provider } = ctx.oidc;
-    const accountId: string | undefined = session?.accountId;
-    if (!accountId || !client) return undefined;
+    const accountId = session?.accountId;
+    if (!session || !accountId || !client) return undefined;
     const candidates = [result?.consent?.grantId, session.grantIdFor(client.clientId), await findConsentGrantId(db, accountId, client.clientId)];
     for (const grantId of candidates) {
       if (!grantId) continue;

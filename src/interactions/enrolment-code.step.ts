@@ -2,7 +2,7 @@ import { advanceLoginState } from '../accounts/login-state.store.ts';
 import { checkEnrolmentCode, offerTotpSecret } from '../accounts/user.service.ts';
 import { AppError } from '../shared/errors.ts';
 import { refuseCode, takeAttempt } from './code-attempts.ts';
-import { STEP_USED, type Ctx, type LoginRouteDeps } from './login.flow.ts';
+import { currentLogin, STEP_USED, type Ctx, type LoginRouteDeps } from './login.flow.ts';
 import { logRefusal } from './login.outcome.ts';
 import { alert, csrf, page } from './login.pages.ts';
 
@@ -17,9 +17,9 @@ export function acceptEnrolmentCode(deps: LoginRouteDeps) {
   return async function acceptEnrolmentCode(ctx: Ctx) {
     const { interaction, form } = ctx.state.flow;
     const code = form.enrolment_code ?? '';
-    if (!code.trim()) return showEnrolmentCode(deps, ctx, 'Enter the enrolment code you were given.', 400);
+    if (!code.trim()) { showEnrolmentCode(deps, ctx, 'Enter the enrolment code you were given.', 400); return; }
     if (!(await takeAttempt(deps, ctx))) return undefined;
-    const result = await checkEnrolmentCode(deps.accounts, ctx.state.flow.login!.userId, code);
+    const result = await checkEnrolmentCode(deps.accounts, currentLogin(ctx).userId, code);
     if (!result.ok) {
       logRefusal(deps, ctx, 'enrolment_code', result);
       return refuseCode(deps, ctx, () => showEnrolmentCode(deps, ctx, GENERIC_ENROLMENT_ERROR, 401));

@@ -4,13 +4,13 @@ import { confirmEnrolment, continuingUser, enrolmentUri, findActiveUser } from '
 import { AppError } from '../shared/errors.ts';
 import { escapeHtml } from '../shared/html.ts';
 import { refuseCode, takeAttempt } from './code-attempts.ts';
-import { EXPIRED, GENERIC_CODE_ERROR, type Ctx, type LoginRouteDeps } from './login.flow.ts';
+import { currentLogin, EXPIRED, GENERIC_CODE_ERROR, type Ctx, type LoginRouteDeps } from './login.flow.ts';
 import { finishLogin, logRefusal } from './login.outcome.ts';
 import { alert, csrf, page } from './login.pages.ts';
 
 /** The new secret, as a QR code and as text: shown only once the enrolment code checked out. */
 export async function showEnrol(deps: LoginRouteDeps, ctx: Ctx, error?: string, status = 200) {
-  const login = ctx.state.flow.login!;
+  const login = currentLogin(ctx);
   const user = await findActiveUser(deps.accounts.db, login.userId);
   if (!user || !login.pendingSecret) throw new AppError('invalid_request', EXPIRED);
   const { secret, uri } = enrolmentUri(deps.accounts, { sealedSecret: login.pendingSecret, interactionUid: login.interactionUid }, user.username);
@@ -20,7 +20,7 @@ export async function showEnrol(deps: LoginRouteDeps, ctx: Ctx, error?: string, 
     csrf: csrf(deps, ctx),
     alert: alert(error),
     qr,
-    secret: secret.match(/.{1,4}/g)!.join(' '),
+    secret: (secret.match(/.{1,4}/g) ?? []).join(' '),
   }, status);
 }
 
@@ -33,7 +33,7 @@ export function showEnrolled(deps: LoginRouteDeps, ctx: Ctx) {
 export function confirmAuthenticator(deps: LoginRouteDeps) {
   return async function confirmAuthenticator(ctx: Ctx) {
     const { interaction, form } = ctx.state.flow;
-    const login = ctx.state.flow.login!;
+    const login = currentLogin(ctx);
     const code = form.code ?? '';
     if (!code.trim()) return showEnrol(deps, ctx, 'Enter the code your authenticator app shows.', 400);
     if (!login.pendingSecret || !login.enrolmentCodeHash) throw new AppError('invalid_request', EXPIRED);
@@ -45,7 +45,7 @@ export function confirmAuthenticator(deps: LoginRouteDeps) {
       throw new AppError('invalid_request', 'This form was already used. Go back to the application and start again.', { status: 409 });
     }
     const codes = result.recoveryCodes.map((item) => `<li><code>${escapeHtml(item)}</code></li>`).join('\n');
-    return page(ctx, 'Save your recovery codes', 'recovery-codes', { uid: interaction.uid, csrf: csrf(deps, ctx), codes });
+    page(ctx, 'Save your recovery codes', 'recovery-codes', { uid: interaction.uid, csrf: csrf(deps, ctx), codes });
   };
 }
 
@@ -53,7 +53,7 @@ export function confirmAuthenticator(deps: LoginRouteDeps) {
 export function continueAfterEnrolment(deps: LoginRouteDeps) {
   const done = finishLogin(deps);
   return async function continueAfterEnrolment(ctx: Ctx) {
-    const user = await continuingUser(deps.accounts, ctx.state.flow.login!.userId);
+    const user = await continuingUser(deps.accounts, currentLogin(ctx).userId);
     if (!user || !(await done(ctx, { ok: true, user }))) throw new AppError('invalid_request', EXPIRED);
   };
 }

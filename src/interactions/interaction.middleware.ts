@@ -15,13 +15,13 @@ export function pageErrors(log: Logger) {
     try {
       await next();
     } catch (error) {
-      if (error instanceof AppError && error.expose) return showError(ctx, error.status, 'Something went wrong', error.message);
+      if (error instanceof AppError && error.expose) { showError(ctx, error.status, 'Something went wrong', error.message); return; }
       const err = error as Error & { error?: string };
       if (err.name === 'SessionNotFound' || err.error === 'invalid_request' || err.error === 'session_not_found') {
-        return showError(ctx, 400, 'Sign-in expired', EXPIRED);
+        showError(ctx, 400, 'Sign-in expired', EXPIRED); return;
       }
       log.error('interaction failed', { err, path: ctx.path });
-      return showError(ctx, 500, 'Something went wrong', 'The request could not be completed. Please try again later.');
+      showError(ctx, 500, 'Something went wrong', 'The request could not be completed. Please try again later.'); return;
     }
     return undefined;
   };
@@ -35,16 +35,17 @@ export async function loadInteraction(ctx: Ctx, next: Next) {
   const client = await provider.Client.find(String(interaction.params.client_id));
   if (!client) throw new AppError('invalid_request', EXPIRED);
   ctx.state.flow = { provider, interaction, clientName: client.clientName ?? client.clientId, browser: '', form: {} };
-  const redirect = URL.parse(String(interaction.params.redirect_uri ?? ''));
+  const redirectUri = interaction.params.redirect_uri;
+  const redirect = URL.parse(typeof redirectUri === 'string' ? redirectUri : '');
   if (redirect) ctx.set('Content-Security-Policy', cspAllowingFormTarget(redirect.origin));
-  return next();
+  await next();
 }
 
 export function bindBrowser(binding: BrowserBinding) {
   return async function bindBrowser(ctx: Ctx, next: Next) {
     const { interaction } = ctx.state.flow;
     ctx.state.flow.browser = binding.ensure(ctx, interaction.uid, interaction.exp * 1000);
-    return next();
+    await next();
   };
 }
 
@@ -58,14 +59,14 @@ export function checkForm(binding: BrowserBinding) {
     }
     ctx.state.flow.browser = browser;
     ctx.state.flow.form = form;
-    return next();
+    await next();
   };
 }
 
 export function requirePrompt(name: 'login' | 'consent') {
   return async function requirePrompt(ctx: Ctx, next: Next) {
     if (ctx.state.flow.interaction.prompt.name !== name) throw new AppError('invalid_request', 'This step is already done. Go back to the application and start again.', { status: 409 });
-    return next();
+    await next();
   };
 }
 
@@ -73,7 +74,7 @@ export function loadLoginState(deps: LoginRouteDeps) {
   return async function loadLoginState(ctx: Ctx, next: Next) {
     const { interaction, browser } = ctx.state.flow;
     ctx.state.flow.login = await findLoginState(deps.accounts.db, interaction.uid, deps.binding.hash(browser), deps.accounts.now());
-    return next();
+    await next();
   };
 }
 
@@ -82,6 +83,6 @@ export function requireStage(stage: LoginStage) {
     if (ctx.state.flow.login?.stage !== stage) {
       throw new AppError('invalid_request', STEP_USED, { status: 409 });
     }
-    return next();
+    await next();
   };
 }

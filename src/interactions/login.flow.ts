@@ -3,9 +3,11 @@ import type Provider from 'oidc-provider';
 import type { Interaction } from 'oidc-provider';
 import type { AccountDeps } from '../accounts/user.service.ts';
 import type { LoginState } from '../accounts/login-state.store.ts';
+import type { Form } from '../http/form-body.ts';
 import type { LoginMetrics } from '../http/metrics.registry.ts';
 import type { AttemptThrottles } from '../limits/throttle.middleware.ts';
 import type { Logger } from '../log/logger.ts';
+import { AppError } from '../shared/errors.ts';
 import type { BrowserBinding } from './browser.binding.ts';
 
 export type LoginRouteDeps = Readonly<{ accounts: AccountDeps; binding: BrowserBinding; log: Logger; metrics?: LoginMetrics; attempts: AttemptThrottles }>;
@@ -16,10 +18,17 @@ export type Flow = {
   interaction: Interaction;
   clientName: string;
   browser: string;
-  form: Record<string, string>;
+  form: Form;
   login?: LoginState;
 };
 export type Ctx = RouterContext<{ flow: Flow }>;
+
+/** The login state a step acts on: `requireStage` lets a request reach the step only with one. */
+export function currentLogin(ctx: Ctx): LoginState {
+  const { login } = ctx.state.flow;
+  if (!login) throw new AppError('invalid_request', STEP_USED, { status: 409 });
+  return login;
+}
 
 /** Messages more than one step shows. */
 export const EXPIRED = 'This sign-in page has expired or is no longer valid. Go back to the application and start again.';

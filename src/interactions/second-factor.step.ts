@@ -1,6 +1,6 @@
 import { verifyRecoveryCode, verifyTotp } from '../accounts/user.service.ts';
 import { refuseCode, takeAttempt } from './code-attempts.ts';
-import { GENERIC_CODE_ERROR, type Ctx, type LoginRouteDeps } from './login.flow.ts';
+import { currentLogin, GENERIC_CODE_ERROR, type Ctx, type LoginRouteDeps } from './login.flow.ts';
 import { finishLogin, logRefusal } from './login.outcome.ts';
 import { alert, csrf, page } from './login.pages.ts';
 
@@ -17,9 +17,9 @@ export function verifySecondFactor(deps: LoginRouteDeps) {
   const done = finishLogin(deps);
   return async function verifySecondFactor(ctx: Ctx) {
     const code = ctx.state.flow.form.code ?? '';
-    if (!code.trim()) return showSecondFactor(deps, ctx, 'Enter the code from your authenticator app.', 400);
+    if (!code.trim()) { showSecondFactor(deps, ctx, 'Enter the code from your authenticator app.', 400); return; }
     if (!(await takeAttempt(deps, ctx))) return undefined;
-    const outcome = await verifyTotp(deps.accounts, ctx.state.flow.login!.userId, code);
+    const outcome = await verifyTotp(deps.accounts, currentLogin(ctx).userId, code);
     logRefusal(deps, ctx, 'totp', outcome);
     if (!(await done(ctx, outcome))) await refuseCode(deps, ctx, () => showSecondFactor(deps, ctx, GENERIC_CODE_ERROR, 401));
     return undefined;
@@ -31,9 +31,9 @@ export function verifyRecovery(deps: LoginRouteDeps) {
   const done = finishLogin(deps);
   return async function verifyRecovery(ctx: Ctx) {
     const code = ctx.state.flow.form.recovery_code ?? '';
-    if (!code.trim()) return showRecovery(deps, ctx, 'Enter one of your recovery codes.', 400);
+    if (!code.trim()) { showRecovery(deps, ctx, 'Enter one of your recovery codes.', 400); return; }
     if (!(await takeAttempt(deps, ctx))) return undefined;
-    const outcome = await verifyRecoveryCode(deps.accounts, ctx.state.flow.login!.userId, code);
+    const outcome = await verifyRecoveryCode(deps.accounts, currentLogin(ctx).userId, code);
     logRefusal(deps, ctx, 'recovery_code', outcome);
     if (!(await done(ctx, outcome))) await refuseCode(deps, ctx, () => showRecovery(deps, ctx, 'That recovery code is not valid.', 401));
     return undefined;

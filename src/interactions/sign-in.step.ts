@@ -17,10 +17,10 @@ export function verifyPassword(deps: LoginRouteDeps) {
     const { interaction, form, browser } = ctx.state.flow;
     const username = form.username ?? '';
     const password = form.password ?? '';
-    if (!username.trim() || !password) return showLogin(deps, ctx, 'Enter your username and your password.', 400, username);
+    if (!username.trim() || !password) { showLogin(deps, ctx, 'Enter your username and your password.', 400, username); return; }
     const outcome = await authenticatePassword(deps.accounts, username, password);
     logRefusal(deps, ctx, 'password', outcome);
-    if (!outcome.ok) return showLogin(deps, ctx, GENERIC_LOGIN_ERROR, 401, username);
+    if (!outcome.ok) { showLogin(deps, ctx, GENERIC_LOGIN_ERROR, 401, username); return; }
     const enrolled = outcome.user.totpSecret !== null;
     await saveLoginState(deps.accounts.db, {
       interactionUid: interaction.uid,

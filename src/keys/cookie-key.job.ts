@@ -33,7 +33,7 @@ export function watchCookieKeys(deps: CookieKeyWatchDeps): { stop(): Promise<voi
       });
     return running;
   };
-  const timer = setInterval(tick, deps.pollMs);
+  const timer = setInterval(() => void tick(), deps.pollMs);
   timer.unref();
   return {
     async stop() {

@@ -39,7 +39,7 @@ export function startKeyRotationJob(deps: KeyRotationDeps): { stop(): Promise<vo
 
   const schedule = (delayMs: number) => {
     if (stopped) return;
-    timer = setTimeout(tick, Math.min(Math.max(0, delayMs), MAX_DELAY_MS));
+    timer = setTimeout(() => void tick(), Math.min(Math.max(0, delayMs), MAX_DELAY_MS));
     timer.unref();
   };
 
@@ -74,7 +74,7 @@ export function startKeyRotationJob(deps: KeyRotationDeps): { stop(): Promise<vo
     if (running) return running;
     clearTimeout(timer);
     running = once()
-      .then(schedule, (error: Error) => {
+      .then(schedule, (error: unknown) => {
         deps.log.warn('key rotation check failed', { err: error });
         schedule(deps.pollMs);
       })

@@ -3,9 +3,11 @@ import type { Db } from '../db/knex.ts';
 export type SharedSecretRow = { name: string; sealed: string; created_at: number };
 
 const TABLE = 'shared_secrets';
+/** As the drivers return it: PostgreSQL gives a bigint column as text. */
+type StoredRow = Omit<SharedSecretRow, 'created_at'> & { created_at: number | string };
 
 export async function findSharedSecret(db: Db, name: string): Promise<SharedSecretRow | undefined> {
-  const row = await db(TABLE).where({ name }).first();
+  const row = await db<StoredRow>(TABLE).where({ name }).first();
   return row ? { name: row.name, sealed: row.sealed, created_at: Number(row.created_at) } : undefined;
 }
 
@@ -15,7 +17,7 @@ export async function insertSharedSecretIfAbsent(db: Db, row: SharedSecretRow): 
 }
 
 export async function listSharedSecrets(db: Db): Promise<SharedSecretRow[]> {
-  return (await db(TABLE).select('*').orderBy('name')).map((row) => ({ name: row.name, sealed: row.sealed, created_at: Number(row.created_at) }));
+  return (await db<StoredRow>(TABLE).select('*').orderBy('name')).map((row) => ({ name: row.name, sealed: row.sealed, created_at: Number(row.created_at) }));
 }
 
 

@@ -95,7 +95,7 @@ export function planKeys(rows: readonly SigningKeyRow[], now: number, policy: Ro
   const retire: Array<KeyPlan['retire'][number]> = [];
   keys.forEach((row, index) => {
     if (row.retires_at !== null && row.retires_at <= now) return;
-    const successor = keys[index + 1];
+    const successor = keys.at(index + 1);
     const retiresAt = successor ? successor.activates_at : null;
     const removedAt = retiresAt === null ? null : retiresAt + policy.retainMs + policy.graceMs;
     if (row.retires_at !== retiresAt || row.removed_at !== removedAt) retire.push({ kid: row.kid, retires_at: retiresAt, removed_at: removedAt });

@@ -87,7 +87,7 @@ export function toKeySet(rows: readonly SigningKeyRow[], keyring: Keyring, at: n
     alg: ALG,
     use: 'sig',
   }));
-  return Object.freeze({ signingKid: signer.kid, keys, version: keySetVersion(rows, at), signingSince: Number(signer.activates_at) });
+  return Object.freeze({ signingKid: signer.kid, keys, version: keySetVersion(rows, at), signingSince: signer.activates_at });
 }
 
 export async function loadKeySet(db: Db, keyring: Keyring, at: number = Date.now()): Promise<KeySet> {

@@ -1,4 +1,4 @@
-import type { Db } from '../db/knex.ts';
+import { isNullOr, type Db } from '../db/knex.ts';
 
 export type SigningKeyRow = {
   kid: string;
@@ -13,12 +13,22 @@ export type SigningKeyRow = {
   revoked_at: number | null;
 };
 
+/** As the drivers return it: PostgreSQL gives bigint columns as strings. */
+type StoredRow = Pick<SigningKeyRow, 'kid' | 'alg' | 'public_jwk' | 'private_jwk'> & {
+  rotation_slot: number | string;
+  created_at: number | string;
+  activates_at: number | string;
+  retires_at: number | string | null;
+  removed_at: number | string | null;
+  revoked_at: number | string | null;
+};
+
 const TABLE = 'signing_keys';
 
-function normalise(row: Record<string, unknown>): SigningKeyRow {
-  const num = (value: unknown) => (value === null || value === undefined ? null : Number(value));
+function normalise(row: StoredRow): SigningKeyRow {
+  const num = (value: number | string | null) => (value === null ? null : Number(value));
   return {
-    ...(row as SigningKeyRow),
+    ...row,
     rotation_slot: Number(row.rotation_slot),
     created_at: Number(row.created_at),
     activates_at: Number(row.activates_at),
@@ -29,7 +39,7 @@ function normalise(row: Record<string, unknown>): SigningKeyRow {
 }
 
 export async function listKeys(db: Db): Promise<SigningKeyRow[]> {
-  const rows = await db(TABLE).select('*').orderBy('activates_at', 'asc').orderBy('rotation_slot', 'asc');
+  const rows = await db<StoredRow>(TABLE).select('*').orderBy('activates_at', 'asc').orderBy('rotation_slot', 'asc');
   return rows.map(normalise);
 }
 
@@ -45,7 +55,7 @@ export async function insertKey(db: Db, row: SigningKeyRow): Promise<boolean> {
 }
 
 export async function findKey(db: Db, kid: string): Promise<SigningKeyRow | undefined> {
-  const row = await db(TABLE).where({ kid }).first();
+  const row = await db<StoredRow>(TABLE).where({ kid }).first();
   return row ? normalise(row) : undefined;
 }
 
@@ -60,7 +70,7 @@ export async function markRevoked(db: Db, kid: string, at: number): Promise<void
   await db(TABLE)
     .where({ kid })
     .where('activates_at', '<=', at)
-    .where((q) => q.whereNull('retires_at').orWhere('retires_at', '>', at))
+    .where(isNullOr('retires_at', '>', at))
     .update({ retires_at: at });
 }
 

@@ -20,16 +20,17 @@ class KnexSqliteRateLimiter extends RateLimiterSQLite {
     const db = (this as unknown as { client: Db }).client;
     const now = Date.now();
     const expire = msDuration > 0 ? now + msDuration : null;
+    // on SQLite, knex's raw() resolves to the rows the statement returned
     const rows = (forceExpire
-      ? await db.raw(`INSERT OR REPLACE INTO ${TABLE} (key, points, expire) VALUES (?, ?, ?) RETURNING points, expire`, [key, points, expire])
-      : await db.raw(
+      ? await db.raw<Row[]>(`INSERT OR REPLACE INTO ${TABLE} (key, points, expire) VALUES (?, ?, ?) RETURNING points, expire`, [key, points, expire])
+      : await db.raw<Row[]>(
         `INSERT INTO ${TABLE} (key, points, expire) VALUES (?, ?, ?)
          ON CONFLICT(key) DO UPDATE SET
            points = CASE WHEN expire IS NULL OR expire > ? THEN points + excluded.points ELSE excluded.points END,
            expire = CASE WHEN expire IS NULL OR expire > ? THEN expire ELSE excluded.expire END
          RETURNING points, expire`,
         [key, points, expire, now, now],
-      )) as Row[];
+      ));
     return rows[0];
   }
 }

@@ -24,10 +24,12 @@ export function addressKey(address: string): string {
 }
 
 function expandIPv6(address: string): string[] {
-  const [head, tail] = address.split('%')[0].split('::');
+  const halves = address.split('%')[0].split('::');
+  const head = halves[0];
+  const tail = halves.at(1);
   const left = head ? head.split(':') : [];
   const right = tail === undefined ? [] : tail ? tail.split(':') : [];
-  if (right.length && right.at(-1)!.includes('.')) right.splice(-1, 1, '0', '0'); // an embedded IPv4 tail: its groups lie past /64
+  if (right.at(-1)?.includes('.')) right.splice(-1, 1, '0', '0'); // an embedded IPv4 tail: its groups lie past /64
   const groups = tail === undefined ? left : [...left, ...Array<string>(8 - left.length - right.length).fill('0'), ...right];
   return groups.map((group) => Number.parseInt(group, 16).toString(16));
 }

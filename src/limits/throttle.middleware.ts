@@ -51,7 +51,7 @@ function refusalJson(ctx: Context, retryAfterSeconds: number, description: strin
  */
 export function basicClientId(ctx: Context): string | undefined {
   const [scheme, value] = ctx.get('Authorization').split(' ');
-  if (scheme?.toLowerCase() !== 'basic' || !value) return undefined;
+  if (scheme.toLowerCase() !== 'basic' || !value) return undefined;
   const decoded = Buffer.from(value, 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon <= 0) return undefined;
@@ -77,17 +77,18 @@ export function endpointThrottles(limits: Limits, options: ThrottleOptions): Mid
     const { path, method } = ctx;
     if (path === THROTTLED_PATHS.authorization && (method === 'GET' || method === 'POST')) {
       const wait = await taken(limits.authPerIp, sourceAddress(ctx, options.trustProxy));
-      if (wait !== undefined) return refusalPage(ctx, 429, wait, 'Too many requests', 'Too many sign-in requests have come from your network.');
-      return next();
+      if (wait !== undefined) { refusalPage(ctx, 429, wait, 'Too many requests', 'Too many sign-in requests have come from your network.'); return; }
+      await next();
+      return;
     }
-    if (method !== 'POST' || (path !== THROTTLED_PATHS.token && path !== THROTTLED_PATHS.introspection)) return next();
+    if (method !== 'POST' || (path !== THROTTLED_PATHS.token && path !== THROTTLED_PATHS.introspection)) { await next(); return; }
     const [perIp, perClient] = path === THROTTLED_PATHS.token ? [limits.tokenPerIp, limits.tokenPerClient] : [limits.introspectionPerIp, limits.introspectionPerClient];
     const addressWait = await taken(perIp, sourceAddress(ctx, options.trustProxy));
-    if (addressWait !== undefined) return refusalJson(ctx, addressWait, 'too many requests from this address');
+    if (addressWait !== undefined) { refusalJson(ctx, addressWait, 'too many requests from this address'); return; }
     const clientId = basicClientId(ctx);
     if (clientId !== undefined) {
       const clientWait = await taken(perClient, clientId);
-      if (clientWait !== undefined) return refusalJson(ctx, clientWait, 'too many requests for this client');
+      if (clientWait !== undefined) { refusalJson(ctx, clientWait, 'too many requests for this client'); return; }
     }
     await next();
     if (clientId !== undefined) {
@@ -103,7 +104,7 @@ export function endpointThrottles(limits: Limits, options: ThrottleOptions): Mid
     const client = oidc?.client;
     if (!client || client.clientAuthMethod === 'none' || ctx.status === 401) return undefined;
     const wait = await taken(perClient, client.clientId);
-    const withholdable = path === THROTTLED_PATHS.introspection || oidc?.params?.grant_type === 'client_credentials';
+    const withholdable = path === THROTTLED_PATHS.introspection || oidc.params?.grant_type === 'client_credentials';
     if (wait !== undefined && withholdable) refusalJson(ctx, wait, 'too many requests for this client');
     return undefined;
   };
@@ -131,15 +132,15 @@ export function attemptThrottles(limits: Limits, options: ThrottleOptions): Atte
   return {
     async perAddress(ctx: Context, next: Next) {
       const wait = await limits.loginPerIp.take(sourceAddress(ctx, options.trustProxy));
-      if (wait !== undefined) return tooMany(limits.loginPerIp, ctx, wait, 'Too many sign-in attempts have come from your network.');
-      return next();
+      if (wait !== undefined) { tooMany(limits.loginPerIp, ctx, wait, 'Too many sign-in attempts have come from your network.'); return; }
+      await next();
     },
     password(usernameOf) {
       return async function passwordAttempt(ctx: Context, next: Next) {
         const username = usernameOf(ctx) || undefined;
         if (username !== undefined) {
           const wait = await limits.loginPerUsername.take(username);
-          if (wait !== undefined) return tooMany(limits.loginPerUsername, ctx, wait, 'Too many sign-in attempts have been made for this username.');
+          if (wait !== undefined) { tooMany(limits.loginPerUsername, ctx, wait, 'Too many sign-in attempts have been made for this username.'); return; }
         }
         try {
           await limits.passwordQueue.run(() => next());
@@ -147,7 +148,7 @@ export function attemptThrottles(limits: Limits, options: ThrottleOptions): Atte
           if (!(error instanceof QueueFullError)) throw error;
           options.onRefused?.('password_queue');
           if (username !== undefined) await limits.loginPerUsername.giveBack(username); // this attempt was never checked
-          return refusalPage(ctx, 503, error.retryAfterSeconds, 'Busy', 'Too many people are signing in at this moment.');
+          refusalPage(ctx, 503, error.retryAfterSeconds, 'Busy', 'Too many people are signing in at this moment.'); return;
         }
         if (username !== undefined && ctx.status === 303) await limits.loginPerUsername.giveBack(username);
         return undefined;
@@ -158,9 +159,9 @@ export function attemptThrottles(limits: Limits, options: ThrottleOptions): Atte
         const account = accountOf(ctx);
         if (account !== undefined) {
           const wait = await limits.secondFactorPerAccount.take(account);
-          if (wait !== undefined) return tooMany(limits.secondFactorPerAccount, ctx, wait, 'Too many codes have been tried for this account.');
+          if (wait !== undefined) { tooMany(limits.secondFactorPerAccount, ctx, wait, 'Too many codes have been tried for this account.'); return; }
         }
-        return next();
+        await next();
       };
     },
   };

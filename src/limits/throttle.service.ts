@@ -3,7 +3,7 @@ import type { LimitsConfig, RateLimit } from '../config/config.ts';
 import type { Db } from '../db/knex.ts';
 import { sha256Hex } from '../shared/hashing.ts';
 import { createCounter, refusal, type CounterStore } from './rate-limit.store.ts';
-import { createWorkQueue, type WorkQueue } from './work-queue.ts';
+import { createWorkQueue } from './work-queue.ts';
 
 /** One limit: `take` counts one request for `key` and says how long to wait when it is over. */
 export type Throttle = Readonly<{
@@ -14,7 +14,7 @@ export type Throttle = Readonly<{
   giveBack(key: string): Promise<void>;
 }>;
 
-const UNLIMITED: Throttle = { name: 'off', take: async () => undefined, giveBack: async () => undefined };
+const UNLIMITED: Throttle = { name: 'off', take: () => Promise.resolve(undefined), giveBack: () => Promise.resolve() };
 
 /** Keys go into a varchar(255) with their prefix: a long or odd one (a client_id nobody vetted) goes in as its hash. */
 function boundedKey(key: string): string {
@@ -81,6 +81,6 @@ export function createLimits(deps: Readonly<{ db: Db; config: LimitsConfig; user
     tokenPerIp: createThrottle(db, { name: 'token_ip', limit: config.tokenPerIp, store: endpoint }),
     introspectionPerClient: createThrottle(db, { name: 'introspection_client', limit: config.introspectionPerClient, store: endpoint, refundable: true }),
     introspectionPerIp: createThrottle(db, { name: 'introspection_ip', limit: config.introspectionPerIp, store: endpoint }),
-    passwordQueue: createWorkQueue({ concurrency: config.hashConcurrency, maxWaiting: config.hashQueueMax }) as WorkQueue,
+    passwordQueue: createWorkQueue({ concurrency: config.hashConcurrency, maxWaiting: config.hashQueueMax }),
   };
 }

@@ -7,17 +7,18 @@
  */
 export type SafeError = Readonly<{ type: string; message: string; code?: string; sql?: string; stack?: string }>;
 
-type DriverError = Error & { code?: unknown; severity?: unknown };
+/** What the shape check below vouches for: a message; the rest only if present. */
+type ErrorLike = { message: string; name?: string; stack?: string; code?: unknown; severity?: unknown };
 
 /** Errors by shape, not `instanceof`: native drivers may make them in another realm. */
-function isError(value: unknown): value is Error {
-  return typeof value === 'object' && value !== null && typeof (value as Error).message === 'string';
+function isError(value: unknown): value is ErrorLike {
+  return typeof value === 'object' && value !== null && typeof (value as ErrorLike).message === 'string';
 }
 
 /** sqlite3 codes (`SQLITE_BUSY`) and PostgreSQL SQLSTATEs (5 characters, with a severity). */
 function databaseErrorCode(error: unknown): string | undefined {
   if (!isError(error)) return undefined;
-  const { code, severity } = error as DriverError;
+  const { code, severity } = error;
   if (typeof code !== 'string') return undefined;
   if (/^SQLITE_[A-Z_]+$/.test(code)) return code;
   if (/^[0-9A-Z]{5}$/.test(code) && typeof severity === 'string') return code;

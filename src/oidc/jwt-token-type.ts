@@ -20,12 +20,13 @@ export function isJwtAccessToken(value: unknown): boolean {
  * server does not support this token type here; verify it against the JWKS.
  */
 export function jwtTokenTypeGuard(paths: { introspection: string; revocation: string }) {
-  return async function guard(koaCtx: Context, next: Next) {
+  return async function guard(ctx: Context, next: Next) {
     await next();
-    const ctx = koaCtx as unknown as KoaContextWithOIDC;
     if (ctx.method !== 'POST' || ctx.status !== 200) return;
     if (ctx.path !== paths.introspection && ctx.path !== paths.revocation) return;
-    const token = ctx.oidc?.params?.token;
+    // oidc-provider's router adds `oidc` to the requests it routes: this middleware runs before it
+    const { oidc } = ctx as Context & { oidc?: KoaContextWithOIDC['oidc'] };
+    const token = oidc?.params?.token;
     if (!isJwtAccessToken(token)) return;
     if (ctx.path === paths.introspection && (ctx.body as { active?: boolean } | undefined)?.active !== false) return;
     ctx.status = 400;

@@ -1,5 +1,5 @@
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
-import type { Db } from '../db/knex.ts';
+import { isNullOr, type Db } from '../db/knex.ts';
 import { PAYLOAD_TABLE } from '../grants/grant.store.ts';
 import { sha256Base64url } from '../shared/hashing.ts';
 import { shareInFlight } from '../shared/in-flight.ts';
@@ -19,7 +19,22 @@ export function hashId(id: string): string {
   return sha256Base64url(id);
 }
 
-type Row = { payload: string; consumed_at: number | string | null };
+/** A stored model, as the drivers return it: PostgreSQL gives bigint columns as strings. */
+type StoredRow = {
+  model: string;
+  /** SHA-256 of the model's id */
+  id: string;
+  payload: string;
+  grant_id: string | null;
+  client_id: string | null;
+  account_id: string | null;
+  uid: string | null;
+  user_code: string | null;
+  expires_at: number | string | null;
+  consumed_at: number | string | null;
+};
+
+type Row = Pick<StoredRow, 'payload' | 'consumed_at'>;
 
 export type ClientSource = (clientId: string) => Promise<AdapterPayload | undefined>;
 
@@ -30,22 +45,22 @@ export type ClientSource = (clientId: string) => Promise<AdapterPayload | undefi
  */
 export function createAdapterClass(db: Db, findClient: ClientSource, now: () => number = Date.now) {
   function live(model: string) {
-    return db(TABLE)
+    return db<StoredRow>(TABLE)
       .select('payload', 'consumed_at')
       .where('model', model)
-      .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', now()));
+      .andWhere(isNullOr('expires_at', '>', now()));
   }
 
   // Introspection and revocation look a bearer value up as all three kinds at once (oidc-provider's
   // findToken). One query answers the three: concurrent finds of one value share it while it
   // runs (nothing is kept after it settles, so a revocation is seen by the next request).
   const bearerRows = shareInFlight(
-    async (hash): Promise<Array<Row & { model: string }>> =>
-      db(TABLE)
+    async (hash: string): Promise<Array<Row & { model: string }>> =>
+      db<StoredRow>(TABLE)
         .select('model', 'payload', 'consumed_at')
         .whereIn('model', BEARER_MODELS)
         .andWhere('id', hash)
-        .andWhere((q) => q.whereNull('expires_at').orWhere('expires_at', '>', now())),
+        .andWhere(isNullOr('expires_at', '>', now())),
   );
 
   function revive(row: Row | undefined, id?: string): AdapterPayload | undefined {
@@ -111,7 +126,7 @@ export function createAdapterClass(db: Db, findClient: ClientSource, now: () => 
       const key = { model: this.model, id: hashId(id) };
       if ((await db(TABLE).where(key).whereNull('consumed_at').update({ consumed_at: now() })) > 0) return;
       if (this.model === 'PushedAuthorizationRequest') throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
-      const row: { grant_id: string | null } | undefined = await db(TABLE).select('grant_id').where(key).first();
+      const row = await db<StoredRow>(TABLE).select('grant_id').where(key).first();
       if (row?.grant_id) await revokeGrant(db, row.grant_id);
       throw new errors.InvalidGrant(`${SINGLE_USE_LABELS[this.model] ?? 'grant'} already used`);
     }
@@ -130,7 +145,7 @@ export function createAdapterClass(db: Db, findClient: ClientSource, now: () => 
 async function revokeGrant(db: Db, grantId: string): Promise<number> {
   return db(TABLE)
     .where('grant_id', grantId)
-    .orWhere((q) => q.where({ model: 'Grant', id: hashId(grantId) }))
+    .orWhere((q) => void q.where({ model: 'Grant', id: hashId(grantId) }))
     .delete();
 }
 

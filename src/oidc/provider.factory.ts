@@ -41,7 +41,10 @@ function partnerScopes(client: { metadata(): Record<string, unknown> }, uri: str
   return new Set(Array.isArray(scopes) ? scopes.map(String) : []);
 }
 
-const apiScopes = (text: unknown) => String(text ?? '').split(' ').filter((scope) => scope && !OIDC_SCOPES.has(scope));
+/** A request parameter as text: oidc-provider's parameters are strings when present. */
+const textOf = (value: unknown): string => (typeof value === 'string' ? value : '');
+
+const apiScopes = (text: unknown) => textOf(text).split(' ').filter((scope) => scope && !OIDC_SCOPES.has(scope));
 
 /**
  * The API scopes an access token for `indicator` would carry, computed as oidc-provider will:
@@ -110,7 +113,7 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     // prompt=consent, which would defeat remembered consent. Each use rotates the token; a
     // used one presented again revokes the whole grant (the adapter's consume marks it).
     rotateRefreshToken: true,
-    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     clientBasedCORS: () => false,
     enabledJWA: {
       authorizationSigningAlgValues: ES256,
@@ -129,14 +132,14 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       clientCredentials: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
-        async logoutSource(ctx, form) {
-          const target = URL.parse(String(ctx.oidc.params?.post_logout_redirect_uri ?? ''));
+        logoutSource(ctx, form) {
+          const target = URL.parse(textOf(ctx.oidc.params?.post_logout_redirect_uri));
           if (target) ctx.set('Content-Security-Policy', cspAllowingFormTarget(target.origin));
           const client = ctx.oidc.client?.clientName;
           ctx.type = 'html';
           ctx.body = renderPage('Sign out', 'logout', { form, client: client ? ` and ${client}` : '' });
         },
-        async postLogoutSuccessSource(ctx) {
+        postLogoutSuccessSource(ctx) {
           const client = ctx.oidc.client?.clientName;
           ctx.type = 'html';
           ctx.body = renderPage('Signed out', 'logged-out', { client: client ? ` of ${client}` : '' });
@@ -158,7 +161,7 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       },
       revocation: {
         enabled: true,
-        allowedPolicy: async (_ctx, client, token) => token.clientId === client.clientId,
+        allowedPolicy: (_ctx, client, token) => token.clientId === client.clientId,
       },
       resourceIndicators: {
         enabled: true,
@@ -169,7 +172,7 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
         async defaultResource(ctx) {
           const params = ctx.oidc.params ?? {};
           if (params.grant_type !== 'client_credentials') {
-            const requested = String(params.scope ?? '').split(' ').filter(Boolean);
+            const requested = textOf(params.scope).split(' ').filter(Boolean);
             if (!params.response_type || requested.every((scope) => OIDC_SCOPES.has(scope))) return undefined;
           }
           const fallback = await resources.findDefault();
@@ -208,8 +211,9 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       // A rotated refresh token of a public client (no secret: an app on a phone or in a
       // browser) keeps the lifetime left on the one it replaces, as oidc-provider's default
       // does for browser apps: a stolen one cannot be kept alive for ever by using it.
-      RefreshToken: (ctx, _token, client) => {
-        const rotated = ctx?.oidc?.entities.RotatedRefreshToken;
+      // (no ctx when a token is saved outside a request: oidc-provider reads it from its AsyncLocalStorage)
+      RefreshToken: (ctx: KoaContextWithOIDC | undefined, _token, client) => {
+        const rotated = ctx?.oidc.entities.RotatedRefreshToken;
         if (rotated && client.clientAuthMethod === 'none') return Math.max(1, rotated.remainingTTL);
         return REFRESH_TOKEN_TTL;
       },
@@ -219,11 +223,11 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       DeviceCode: 600,
       BackchannelAuthenticationRequest: 600,
     },
-    async renderError(ctx, out) {
+    renderError(ctx, out) {
       ctx.type = 'html';
       ctx.body = renderPage('Something went wrong', 'error', {
-        message: String(out.error_description ?? 'The request could not be completed.'),
-        code: String(out.error ?? 'server_error'),
+        message: out.error_description ?? 'The request could not be completed.',
+        code: out.error,
       });
     },
   };
@@ -232,7 +236,7 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
   provider.proxy = config.trustProxy;
 
   // Partner secrets are stored hashed: compare the hash of what was presented.
-  provider.Client.prototype.compareClientSecret = async function compareClientSecret(this: { clientSecret?: string }, actual: string) {
+  provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientSecret?: string }, actual: string) {
     return typeof this.clientSecret === 'string' && secretMatches(actual, this.clientSecret);
   };
 
@@ -242,7 +246,7 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
   if (deps.onTokenIssued) {
     const onTokenIssued = deps.onTokenIssued;
     (provider as unknown as NodeJS.EventEmitter).on('grant.success', (ctx: KoaContextWithOIDC) => {
-      onTokenIssued(String(ctx.oidc.params?.grant_type ?? 'unknown'), ctx.oidc.client?.clientId ?? 'unknown');
+      onTokenIssued(textOf(ctx.oidc.params?.grant_type) || 'unknown', ctx.oidc.client?.clientId ?? 'unknown');
     });
   }
   for (const middleware of deps.middleware) provider.use(middleware);

@@ -52,7 +52,7 @@ function fromRow(row: Row, allowed: readonly Permission[]): Partner {
 
 async function withPermissions(db: Db, rows: Row[]): Promise<Partner[]> {
   if (rows.length === 0) return [];
-  const permissions: PermissionRow[] = await db(ALLOWED)
+  const permissions = await db<PermissionRow>(ALLOWED)
     .select('client_id', 'resource_uri', 'scope')
     .whereIn('client_id', rows.map((row) => row.client_id))
     .orderBy(['resource_uri', 'scope']);
@@ -62,10 +62,10 @@ async function withPermissions(db: Db, rows: Row[]): Promise<Partner[]> {
 
 /** One query (the token hot path looks partners up): the partner row once per permission. */
 export async function findPartner(db: Db, clientId: string): Promise<Partner | undefined> {
-  const rows: Array<Row & { resource_uri: string | null; scope: string | null }> = await db(TABLE)
+  const rows = await db(TABLE)
     .leftJoin(ALLOWED, `${ALLOWED}.client_id`, `${TABLE}.client_id`)
     .where(`${TABLE}.client_id`, clientId)
-    .select(`${TABLE}.*`, `${ALLOWED}.resource_uri`, `${ALLOWED}.scope`)
+    .select<Array<Row & { resource_uri: string | null; scope: string | null }>>(`${TABLE}.*`, `${ALLOWED}.resource_uri`, `${ALLOWED}.scope`)
     .orderBy([`${ALLOWED}.resource_uri`, `${ALLOWED}.scope`]);
   if (rows.length === 0) return undefined;
   const allowed = rows.flatMap((row) => (row.resource_uri !== null && row.scope !== null ? [{ resource: row.resource_uri, scope: row.scope }] : []));
@@ -74,11 +74,11 @@ export async function findPartner(db: Db, clientId: string): Promise<Partner | u
 
 /** Status alone, read fresh: whether the partner's tokens may still be honoured. */
 export async function isPartnerActive(db: Db, clientId: string): Promise<boolean> {
-  return (await db(TABLE).where({ client_id: clientId }).first('status'))?.status === 'active';
+  return (await db<Row>(TABLE).where({ client_id: clientId }).first('status'))?.status === 'active';
 }
 
 export async function listPartners(db: Db): Promise<Partner[]> {
-  return withPermissions(db, await db(TABLE).select('*').orderBy('created_at'));
+  return withPermissions(db, await db<Row>(TABLE).select('*').orderBy('created_at'));
 }
 
 /** The partner and its allow-list, together; fails (foreign key) if a scope left its API meanwhile. */
@@ -115,6 +115,7 @@ export async function changePartnerStatus(db: Db, clientId: string, status: Part
   return db.transaction(async (trx) => {
     const changed = await trx(TABLE).where({ client_id: clientId }).whereNot({ status }).update({ status, updated_at: at });
     if (changed > 0 || status === 'suspended') await deletePartnerGrants(trx, clientId);
-    return changed > 0 || Boolean(await trx(TABLE).where({ client_id: clientId }).first('client_id'));
+    if (changed > 0) return true;
+    return (await trx<Row>(TABLE).where({ client_id: clientId }).first('client_id')) !== undefined;
   });
 }

@@ -118,7 +118,10 @@ async function explainConflict(db: Db, uri: string, error: unknown, creating: bo
   throw error;
 }
 
-function describeWith(resource: Resource, descriptions: Record<string, string>) {
+/** The API as stored after a write, with the descriptions that write gave. */
+async function describeStored(db: Db, uri: string, descriptions: Record<string, string>) {
+  const resource = await findResource(db, uri);
+  if (!resource) throw invalidInput(`no resource ${uri}`);
   return Object.keys(descriptions).length ? { ...describeResource(resource), descriptions } : describeResource(resource);
 }
 
@@ -142,7 +145,7 @@ export async function createResource(db: Db, input: ResourceInput, now: number =
   await checkScopesFree(db, uri, scopes);
   await insertResource(db, resource).catch((error: unknown) => explainConflict(db, uri, error, true));
   await saveScopeDescriptions(db, descriptions);
-  return describeWith((await findResource(db, uri))!, descriptions);
+  return describeStored(db, uri, descriptions);
 }
 
 export type ResourceUpdate = { uri: string; scopes?: string[]; ttl?: number; format?: string; introspector?: string | null; isDefault?: boolean; describe?: string[] };
@@ -167,5 +170,5 @@ export async function updateResource(db: Db, input: ResourceUpdate) {
   if (change.scopes) await checkScopesFree(db, uri, change.scopes);
   if (!(await saveChange(db, uri, change).catch((error: unknown) => explainConflict(db, uri, error, false)))) throw invalidInput(`no resource ${uri}`);
   await saveScopeDescriptions(db, descriptions);
-  return describeWith((await findResource(db, uri))!, descriptions);
+  return describeStored(db, uri, descriptions);
 }

@@ -10,6 +10,8 @@ export type ResourceChange = Partial<{ scopes: readonly string[]; accessTokenTtl
 
 type Row = { uri: string; access_token_ttl: number; token_format: string; introspector_client_id: string | null; is_default: number | boolean; created_at: number | string };
 
+type ScopeRow = { resource_uri: string; scope: string };
+
 const TABLE = 'resources';
 /** One row per scope, unique across APIs; partner allow-lists (partner_scopes) refer to these rows. */
 const SCOPES = 'resource_scopes';
@@ -20,7 +22,7 @@ function fromRow(row: Row, scopes: readonly string[]): Resource {
   return {
     uri: row.uri,
     scopes,
-    accessTokenTtl: Number(row.access_token_ttl),
+    accessTokenTtl: row.access_token_ttl,
     tokenFormat: row.token_format === 'opaque' ? 'opaque' : 'jwt',
     introspector: row.introspector_client_id ?? null,
     isDefault: Boolean(row.is_default),
@@ -30,7 +32,7 @@ function fromRow(row: Row, scopes: readonly string[]): Resource {
 
 async function withScopes(db: Db, rows: Row[]): Promise<Resource[]> {
   if (rows.length === 0) return [];
-  const scopeRows: Array<{ resource_uri: string; scope: string }> = await db(SCOPES)
+  const scopeRows = await db<ScopeRow>(SCOPES)
     .select('resource_uri', 'scope')
     .whereIn('resource_uri', rows.map((row) => row.uri))
     .orderBy('scope');
@@ -38,21 +40,21 @@ async function withScopes(db: Db, rows: Row[]): Promise<Resource[]> {
 }
 
 export async function findResource(db: Db, uri: string): Promise<Resource | undefined> {
-  return (await withScopes(db, await db(TABLE).where({ uri })))[0];
+  return (await withScopes(db, await db<Row>(TABLE).where({ uri })))[0];
 }
 
 export async function findDefaultResource(db: Db): Promise<Resource | undefined> {
-  return (await withScopes(db, await db(TABLE).where({ is_default: true }).limit(1)))[0];
+  return (await withScopes(db, await db<Row>(TABLE).where({ is_default: true }).limit(1)))[0];
 }
 
 export async function listResources(db: Db): Promise<Resource[]> {
-  return withScopes(db, await db(TABLE).select('*').orderBy('uri'));
+  return withScopes(db, await db<Row>(TABLE).select('*').orderBy('uri'));
 }
 
 /** scope name → the URI of the API that defines it, for the names given that some API defines. */
 export async function findScopeOwners(db: Db, scopes: readonly string[]): Promise<Map<string, string>> {
   if (scopes.length === 0) return new Map();
-  const rows: Array<{ resource_uri: string; scope: string }> = await db(SCOPES).select('resource_uri', 'scope').whereIn('scope', [...scopes]);
+  const rows = await db<ScopeRow>(SCOPES).select('resource_uri', 'scope').whereIn('scope', [...scopes]);
   return new Map(rows.map((row) => [row.scope, row.resource_uri]));
 }
 
@@ -94,7 +96,7 @@ export async function updateResource(db: Db, uri: string, change: ResourceChange
     if (Object.keys(fields).length) await trx(TABLE).where({ uri }).update(fields);
     if (change.scopes !== undefined) {
       const kept = [...change.scopes];
-      const dropped: string[] = (await trx(SCOPES).where({ resource_uri: uri }).whereNotIn('scope', kept).select('scope')).map((row: { scope: string }) => row.scope);
+      const dropped = (await trx<ScopeRow>(SCOPES).where({ resource_uri: uri }).whereNotIn('scope', kept).select('scope')).map((row) => row.scope);
       if (dropped.length) {
         await trx(SCOPES).where({ resource_uri: uri }).whereIn('scope', dropped).delete();
         // its consent words too: an API that later defines the name describes it afresh
@@ -112,6 +114,6 @@ export async function updateResource(db: Db, uri: string, change: ResourceChange
  * because partners/ builds on resources/ (allow-lists name their scopes).
  */
 export async function findIntrospectorCandidate(db: Db, clientId: string): Promise<{ confidential: boolean } | undefined> {
-  const row: { secret_hash: string | null } | undefined = await db('partners').first('secret_hash').where({ client_id: clientId });
+  const row: { secret_hash: string | null } | undefined = await db<{ client_id: string; secret_hash: string | null }>('partners').first('secret_hash').where({ client_id: clientId });
   return row && { confidential: row.secret_hash !== null };
 }

@@ -9,6 +9,6 @@ export async function saveScopeDescriptions(db: Db, descriptions: Readonly<Recor
 
 export async function findScopeDescriptions(db: Db, scopes: readonly string[]): Promise<Map<string, string>> {
   if (scopes.length === 0) return new Map();
-  const rows: Array<{ scope: string; description: string }> = await db(TABLE).whereIn('scope', [...scopes]);
+  const rows = await db<{ scope: string; description: string }>(TABLE).whereIn('scope', [...scopes]);
   return new Map(rows.map((row) => [row.scope, row.description]));
 }

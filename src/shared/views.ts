@@ -14,8 +14,9 @@ export function render(view: string, values: Record<string, string>): string {
   }
   // one pass over the template: what a slot inserts is never scanned for slots again, so a
   // value such as a username `{{csrf}}` stays text
+  // (one of the two groups matched: the other is undefined)
   return template.replace(/\{\{\{(\w+)\}\}\}|\{\{(\w+)\}\}/g, (_, trusted: string | undefined, name: string | undefined) =>
-    trusted !== undefined ? values[trusted] ?? '' : escapeHtml(values[name!] ?? ''),
+    trusted !== undefined ? values[trusted] ?? '' : escapeHtml(values[name ?? ''] ?? ''),
   );
 }
 
