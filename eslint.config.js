@@ -19,11 +19,22 @@ export default tseslint.config(
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
     },
     rules: {
-      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true, allowBoolean: true, allow: [{ from: 'package', package: 'url', name: ['URLSearchParams', 'URL'] }] }],
+      '@typescript-eslint/restrict-template-expressions': [
+        'error',
+        { allowNumber: true, allowBoolean: true, allow: [{ from: 'package', package: 'url', name: ['URLSearchParams', 'URL'] }] },
+      ],
       '@typescript-eslint/no-confusing-void-expression': ['error', { ignoreArrowShorthand: true }],
       // openid-client marks it deprecated only so it stands out; tests and benches talk plain
       // HTTP to their own server on loopback
-      '@typescript-eslint/no-deprecated': ['error', { allow: [{ from: 'package', package: 'openid-client', name: 'allowInsecureRequests' }, { from: 'package', package: 'oauth4webapi', name: 'allowInsecureRequests' }] }],
+      '@typescript-eslint/no-deprecated': [
+        'error',
+        {
+          allow: [
+            { from: 'package', package: 'openid-client', name: 'allowInsecureRequests' },
+            { from: 'package', package: 'oauth4webapi', name: 'allowInsecureRequests' },
+          ],
+        },
+      ],
     },
   },
   {

@@ -6,7 +6,10 @@ export default {
   moduleFileExtensions: ['ts', 'js', 'json'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   transform: {
-    '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: { noEmit: false, allowImportingTsExtensions: true, rewriteRelativeImportExtensions: true } }],
+    '^.+\\.ts$': [
+      'ts-jest',
+      { useESM: true, tsconfig: { noEmit: false, allowImportingTsExtensions: true, rewriteRelativeImportExtensions: true } },
+    ],
   },
   testMatch: ['<rootDir>/test/**/*.test.ts'],
   testTimeout: 30000,

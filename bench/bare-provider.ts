@@ -10,7 +10,9 @@ import Provider from 'oidc-provider';
 const { jwk, clientId, clientSecret, resource, scope, ttl, opaqueResource, opaqueScope } = JSON.parse(process.env.BARE_CONFIG ?? '{}');
 const provider = new Provider(process.env.ISSUER!, {
   jwks: { keys: [jwk] },
-  clients: [{ client_id: clientId, client_secret: clientSecret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] }],
+  clients: [
+    { client_id: clientId, client_secret: clientSecret, grant_types: ['client_credentials'], response_types: [], redirect_uris: [] },
+  ],
   clientDefaults: { id_token_signed_response_alg: 'ES256' },
   features: {
     devInteractions: { enabled: false },
@@ -19,9 +21,10 @@ const provider = new Provider(process.env.ISSUER!, {
       enabled: true,
       defaultResource: () => resource,
       useGrantedResource: () => true,
-      getResourceServerInfo: (_ctx, indicator) => indicator === opaqueResource && opaqueResource
-        ? { scope: opaqueScope, audience: opaqueResource, accessTokenTTL: ttl, accessTokenFormat: 'opaque' }
-        : { scope, audience: resource, accessTokenTTL: ttl, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } },
+      getResourceServerInfo: (_ctx, indicator) =>
+        indicator === opaqueResource && opaqueResource
+          ? { scope: opaqueScope, audience: opaqueResource, accessTokenTTL: ttl, accessTokenFormat: 'opaque' }
+          : { scope, audience: resource, accessTokenTTL: ttl, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'ES256' } } },
     },
     introspection: { enabled: true },
   },

@@ -4,7 +4,19 @@ import { runCli } from '../src/cli/cli.ts';
 export async function cliJson(env: Record<string, string>, argv: string[], stdin?: string) {
   let out = '';
   let err = '';
-  const code = await runCli(argv, { stdout: (t) => { out += t; }, stderr: (t) => { err += t; }, stdin: () => Promise.resolve(stdin ?? '') }, env);
+  const code = await runCli(
+    argv,
+    {
+      stdout: (t) => {
+        out += t;
+      },
+      stderr: (t) => {
+        err += t;
+      },
+      stdin: () => Promise.resolve(stdin ?? ''),
+    },
+    env,
+  );
   if (code !== 0) throw new Error(err);
   return JSON.parse(out);
 }

@@ -31,7 +31,11 @@ const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const REDIRECT = 'http://127.0.0.1:9/callback';
 
 const dir = isMainThread ? fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-bench-flood-')) : '';
-const env: Record<string, string> = { DATABASE_URL: `sqlite:${path.join(dir, 'bench.sqlite')}`, KEYS_DIR: path.join(dir, 'keys'), LOG_LEVEL: 'warn' };
+const env: Record<string, string> = {
+  DATABASE_URL: `sqlite:${path.join(dir, 'bench.sqlite')}`,
+  KEYS_DIR: path.join(dir, 'keys'),
+  LOG_LEVEL: 'warn',
+};
 
 type Flood = { posts: number; statuses: Record<string, number> };
 
@@ -45,13 +49,25 @@ type Flood = { posts: number; statuses: Record<string, number> };
 async function runFlood(base: string, clientId: string, stopped: Promise<void>): Promise<Flood> {
   const flood: Flood = { posts: 0, statuses: {} };
   const state = { running: true };
-  void stopped.then(() => { state.running = false; });
+  void stopped.then(() => {
+    state.running = false;
+  });
   const running = (): boolean => state.running; // read through a call: the flag changes between awaits
-  const authorizationUrl = new URL(`${base}/auth?${String(new URLSearchParams({
-    client_id: clientId, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid payments:read',
-    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
-  }))}`);
-  const count = (status: string) => { flood.statuses[status] = (flood.statuses[status] ?? 0) + 1; };
+  const authorizationUrl = new URL(
+    `${base}/auth?${String(
+      new URLSearchParams({
+        client_id: clientId,
+        response_type: 'code',
+        redirect_uri: REDIRECT,
+        scope: 'openid payments:read',
+        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+        code_challenge_method: 'S256',
+      }),
+    )}`,
+  );
+  const count = (status: string) => {
+    flood.statuses[status] = (flood.statuses[status] ?? 0) + 1;
+  };
   const browser = async (n: number) => {
     while (running()) {
       const agent = cookieAgent(() => base);
@@ -101,7 +117,13 @@ function startFlood(base: string, clientId: string): { stop(): Promise<Flood> } 
 
 type Run = { scenario: string; flood: boolean; result: LoadResult; cpu: number; floodResult?: Flood };
 
-async function measure(scenario: string, server: ChildProcess, base: string, request: () => Promise<Response>, flood?: string): Promise<Run> {
+async function measure(
+  scenario: string,
+  server: ChildProcess,
+  base: string,
+  request: () => Promise<Response>,
+  flood?: string,
+): Promise<Run> {
   const attack = flood ? startFlood(base, flood) : undefined;
   if (attack) await new Promise((resolve) => setTimeout(resolve, 1000)); // let the flood build up
   const before = cpuSeconds(server.pid!);
@@ -114,17 +136,36 @@ async function measure(scenario: string, server: ChildProcess, base: string, req
 async function main() {
   await cliJson(env, ['resource', 'create', '--uri', 'https://api.bench.test/payments', '--scope', 'payments:read', '--default']);
   const partner = await cliJson(env, ['partner', 'create', '--name', 'Bench Bank', '--scope', 'payments:read']);
-  const app = await cliJson(env, ['partner', 'create', '--name', 'Bench Budgeting', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT]);
+  const app = await cliJson(env, [
+    'partner',
+    'create',
+    '--name',
+    'Bench Budgeting',
+    '--scope',
+    'payments:read',
+    '--grant',
+    'authorization_code',
+    '--redirect-uri',
+    REDIRECT,
+  ]);
 
   const runs: Run[] = [];
   const scenarios = [
-    { name: 'many addresses (login limits raised)', extra: benchLimits(['RATE_LIMIT_AUTH_PER_IP', 'RATE_LIMIT_LOGIN_PER_IP', 'RATE_LIMIT_LOGIN_PER_USERNAME']), rounds: ROUNDS },
+    {
+      name: 'many addresses (login limits raised)',
+      extra: benchLimits(['RATE_LIMIT_AUTH_PER_IP', 'RATE_LIMIT_LOGIN_PER_IP', 'RATE_LIMIT_LOGIN_PER_USERNAME']),
+      rounds: ROUNDS,
+    },
     { name: 'one address (default login limits)', extra: benchLimits(), rounds: 1 },
   ];
   for (const scenario of scenarios) {
     const port = await freePort();
     const base = `http://127.0.0.1:${port}`;
-    const server = await startProcess('src/main.ts', { ...env, ...scenario.extra, PORT: String(port), ISSUER: `http://localhost:${port}` }, `${base}/readyz`);
+    const server = await startProcess(
+      'src/main.ts',
+      { ...env, ...scenario.extra, PORT: String(port), ISSUER: `http://localhost:${port}` },
+      `${base}/readyz`,
+    );
     const request = clientCredentials(base, { id: partner.client_id, secret: partner.client_secret }, { scope: 'payments:read' });
     await runLoad({ concurrency: CONCURRENCY, seconds: 2, request }); // warm-up
     for (let round = 0; round < scenario.rounds; round += 1) {
@@ -134,36 +175,47 @@ async function main() {
     await stopProcesses();
   }
 
-  const rows = scenarios.flatMap(({ name }) => [false, true].map((flood) => {
-    const mine = runs.filter((run) => run.scenario === name && run.flood === flood);
-    const requests = mine.reduce((n, run) => n + run.result.requests, 0);
-    const seconds = mine.reduce((n, run) => n + run.result.seconds, 0);
-    const alone = runs.filter((run) => run.scenario === name && !run.flood);
-    const aloneRate = alone.reduce((n, run) => n + run.result.requests, 0) / alone.reduce((n, run) => n + run.result.seconds, 0);
-    const statuses: Record<string, number> = {};
-    for (const run of mine) for (const [status, count] of Object.entries(run.floodResult?.statuses ?? {})) statuses[status] = (statuses[status] ?? 0) + count;
-    const posts = mine.reduce((n, run) => n + (run.floodResult?.posts ?? 0), 0);
-    return {
-      scenario: name,
-      flood: flood ? `${FLOOD} browsers` : 'none',
-      'tokens/s': requests / seconds,
-      'x alone': requests / seconds / aloneRate,
-      'p50 ms': mine.reduce((n, run) => n + run.result.p50, 0) / mine.length,
-      'p99 ms': mine.reduce((n, run) => n + run.result.p99, 0) / mine.length,
-      'token errors': mine.reduce((n, run) => n + run.result.errors, 0),
-      'login posts/s': posts / seconds,
-      'login answers': flood ? Object.entries(statuses).map(([status, count]) => `${status}:${count}`).join(' ') : '',
-      'server CPU %': (mine.reduce((n, run) => n + run.cpu, 0) / mine.length) * 100,
-    };
-  }));
+  const rows = scenarios.flatMap(({ name }) =>
+    [false, true].map((flood) => {
+      const mine = runs.filter((run) => run.scenario === name && run.flood === flood);
+      const requests = mine.reduce((n, run) => n + run.result.requests, 0);
+      const seconds = mine.reduce((n, run) => n + run.result.seconds, 0);
+      const alone = runs.filter((run) => run.scenario === name && !run.flood);
+      const aloneRate = alone.reduce((n, run) => n + run.result.requests, 0) / alone.reduce((n, run) => n + run.result.seconds, 0);
+      const statuses: Record<string, number> = {};
+      for (const run of mine)
+        for (const [status, count] of Object.entries(run.floodResult?.statuses ?? {})) statuses[status] = (statuses[status] ?? 0) + count;
+      const posts = mine.reduce((n, run) => n + (run.floodResult?.posts ?? 0), 0);
+      return {
+        scenario: name,
+        flood: flood ? `${FLOOD} browsers` : 'none',
+        'tokens/s': requests / seconds,
+        'x alone': requests / seconds / aloneRate,
+        'p50 ms': mine.reduce((n, run) => n + run.result.p50, 0) / mine.length,
+        'p99 ms': mine.reduce((n, run) => n + run.result.p99, 0) / mine.length,
+        'token errors': mine.reduce((n, run) => n + run.result.errors, 0),
+        'login posts/s': posts / seconds,
+        'login answers': flood
+          ? Object.entries(statuses)
+              .map(([status, count]) => `${status}:${count}`)
+              .join(' ')
+          : '',
+        'server CPU %': (mine.reduce((n, run) => n + run.cpu, 0) / mine.length) * 100,
+      };
+    }),
+  );
 
-  process.stdout.write(`\nclient_credentials with and without a login flood: ${CONCURRENCY} token clients, ${ROUNDS} alternating rounds of ${SECONDS} s (one for "one address"), node ${process.version}, ${os.cpus().length} cores shared with the load generator\n\n`);
+  process.stdout.write(
+    `\nclient_credentials with and without a login flood: ${CONCURRENCY} token clients, ${ROUNDS} alternating rounds of ${SECONDS} s (one for "one address"), node ${process.version}, ${os.cpus().length} cores shared with the load generator\n\n`,
+  );
   process.stdout.write(`${table(rows)}\n\n`);
   for (const row of rows.filter((r) => r.flood !== 'none')) {
-    process.stdout.write(`ratio tokens/s with the flood / alone, ${row.scenario}: ${(row['x alone']).toFixed(2)} (goal >= 0.80)\n`);
+    process.stdout.write(`ratio tokens/s with the flood / alone, ${row.scenario}: ${row['x alone'].toFixed(2)} (goal >= 0.80)\n`);
   }
-  process.stdout.write(`rerun: npm run bench:flood   (BENCH_SECONDS=${SECONDS} BENCH_CONCURRENCY=${CONCURRENCY} BENCH_FLOOD=${FLOOD} BENCH_ROUNDS=${ROUNDS})\n`);
-  if (rows.some((row) => (row['token errors']) > 0)) process.exitCode = 1;
+  process.stdout.write(
+    `rerun: npm run bench:flood   (BENCH_SECONDS=${SECONDS} BENCH_CONCURRENCY=${CONCURRENCY} BENCH_FLOOD=${FLOOD} BENCH_ROUNDS=${ROUNDS})\n`,
+  );
+  if (rows.some((row) => row['token errors'] > 0)) process.exitCode = 1;
 }
 
 if (isMainThread) {

@@ -1,5 +1,13 @@
 /** A closed-loop load generator: `concurrency` workers each send the next request when the last answers. */
-export type LoadResult = { requests: number; errors: number; seconds: number; perSecond: number; p50: number; p99: number; statuses: Partial<Record<string, number>> };
+export type LoadResult = {
+  requests: number;
+  errors: number;
+  seconds: number;
+  perSecond: number;
+  p50: number;
+  p99: number;
+  statuses: Partial<Record<string, number>>;
+};
 
 export async function runLoad(options: { concurrency: number; seconds: number; request: () => Promise<Response> }): Promise<LoadResult> {
   const latencies: number[] = [];
@@ -31,17 +39,27 @@ export async function runLoad(options: { concurrency: number; seconds: number; r
 
 export function table(rows: Record<string, string | number>[]): string {
   const columns = Object.keys(rows[0] ?? {});
-  const cell = (value: string | number) => (typeof value === 'number' ? (Number.isInteger(value) ? String(value) : value.toFixed(2)) : value);
+  const cell = (value: string | number) =>
+    typeof value === 'number' ? (Number.isInteger(value) ? String(value) : value.toFixed(2)) : value;
   const widths = columns.map((column) => Math.max(column.length, ...rows.map((row) => cell(row[column]).length)));
   const line = (values: string[]) => `| ${values.map((value, i) => value.padEnd(widths[i])).join(' | ')} |`;
-  return [line(columns), line(widths.map((w) => '-'.repeat(w))), ...rows.map((row) => line(columns.map((column) => cell(row[column]))))].join('\n');
+  return [
+    line(columns),
+    line(widths.map((w) => '-'.repeat(w))),
+    ...rows.map((row) => line(columns.map((column) => cell(row[column])))),
+  ].join('\n');
 }
 
 /** A client-credentials token request (HTTP Basic client authentication), to send again and again. */
-export function clientCredentials(base: string, client: { id: string; secret: string }, params: Record<string, string>): () => Promise<Response> {
+export function clientCredentials(
+  base: string,
+  client: { id: string; secret: string },
+  params: Record<string, string>,
+): () => Promise<Response> {
   const authorization = `Basic ${Buffer.from(`${client.id}:${client.secret}`).toString('base64')}`;
   const body = new URLSearchParams({ grant_type: 'client_credentials', ...params }).toString();
-  return () => fetch(`${base}/token`, { method: 'POST', headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, body });
+  return () =>
+    fetch(`${base}/token`, { method: 'POST', headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, body });
 }
 
 const OUT_OF_REACH = '1000000/1m';
@@ -52,7 +70,15 @@ const OUT_OF_REACH = '1000000/1m';
  * and HASH_* settings in the caller's environment win: `RATE_LIMIT_ENDPOINT_STORE=database npm run bench`.
  */
 export function benchLimits(also: string[] = []): Record<string, string> {
-  const raised = ['RATE_LIMIT_TOKEN_PER_CLIENT', 'RATE_LIMIT_TOKEN_PER_IP', 'RATE_LIMIT_INTROSPECTION_PER_CLIENT', 'RATE_LIMIT_INTROSPECTION_PER_IP', ...also];
-  const given = Object.entries(process.env).filter((entry): entry is [string, string] => /^(RATE_LIMIT|HASH)_/.test(entry[0]) && entry[1] !== undefined);
+  const raised = [
+    'RATE_LIMIT_TOKEN_PER_CLIENT',
+    'RATE_LIMIT_TOKEN_PER_IP',
+    'RATE_LIMIT_INTROSPECTION_PER_CLIENT',
+    'RATE_LIMIT_INTROSPECTION_PER_IP',
+    ...also,
+  ];
+  const given = Object.entries(process.env).filter(
+    (entry): entry is [string, string] => /^(RATE_LIMIT|HASH)_/.test(entry[0]) && entry[1] !== undefined,
+  );
   return { ...Object.fromEntries(raised.map((name) => [name, OUT_OF_REACH])), ...Object.fromEntries(given) };
 }

@@ -10,20 +10,29 @@ const children = new Set<ChildProcess>();
 /** A port nothing listens on now (the kernel's choice), for a server about to start. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
-    const server = net.createServer().once('error', reject).listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as net.AddressInfo;
-      server.close(() => resolve(port));
-    });
+    const server = net
+      .createServer()
+      .once('error', reject)
+      .listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as net.AddressInfo;
+        server.close(() => resolve(port));
+      });
   });
 }
 
 /** Starts `node SCRIPT` with only PATH and `extraEnv`, and waits until `readyUrl` answers. */
 export async function startProcess(script: string, extraEnv: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [path.join(ROOT, script)], { cwd: ROOT, env: { PATH: process.env.PATH ?? '', ...extraEnv }, stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [path.join(ROOT, script)], {
+    cwd: ROOT,
+    env: { PATH: process.env.PATH ?? '', ...extraEnv },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
   children.add(child);
   child.once('exit', () => children.delete(child));
   let errors = '';
-  child.stderr.on('data', (d) => { errors += String(d); });
+  child.stderr.on('data', (d) => {
+    errors += String(d);
+  });
   for (let i = 0; i < 300; i += 1) {
     if (child.exitCode !== null) throw new Error(`${script} exited ${child.exitCode}: ${errors}`);
     try {
@@ -56,10 +65,18 @@ export function peakRssMiB(pid: number): number {
 
 /** SIGTERM to every process started here; waits for each to exit (SIGKILL after 12 s). */
 export async function stopProcesses(): Promise<void> {
-  await Promise.all([...children].map((child) => new Promise<void>((resolve) => {
-    if (child.exitCode !== null || child.signalCode !== null) { resolve(); return; }
-    child.once('exit', () => resolve());
-    child.kill('SIGTERM');
-    setTimeout(() => child.kill('SIGKILL'), 12_000).unref();
-  })));
+  await Promise.all(
+    [...children].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) {
+            resolve();
+            return;
+          }
+          child.once('exit', () => resolve());
+          child.kill('SIGTERM');
+          setTimeout(() => child.kill('SIGKILL'), 12_000).unref();
+        }),
+    ),
+  );
 }

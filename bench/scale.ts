@@ -30,7 +30,12 @@ const schema = `bench_${randomBytes(4).toString('hex')}`;
 const kek = randomBytes(32).toString('base64url'); // one KEK for both databases: the bare provider reuses the key
 const engines = {
   sqlite: { DATABASE_URL: `sqlite:${path.join(dir, 'bench.sqlite')}`, PORTCULLIS_KEK: kek, LOG_LEVEL: 'warn', ...benchLimits() },
-  postgres: { DATABASE_URL: `${PG}${PG.includes('?') ? '&' : '?'}schema=${schema}`, PORTCULLIS_KEK: kek, LOG_LEVEL: 'warn', ...benchLimits() },
+  postgres: {
+    DATABASE_URL: `${PG}${PG.includes('?') ? '&' : '?'}schema=${schema}`,
+    PORTCULLIS_KEK: kek,
+    LOG_LEVEL: 'warn',
+    ...benchLimits(),
+  },
 };
 type Engine = keyof typeof engines;
 
@@ -42,7 +47,11 @@ async function seed(env: Record<string, string>) {
 
 async function start(script: string, env: Record<string, string>, readyPath: string) {
   const port = await freePort();
-  const child = await startProcess(script, { ISSUER: `http://localhost:${port}`, ...env, PORT: String(port) }, `http://127.0.0.1:${port}${readyPath}`);
+  const child = await startProcess(
+    script,
+    { ISSUER: `http://localhost:${port}`, ...env, PORT: String(port) },
+    `http://127.0.0.1:${port}${readyPath}`,
+  );
   return { child, base: `http://127.0.0.1:${port}` };
 }
 
@@ -77,7 +86,11 @@ async function introspectionRequest(target: Target) {
   let next = 0;
   return () => {
     const body = new URLSearchParams({ token: tokens[next++ % tokens.length] }).toString();
-    return fetch(`${target.base}/token/introspection`, { method: 'POST', headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' }, body });
+    return fetch(`${target.base}/token/introspection`, {
+      method: 'POST',
+      headers: { authorization, 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+    });
   };
 }
 
@@ -101,8 +114,21 @@ async function main() {
       const keySet = await loadKeySet(db, keyring);
       await db.destroy();
       const partner = partners.sqlite;
-      const config = { jwk: keySet.keys[0], clientId: partner.client_id, clientSecret: partner.client_secret, resource: JWT_API.uri, scope: JWT_API.scope, ttl: 600, opaqueResource: OPAQUE_API.uri, opaqueScope: OPAQUE_API.scope };
-      const { child, base } = await start('bench/bare-provider.ts', { BARE_CONFIG: JSON.stringify(config) }, '/.well-known/openid-configuration');
+      const config = {
+        jwk: keySet.keys[0],
+        clientId: partner.client_id,
+        clientSecret: partner.client_secret,
+        resource: JWT_API.uri,
+        scope: JWT_API.scope,
+        ttl: 600,
+        opaqueResource: OPAQUE_API.uri,
+        opaqueScope: OPAQUE_API.scope,
+      };
+      const { child, base } = await start(
+        'bench/bare-provider.ts',
+        { BARE_CONFIG: JSON.stringify(config) },
+        '/.well-known/openid-configuration',
+      );
       return { name, child, base, clientId: partner.client_id, secret: partner.client_secret };
     }
     const { child, base } = await start('src/main.ts', { ...engines[engine], ...extra }, '/readyz');
@@ -145,10 +171,14 @@ async function main() {
     };
   });
   const perSecond = (row: string, t: Target) => rows.find((r) => r.row === row && r.target === t)!.result.perSecond;
-  process.stdout.write(`\nPortcullis scale benchmark: concurrency ${CONCURRENCY}, ${SECONDS} s a row, ${os.cpus().length} cores shared with the load generator\n\n`);
+  process.stdout.write(
+    `\nPortcullis scale benchmark: concurrency ${CONCURRENCY}, ${SECONDS} s a row, ${os.cpus().length} cores shared with the load generator\n\n`,
+  );
   process.stdout.write(`${table(printed)}\n\n`);
   process.stdout.write('x bare: against the mean of the bare runs of that measure (client credentials: first and last).\n');
-  process.stdout.write(`WORKERS=2 / 1 worker (PostgreSQL): ${(perSecond('client credentials (JWT)', workers) / perSecond('client credentials (JWT)', postgres)).toFixed(2)}x\n`);
+  process.stdout.write(
+    `WORKERS=2 / 1 worker (PostgreSQL): ${(perSecond('client credentials (JWT)', workers) / perSecond('client credentials (JWT)', postgres)).toFixed(2)}x\n`,
+  );
   process.stdout.write('Full login (password + TOTP + consent + code exchange) per second: not in this run (see the login benchmark).\n');
   process.stdout.write(`Rerun: npm run bench:scale   (BENCH_SECONDS=${SECONDS} BENCH_CONCURRENCY=${CONCURRENCY} BENCH_PG=${PG})\n`);
   if (rows.some((r) => r.result.errors > 0)) process.exitCode = 1;

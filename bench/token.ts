@@ -34,18 +34,34 @@ async function main() {
   await cliJson(env, ['resource', 'create', '--uri', resource, '--scope', 'payments:read payments:write', '--ttl', '600', '--default']);
   const partner = await cliJson(env, ['partner', 'create', '--name', 'Bench Bank', '--scope', scope]);
 
-  const portcullis = await startProcess('src/main.ts', { ...env, PORT: String(PORTS.portcullis), ISSUER: `http://localhost:${PORTS.portcullis}` }, `http://127.0.0.1:${PORTS.portcullis}/readyz`);
+  const portcullis = await startProcess(
+    'src/main.ts',
+    { ...env, PORT: String(PORTS.portcullis), ISSUER: `http://localhost:${PORTS.portcullis}` },
+    `http://127.0.0.1:${PORTS.portcullis}/readyz`,
+  );
   // the same signing key as Portcullis, read back through its own keyring
   const { db, keyring } = await openStorage(loadConfig(env));
   const keySet = await loadKeySet(db, keyring);
   await db.destroy();
-  const bare = await startProcess('bench/bare-provider.ts', {
-    PORT: String(PORTS.bare),
-    ISSUER: `http://localhost:${PORTS.bare}`,
-    BARE_CONFIG: JSON.stringify({ jwk: keySet.keys[0], clientId: partner.client_id, clientSecret: partner.client_secret, resource, scope, ttl: 600 }),
-  }, `http://127.0.0.1:${PORTS.bare}/.well-known/openid-configuration`);
+  const bare = await startProcess(
+    'bench/bare-provider.ts',
+    {
+      PORT: String(PORTS.bare),
+      ISSUER: `http://localhost:${PORTS.bare}`,
+      BARE_CONFIG: JSON.stringify({
+        jwk: keySet.keys[0],
+        clientId: partner.client_id,
+        clientSecret: partner.client_secret,
+        resource,
+        scope,
+        ttl: 600,
+      }),
+    },
+    `http://127.0.0.1:${PORTS.bare}/.well-known/openid-configuration`,
+  );
 
-  const request = (port: number) => clientCredentials(`http://127.0.0.1:${port}`, { id: partner.client_id, secret: partner.client_secret }, { scope });
+  const request = (port: number) =>
+    clientCredentials(`http://127.0.0.1:${port}`, { id: partner.client_id, secret: partner.client_secret }, { scope });
 
   for (const port of [PORTS.portcullis, PORTS.bare]) await runLoad({ concurrency: CONCURRENCY, seconds: 2, request: request(port) }); // warm-up
 
@@ -76,9 +92,11 @@ async function main() {
     };
   };
   const rows = [summary('bare', bare.pid!), summary('portcullis', portcullis.pid!)];
-  const ratio = (rows[1]['tokens/s']) / (rows[0]['tokens/s']);
-  const cpuRatio = (rows[0]['server CPU ms/token']) / (rows[1]['server CPU ms/token']);
-  process.stdout.write(`\nclient_credentials, concurrency ${CONCURRENCY}, ${ROUNDS} alternating rounds of ${SECONDS}s each, node ${process.version}, ${os.cpus().length} cores\n\n`);
+  const ratio = rows[1]['tokens/s'] / rows[0]['tokens/s'];
+  const cpuRatio = rows[0]['server CPU ms/token'] / rows[1]['server CPU ms/token'];
+  process.stdout.write(
+    `\nclient_credentials, concurrency ${CONCURRENCY}, ${ROUNDS} alternating rounds of ${SECONDS}s each, node ${process.version}, ${os.cpus().length} cores\n\n`,
+  );
   process.stdout.write(`${table(rows)}\n\nratio Portcullis / bare, tokens/s: ${ratio.toFixed(2)} (goal >= 0.80)\n`);
   process.stdout.write(`ratio Portcullis / bare, tokens per server CPU second: ${cpuRatio.toFixed(2)} (steadier on a shared machine)\n`);
   process.stdout.write('rerun: npm run bench\n');

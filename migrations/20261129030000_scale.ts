@@ -2,8 +2,13 @@ import type { Knex } from 'knex';
 
 export async function up(knex: Knex): Promise<void> {
   await knex.schema.alterTable('resources', (t) => {
-    t.string('token_format', 8).notNullable().defaultTo('jwt').comment('access token format: jwt (validated offline) or opaque (introspected; revocable)');
-    t.string('introspector_client_id', 64).comment('client_id of the resource server\'s own credential, allowed to introspect tokens for this API; NULL = only the token\'s client');
+    t.string('token_format', 8)
+      .notNullable()
+      .defaultTo('jwt')
+      .comment('access token format: jwt (validated offline) or opaque (introspected; revocable)');
+    t.string('introspector_client_id', 64).comment(
+      "client_id of the resource server's own credential, allowed to introspect tokens for this API; NULL = only the token's client",
+    );
   });
 
   // Secrets every instance must share (cookie-signing keys), made once by whichever instance

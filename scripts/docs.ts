@@ -26,14 +26,18 @@ const defaultCell = (entry: Setting<unknown>) => {
 export function settingsTable(): string {
   const entries = Object.entries(SETTINGS) as [string, Setting<unknown>][];
   const sections = Object.entries(SETTING_GROUPS).map(([group, { title, doc }]) => {
-    const rows = entries.filter(([, entry]) => entry.group === group).map(([name, entry]) => `| ${code(name)} | ${cell(defaultCell(entry))} | ${cell(entry.doc)} |`);
+    const rows = entries
+      .filter(([, entry]) => entry.group === group)
+      .map(([name, entry]) => `| ${code(name)} | ${cell(defaultCell(entry))} | ${cell(entry.doc)} |`);
     return [`### ${title}`, '', ...(doc ? [doc, ''] : []), '| variable | default | meaning |', '|---|---|---|', ...rows].join('\n');
   });
   return sections.join('\n\n');
 }
 
 export function commandTable(): string {
-  const rows = (Object.keys(COMMAND_TABLE) as CommandName[]).map((name) => `| ${cell(code(`portcullis ${synopsis(name)}`))} | ${cell(COMMAND_TABLE[name].doc)} |`);
+  const rows = (Object.keys(COMMAND_TABLE) as CommandName[]).map(
+    (name) => `| ${cell(code(`portcullis ${synopsis(name)}`))} | ${cell(COMMAND_TABLE[name].doc)} |`,
+  );
   return ['| command | what it does |', '|---|---|', ...rows].join('\n');
 }
 

@@ -121,7 +121,10 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
         },
         onTokenIssued: metrics.tokenIssued,
         tokenOwnerActive: async (clientId, accountId) => {
-          const [partner, person] = await Promise.all([clientId === undefined || isPartnerActive(db, clientId), accountId === undefined || findActiveUser(db, accountId)]);
+          const [partner, person] = await Promise.all([
+            clientId === undefined || isPartnerActive(db, clientId),
+            accountId === undefined || findActiveUser(db, accountId),
+          ]);
           return partner && Boolean(person);
         },
       },

@@ -19,7 +19,9 @@ async function main(): Promise<void> {
     return;
   }
 
-  const running = await startServer(config, cluster.isWorker ? log.child({ worker: cluster.worker?.id }) : log, { clusterWorker: cluster.isWorker });
+  const running = await startServer(config, cluster.isWorker ? log.child({ worker: cluster.worker?.id }) : log, {
+    clusterWorker: cluster.isWorker,
+  });
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -31,13 +33,16 @@ async function main(): Promise<void> {
       process.exit(1);
     }, config.shutdownGraceSeconds * 1000);
     force.unref();
-    running.close().then(() => {
-      log.info('stopped');
-      process.exit(0);
-    }, (error: unknown) => {
-      log.error('shutdown failed', { error: safeError(error).message });
-      process.exit(1);
-    });
+    running.close().then(
+      () => {
+        log.info('stopped');
+        process.exit(0);
+      },
+      (error: unknown) => {
+        log.error('shutdown failed', { error: safeError(error).message });
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGTERM', () => stop('SIGTERM'));
   process.on('SIGINT', () => stop('SIGINT'));

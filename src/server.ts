@@ -18,7 +18,10 @@ async function warnIfRetainCapsTokens(db: Db, config: Config, log: Logger): Prom
   const lifetimes = [ID_TOKEN_TTL, ...(await listResources(db)).map((resource) => resource.accessTokenTtl)];
   const longest = Math.max(...lifetimes);
   if (longest > config.keys.retainSeconds) {
-    log.warn('KEY_RETAIN is shorter than the longest token lifetime: tokens are capped to it', { key_retain_seconds: config.keys.retainSeconds, longest_lifetime_seconds: longest });
+    log.warn('KEY_RETAIN is shorter than the longest token lifetime: tokens are capped to it', {
+      key_retain_seconds: config.keys.retainSeconds,
+      longest_lifetime_seconds: longest,
+    });
   }
 }
 
@@ -29,7 +32,11 @@ export type RunningServer = Readonly<{ app: App; db: Db; url: string; close(): P
  * finish (keep-alive connections are closed once idle), stops the jobs, then closes the pool.
  * `now` is the clock of the app's caches and account rules (a test moves it instead of waiting).
  */
-export async function startServer(config: Config, log: Logger, options: { clusterWorker?: boolean; now?: () => number } = {}): Promise<RunningServer> {
+export async function startServer(
+  config: Config,
+  log: Logger,
+  options: { clusterWorker?: boolean; now?: () => number } = {},
+): Promise<RunningServer> {
   const { db, keyring, policy, keySet, cookieKeys } = await prepareStorage(config);
   try {
     await warnIfRetainCapsTokens(db, config, log);
@@ -75,7 +82,12 @@ export async function startServer(config: Config, log: Logger, options: { cluste
       current: () => app.cookieKeys,
       use: (next) => app.useCookieKeys(next),
     });
-    log.info('listening', { port, issuer: config.issuer, database: config.databaseUrl.startsWith('sqlite:') ? 'sqlite' : 'postgres', signing_kid: keySet.signingKid });
+    log.info('listening', {
+      port,
+      issuer: config.issuer,
+      database: config.databaseUrl.startsWith('sqlite:') ? 'sqlite' : 'postgres',
+      signing_kid: keySet.signingKid,
+    });
 
     let closing: Promise<void> | undefined;
     return {

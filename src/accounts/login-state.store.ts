@@ -34,7 +34,11 @@ type Row = {
 const TABLE = 'login_states';
 
 /** A password was verified: the state starts (or starts over) with no code tried and no secret offered. */
-export async function saveLoginState(db: Db, state: Omit<LoginState, 'attempts' | 'enrolmentCodeHash' | 'pendingSecret'>, now: number): Promise<void> {
+export async function saveLoginState(
+  db: Db,
+  state: Omit<LoginState, 'attempts' | 'enrolmentCodeHash' | 'pendingSecret'>,
+  now: number,
+): Promise<void> {
   // expired states go with every write: no job needed to keep the table small
   await db(TABLE).where('expires_at', '<=', now).delete();
   await db(TABLE)
@@ -54,7 +58,10 @@ export async function saveLoginState(db: Db, state: Omit<LoginState, 'attempts' 
 
 /** The live state of this interaction, only for the browser that created it. */
 export async function findLoginState(db: Db, interactionUid: string, browserHash: string, now: number): Promise<LoginState | undefined> {
-  const row = await db<Row>(TABLE).where({ interaction_uid: interactionUid, browser_hash: browserHash }).andWhere('expires_at', '>', now).first();
+  const row = await db<Row>(TABLE)
+    .where({ interaction_uid: interactionUid, browser_hash: browserHash })
+    .andWhere('expires_at', '>', now)
+    .first();
   if (!row) return undefined;
   return {
     interactionUid: row.interaction_uid,
@@ -85,7 +92,9 @@ export async function claimAttempt(db: Db, state: LoginState, cap: number, now: 
 
 /** After a wrong code: the stage's last attempt ends this login (true when it did). */
 export async function endIfExhausted(db: Db, state: LoginState, cap: number): Promise<boolean> {
-  return (await db(TABLE).where({ interaction_uid: state.interactionUid, stage: state.stage }).andWhere('attempts', '>=', cap).delete()) > 0;
+  return (
+    (await db(TABLE).where({ interaction_uid: state.interactionUid, stage: state.stage }).andWhere('attempts', '>=', cap).delete()) > 0
+  );
 }
 
 /** Moves a state from one stage to the next, with a fresh count of attempts; false if another request moved it first. */

@@ -20,7 +20,14 @@ export const HASH_THREAD_NICE = 19;
 function compute(job: HashJob): Buffer {
   const message = job.password.normalize('NFKC');
   if (job.kind === 'argon2id') {
-    return argon2Sync('argon2id', { message, nonce: job.salt, parallelism: job.parallelism, tagLength: job.length, memory: job.memoryKiB, passes: job.passes });
+    return argon2Sync('argon2id', {
+      message,
+      nonce: job.salt,
+      parallelism: job.parallelism,
+      tagLength: job.length,
+      memory: job.memoryKiB,
+      passes: job.passes,
+    });
   }
   return scryptSync(message, job.salt, job.length, { N: job.N, r: job.r, p: job.p, maxmem: 256 * job.N * job.r + 1024 * 1024 });
 }

@@ -50,8 +50,14 @@ function parse(stored: string): Parsed | undefined {
   const argon = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$([A-Za-z0-9+/]{11,})\$([A-Za-z0-9+/]{22,})$/.exec(stored);
   if (argon) {
     const [memoryKiB, passes, parallelism] = [Number(argon[1]), Number(argon[2]), Number(argon[3])];
-    if (parallelism < 1 || parallelism > 16 || memoryKiB < 8 * parallelism || memoryKiB > 262_144 || passes < 1 || passes > 32) return undefined;
-    return { kind: 'argon2id', params: { memoryKiB, passes, parallelism }, salt: Buffer.from(argon[4], 'base64'), key: Buffer.from(argon[5], 'base64') };
+    if (parallelism < 1 || parallelism > 16 || memoryKiB < 8 * parallelism || memoryKiB > 262_144 || passes < 1 || passes > 32)
+      return undefined;
+    return {
+      kind: 'argon2id',
+      params: { memoryKiB, passes, parallelism },
+      salt: Buffer.from(argon[4], 'base64'),
+      key: Buffer.from(argon[5], 'base64'),
+    };
   }
   const legacy = /^scrypt\$N=(\d+),r=(\d+),p=(\d+)\$([\w-]+)\$([\w-]+)$/.exec(stored);
   if (legacy) {
@@ -70,9 +76,10 @@ export async function verifyPassword(password: string, stored: string): Promise<
   const parsed = parse(stored);
   if (!parsed) return false;
   try {
-    const key = parsed.kind === 'argon2id'
-      ? await argon2id(password, parsed.salt, parsed.params, parsed.key.length)
-      : await legacyScrypt(password, parsed.salt, parsed.params, parsed.key.length);
+    const key =
+      parsed.kind === 'argon2id'
+        ? await argon2id(password, parsed.salt, parsed.params, parsed.key.length)
+        : await legacyScrypt(password, parsed.salt, parsed.params, parsed.key.length);
     return constantTimeEqual(key, parsed.key);
   } catch {
     return false; // parameters the library refuses: no match, never a 500
@@ -83,7 +90,9 @@ export async function verifyPassword(password: string, stored: string): Promise<
 export function needsRehash(stored: string, params: Argon2Params = DEFAULT_PARAMS): boolean {
   const parsed = parse(stored);
   if (parsed?.kind !== 'argon2id') return true;
-  return parsed.params.memoryKiB < params.memoryKiB || parsed.params.passes < params.passes || parsed.params.parallelism !== params.parallelism;
+  return (
+    parsed.params.memoryKiB < params.memoryKiB || parsed.params.passes < params.passes || parsed.params.parallelism !== params.parallelism
+  );
 }
 
 /** A well-formed hash of nothing anyone knows: checking against it costs one argon2id at the default setting. */
@@ -99,7 +108,9 @@ export async function checkPassword(password: string, stored: string | undefined
   return false;
 }
 
-type Estimator = { check(password: string, userInputs?: string[]): { score: number; feedback: { warning: string | null; suggestions: string[] } } };
+type Estimator = {
+  check(password: string, userInputs?: string[]): { score: number; feedback: { warning: string | null; suggestions: string[] } };
+};
 let estimator: Promise<Estimator> | undefined;
 
 /** zxcvbn-ts with its common and English dictionaries: ~120 ms and some MiB, so loaded on first use. */
@@ -127,9 +138,13 @@ const MIN_STRENGTH_SCORE = 3;
  * an administrator), then strength: zxcvbn must score it 3 or more, with `userInputs` (the
  * username) counted as known to the attacker.
  */
-export async function passwordProblem(password: string, options: { admin?: boolean; userInputs?: string[] } = {}): Promise<string | undefined> {
+export async function passwordProblem(
+  password: string,
+  options: { admin?: boolean; userInputs?: string[] } = {},
+): Promise<string | undefined> {
   const min = options.admin ? MIN_ADMIN_PASSWORD_LENGTH : MIN_PASSWORD_LENGTH;
-  if (password.length < min) return `the password must have at least ${min} characters${options.admin ? ' for an administrator (PCI DSS 8.3.6)' : ''}`;
+  if (password.length < min)
+    return `the password must have at least ${min} characters${options.admin ? ' for an administrator (PCI DSS 8.3.6)' : ''}`;
   if (password.length > MAX_PASSWORD_LENGTH) return `the password must have at most ${MAX_PASSWORD_LENGTH} characters`;
   const { score, feedback } = (await strengthEstimator()).check(password, options.userInputs ?? []);
   if (score >= MIN_STRENGTH_SCORE) return undefined;

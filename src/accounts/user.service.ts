@@ -59,10 +59,7 @@ function issueEnrolmentCode(now: number) {
   return { code, hash: hashOneTimeCode(code), expiresAt, shown: { enrolment_code: code, enrolment_code_expires_at: iso(expiresAt) } };
 }
 
-export async function createUser(
-  deps: AccountDeps,
-  input: { username: string; password: string; isAdmin: boolean; withTotp: boolean },
-) {
+export async function createUser(deps: AccountDeps, input: { username: string; password: string; isAdmin: boolean; withTotp: boolean }) {
   const username = normaliseUsername(input.username);
   if (!USERNAME_PATTERN.test(username)) throw invalidInput('--username takes 1 to 64 of a-z 0-9 . _ @ - (starting with a letter or digit)');
   const problem = await passwordProblem(input.password, { admin: input.isAdmin, userInputs: [username] });
@@ -88,7 +85,9 @@ export async function createUser(
     updatedAt: now,
   };
   await insertUser(deps.db, user);
-  return factor.secret === null ? { id: user.id, username, ...factor.enrolment.shown } : { id: user.id, username, totp_uri: totpUri(factor.secret, username, TOTP_ISSUER) };
+  return factor.secret === null
+    ? { id: user.id, username, ...factor.enrolment.shown }
+    : { id: user.id, username, totp_uri: totpUri(factor.secret, username, TOTP_ISSUER) };
 }
 
 async function userNamed(db: Db, username: string): Promise<User> {
@@ -164,7 +163,8 @@ export async function authenticatePassword(deps: AccountDeps, username: string, 
   if (!user) return { ok: false };
   if (!matches) return failed(deps, user.id, 'password');
   if (!(await recordPasswordSuccess(deps.db, user.id, deps.now()))) return { ok: false, accountId: user.id };
-  if (needsRehash(user.passwordHash)) await replacePasswordHash(deps.db, user.id, user.passwordHash, await hashPassword(password.slice(0, MAX_PASSWORD_LENGTH)));
+  if (needsRehash(user.passwordHash))
+    await replacePasswordHash(deps.db, user.id, user.passwordHash, await hashPassword(password.slice(0, MAX_PASSWORD_LENGTH)));
   return { ok: true, user };
 }
 
@@ -201,7 +201,11 @@ export async function verifyRecoveryCode(deps: AccountDeps, userId: string, code
  * when the authenticator is bound); a wrong or expired code is a failed second factor.
  * Returns the code's hash to be checked again at binding.
  */
-export async function checkEnrolmentCode(deps: AccountDeps, userId: string, code: string): Promise<{ ok: true; codeHash: string } | Refusal> {
+export async function checkEnrolmentCode(
+  deps: AccountDeps,
+  userId: string,
+  code: string,
+): Promise<{ ok: true; codeHash: string } | Refusal> {
   const user = await loginable(deps, userId);
   if (!user || user.totpSecret !== null) return { ok: false, accountId: userId };
   const codeHash = hashOneTimeCode(code.slice(0, 64));
@@ -216,7 +220,11 @@ export function offerTotpSecret(deps: AccountDeps, interactionUid: string): { se
   return { secret, sealed: deps.keyring.seal(secret, pendingSecretContext(interactionUid)) };
 }
 
-export function enrolmentUri(deps: AccountDeps, pending: { sealedSecret: string; interactionUid: string }, username: string): { secret: string; uri: string } {
+export function enrolmentUri(
+  deps: AccountDeps,
+  pending: { sealedSecret: string; interactionUid: string },
+  username: string,
+): { secret: string; uri: string } {
   const secret = deps.keyring.open(pending.sealedSecret, pendingSecretContext(pending.interactionUid));
   return { secret, uri: totpUri(secret, username, TOTP_ISSUER) };
 }
@@ -238,13 +246,18 @@ export async function confirmEnrolment(
   const check = checkTotp(secret, code, deps.now(), null);
   if (!check.ok) return failed(deps, user.id, 'second_factor');
   const recoveryCodes = newRecoveryCodes();
-  const bound = await bindAuthenticator(deps.db, user.id, {
-    // sealed anew for the person's row: the login's copy does not open there
-    sealedSecret: deps.keyring.seal(secret, totpSecretContext(user.id)),
-    step: check.step,
-    enrolmentCodeHash: pending.enrolmentCodeHash,
-    recoveryCodeHashes: recoveryCodes.map(hashOneTimeCode),
-  }, deps.now());
+  const bound = await bindAuthenticator(
+    deps.db,
+    user.id,
+    {
+      // sealed anew for the person's row: the login's copy does not open there
+      sealedSecret: deps.keyring.seal(secret, totpSecretContext(user.id)),
+      step: check.step,
+      enrolmentCodeHash: pending.enrolmentCodeHash,
+      recoveryCodeHashes: recoveryCodes.map(hashOneTimeCode),
+    },
+    deps.now(),
+  );
   // not bound: the code was spent by another login, reissued, expired, or the account locked
   return bound ? { ok: true, user, recoveryCodes } : failed(deps, user.id, 'second_factor');
 }

@@ -131,12 +131,23 @@ const FAILURE_COLUMN: Record<FailureKind, string> = { password: 'failed_password
  * `base << lock_count`, capped) and starts the count again. Nothing is counted on an account
  * that is disabled or already locked. Returns the new `locked_until` when this failure locked it.
  */
-export async function recordFailure(db: Db, id: string, kind: FailureKind, now: number, policy: LockPolicy): Promise<{ lockedUntil: number | null }> {
+export async function recordFailure(
+  db: Db,
+  id: string,
+  kind: FailureKind,
+  now: number,
+  policy: LockPolicy,
+): Promise<{ lockedUntil: number | null }> {
   const count = FAILURE_COLUMN[kind];
   const reaches = `${count} + 1 >= ?`;
-  const period = kind === 'password'
-    ? db.raw('CAST(? AS BIGINT)', [policy.baseMs])
-    : db.raw('CASE WHEN lock_count >= ? THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) << lock_count END', [doublingsToCap(policy), policy.maxMs, policy.baseMs]);
+  const period =
+    kind === 'password'
+      ? db.raw('CAST(? AS BIGINT)', [policy.baseMs])
+      : db.raw('CASE WHEN lock_count >= ? THEN CAST(? AS BIGINT) ELSE CAST(? AS BIGINT) << lock_count END', [
+          doublingsToCap(policy),
+          policy.maxMs,
+          policy.baseMs,
+        ]);
   const rows: { locked_until: number | string | null }[] = await loginable(db, id, now)
     .update({
       [count]: db.raw(`CASE WHEN ${reaches} THEN 0 ELSE ${count} + 1 END`, [policy.threshold]),

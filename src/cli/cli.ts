@@ -51,11 +51,14 @@ function options<T extends Record<string, { type: 'string' | 'boolean'; multiple
       dashed.set(placeholder, arg);
       return placeholder;
     });
-    const unmask = (value: unknown): unknown => (typeof value === 'string' ? dashed.get(value) ?? value : Array.isArray(value) ? value.map(unmask) : value);
+    const unmask = (value: unknown): unknown =>
+      typeof value === 'string' ? (dashed.get(value) ?? value) : Array.isArray(value) ? value.map(unmask) : value;
     const parsed = parseArgs({ args: masked, options: spec, allowPositionals: positionals > 0, strict: true });
     parsed.positionals = parsed.positionals.map((value) => dashed.get(value) ?? value);
-    for (const name of Object.keys(parsed.values)) (parsed.values as Record<string, unknown>)[name] = unmask((parsed.values as Record<string, unknown>)[name]);
-    if (parsed.positionals.length !== positionals) throw new UsageError(`expected ${positionals} argument(s), got ${parsed.positionals.length}`);
+    for (const name of Object.keys(parsed.values))
+      (parsed.values as Record<string, unknown>)[name] = unmask((parsed.values as Record<string, unknown>)[name]);
+    if (parsed.positionals.length !== positionals)
+      throw new UsageError(`expected ${positionals} argument(s), got ${parsed.positionals.length}`);
     return parsed;
   } catch (error) {
     if (error instanceof UsageError) throw error;
@@ -88,7 +91,7 @@ const RESOURCE_FLAGS = {
 
 /** One handler for each command of the table in usage.ts, no more, no fewer. */
 const COMMANDS: Record<CommandName, Command> = {
-  'migrate'(args) {
+  migrate(args) {
     options(args, {}); // no options; the migration itself ran when storage was opened
     return Promise.resolve({ migrated: true });
   },
@@ -106,7 +109,8 @@ const COMMANDS: Record<CommandName, Command> = {
   },
   async 'resource update'(args, { db }) {
     const { values } = options(args, { ...RESOURCE_FLAGS, 'no-introspector': { type: 'boolean' } });
-    if (values.introspector !== undefined && values['no-introspector']) throw new UsageError('--introspector and --no-introspector exclude each other');
+    if (values.introspector !== undefined && values['no-introspector'])
+      throw new UsageError('--introspector and --no-introspector exclude each other');
     return updateResource(db, {
       uri: required(values.uri, '--uri'),
       scopes: values.scope === undefined ? undefined : words(values.scope),
@@ -137,7 +141,9 @@ const COMMANDS: Record<CommandName, Command> = {
       isPublic: values.public ?? false,
     });
     const { client_id: clientId, ...partner } = created.partner;
-    return created.client_secret === null ? { client_id: clientId, ...partner } : { client_id: clientId, client_secret: created.client_secret, ...partner };
+    return created.client_secret === null
+      ? { client_id: clientId, ...partner }
+      : { client_id: clientId, client_secret: created.client_secret, ...partner };
   },
   async 'partner list'(args, { db }) {
     options(args, {});

@@ -5,7 +5,7 @@
  * Docs are Markdown; backticks are dropped in the terminal.
  */
 export const COMMAND_TABLE = {
-  'migrate': { args: '', doc: 'apply pending database migrations (every command does this first)' },
+  migrate: { args: '', doc: 'apply pending database migrations (every command does this first)' },
   'resource create': {
     args: '--uri URI --scope "a b" [--ttl SECONDS] [--format jwt|opaque] [--introspector CLIENT_ID] [--default] [--describe "scope=words"]...',
     doc: 'register an API (resource server) and its scopes; tokens for it live `--ttl` seconds (default 600, 30 s to 24 h); `--default`: the audience when a token request names no `resource`',

@@ -50,6 +50,8 @@ export function serveClusterMetrics(own: Registry): void {
     if (message?.type !== ASK) return;
     Promise.all([aggregator.clusterMetrics(), own.metrics()])
       .then(([workers, primary]) => worker.send({ type: ANSWER, id: message.id, text: `${workers}\n${primary}` }))
-      .catch((error: unknown) => worker.send({ type: ANSWER, id: message.id, error: error instanceof Error ? error.message : String(error) }));
+      .catch((error: unknown) =>
+        worker.send({ type: ANSWER, id: message.id, error: error instanceof Error ? error.message : String(error) }),
+      );
   });
 }

@@ -49,7 +49,12 @@ export function runPrimary(config: Config, log: Logger, exit: (code: number) => 
     }
     restarts.inc();
     log.warn('worker died; starting a new one', { worker_pid: worker.process.pid, code, signal, lived_ms: lived });
-    setTimeout(() => { if (!stopping) fork(); }, lived < QUICK_DEATH_MS ? RESTART_DELAY_MS : 0);
+    setTimeout(
+      () => {
+        if (!stopping) fork();
+      },
+      lived < QUICK_DEATH_MS ? RESTART_DELAY_MS : 0,
+    );
   });
 
   const stop = (signal: NodeJS.Signals) => {
@@ -58,11 +63,14 @@ export function runPrimary(config: Config, log: Logger, exit: (code: number) => 
     log.info('shutting down workers', { signal });
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill(signal);
     if (Object.keys(cluster.workers ?? {}).length === 0) exit(0);
-    const force = setTimeout(() => {
-      log.error('workers did not stop within the grace period; exiting');
-      for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
-      exit(1);
-    }, config.shutdownGraceSeconds * 1000 + 2000);
+    const force = setTimeout(
+      () => {
+        log.error('workers did not stop within the grace period; exiting');
+        for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGKILL');
+        exit(1);
+      },
+      config.shutdownGraceSeconds * 1000 + 2000,
+    );
     force.unref();
   };
   process.on('SIGTERM', () => stop('SIGTERM'));

@@ -139,7 +139,10 @@ function directory(raw: string): string {
 }
 
 function kekList(raw: string): readonly string[] {
-  const keys = raw.split(',').map((item) => item.trim()).filter(Boolean);
+  const keys = raw
+    .split(',')
+    .map((item) => item.trim())
+    .filter(Boolean);
   if (keys.length === 0) throw new Error('no key given');
   for (const item of keys) {
     if (!/^[A-Za-z0-9_-]{43}$/.test(item)) throw new Error('each key must be 32 bytes in base64url (43 characters)');
@@ -282,7 +285,12 @@ export const SETTINGS = {
     parse: kekList,
     doc: 'key-encryption keys, each 32 bytes in base64url (43 characters), comma-separated: the first seals, any opens. Replaces the file in `KEYS_DIR`',
   }),
-  KEY_ROTATION_INTERVAL: setting({ group: 'keys', default: { raw: '30d' }, parse: parseDuration, doc: 'how long a signing key signs before the next one takes over' }),
+  KEY_ROTATION_INTERVAL: setting({
+    group: 'keys',
+    default: { raw: '30d' },
+    parse: parseDuration,
+    doc: 'how long a signing key signs before the next one takes over',
+  }),
   KEY_PREPUBLISH: setting({
     group: 'keys',
     default: { raw: '1d' },
@@ -301,7 +309,12 @@ export const SETTINGS = {
     parse: parseDuration,
     doc: 'how often a running server re-reads the signing and cookie keys, so a change made by the CLI or another instance applies without a restart',
   }),
-  RATE_LIMIT_AUTH_PER_IP: setting({ group: 'limits', default: { raw: '300/1m' }, parse: rateLimit, doc: 'authorization requests (`/auth`) per address' }),
+  RATE_LIMIT_AUTH_PER_IP: setting({
+    group: 'limits',
+    default: { raw: '300/1m' },
+    parse: rateLimit,
+    doc: 'authorization requests (`/auth`) per address',
+  }),
   RATE_LIMIT_LOGIN_PER_IP: setting({
     group: 'limits',
     default: { raw: '100/10m' },
@@ -326,7 +339,12 @@ export const SETTINGS = {
     parse: rateLimit,
     doc: '`/token` requests per partner (the `client_id` of HTTP Basic auth)',
   }),
-  RATE_LIMIT_TOKEN_PER_IP: setting({ group: 'limits', default: { raw: '3000/1m' }, parse: rateLimit, doc: '`/token` requests per address' }),
+  RATE_LIMIT_TOKEN_PER_IP: setting({
+    group: 'limits',
+    default: { raw: '3000/1m' },
+    parse: rateLimit,
+    doc: '`/token` requests per address',
+  }),
   RATE_LIMIT_INTROSPECTION_PER_CLIENT: setting({
     group: 'limits',
     default: { raw: '6000/1m' },
@@ -392,7 +410,8 @@ function readSetting<T>(env: Env, name: string, entry: Setting<T>, earlier: Read
 /** Reads every setting in table order (a computed default may use the ones before it). */
 function readSettings(env: Env): Values {
   const values: Record<string, unknown> = {};
-  for (const [name, entry] of Object.entries(SETTINGS) as [string, Setting<unknown>][]) values[name] = readSetting(env, name, entry, values);
+  for (const [name, entry] of Object.entries(SETTINGS) as [string, Setting<unknown>][])
+    values[name] = readSetting(env, name, entry, values);
   return values as Values;
 }
 
@@ -406,14 +425,22 @@ function keyConfig(values: Values): KeyConfig {
   const pollIntervalSeconds = values.KEY_POLL_INTERVAL;
   const jwksMaxAgeSeconds = Math.min(300, Math.floor(prepublishSeconds / 2));
   if (prepublishSeconds >= rotationIntervalSeconds) {
-    throw new ConfigError(`KEY_PREPUBLISH (${prepublishSeconds}s) must be shorter than KEY_ROTATION_INTERVAL (${rotationIntervalSeconds}s)`);
+    throw new ConfigError(
+      `KEY_PREPUBLISH (${prepublishSeconds}s) must be shorter than KEY_ROTATION_INTERVAL (${rotationIntervalSeconds}s)`,
+    );
   }
   if (pollIntervalSeconds + jwksMaxAgeSeconds >= prepublishSeconds) {
     throw new ConfigError(
       `KEY_PREPUBLISH (${prepublishSeconds}s) must be longer than KEY_POLL_INTERVAL (${pollIntervalSeconds}s) plus the JWKS cache time (${jwksMaxAgeSeconds}s)`,
     );
   }
-  return Object.freeze({ rotationIntervalSeconds, prepublishSeconds, retainSeconds: values.KEY_RETAIN, pollIntervalSeconds, jwksMaxAgeSeconds });
+  return Object.freeze({
+    rotationIntervalSeconds,
+    prepublishSeconds,
+    retainSeconds: values.KEY_RETAIN,
+    pollIntervalSeconds,
+    jwksMaxAgeSeconds,
+  });
 }
 
 export function loadConfig(env: Env = process.env): Config {

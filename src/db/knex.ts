@@ -27,8 +27,14 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
       pool: {
         min: 1,
         max: 1,
-        afterCreate(conn: { exec(sql: string, done: (error: Error | null) => void): void }, done: (error: Error | null, conn: unknown) => void) {
-          conn.exec('PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;', (error) => done(error, conn));
+        afterCreate(
+          conn: { exec(sql: string, done: (error: Error | null) => void): void },
+          done: (error: Error | null, conn: unknown) => void,
+        ) {
+          conn.exec(
+            'PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;',
+            (error) => done(error, conn),
+          );
         },
       },
     });

@@ -17,10 +17,13 @@ export function startPurgeJob(purges: Readonly<Record<string, Purge>>, intervalS
     const names = Object.keys(purges);
     running = Promise.all(names.map((name) => purges[name](now)))
       .then((counts) => {
-        if (counts.some((count) => count > 0)) log.info('purged expired rows', Object.fromEntries(names.map((name, i) => [name, counts[i]])));
+        if (counts.some((count) => count > 0))
+          log.info('purged expired rows', Object.fromEntries(names.map((name, i) => [name, counts[i]])));
       })
       .catch((error: unknown) => log.warn('purge failed', { err: error }))
-      .finally(() => { running = undefined; });
+      .finally(() => {
+        running = undefined;
+      });
   };
   run();
   const timer = setInterval(run, intervalSeconds * 1000);

@@ -11,7 +11,8 @@ export type Form = Partial<Record<string, string>>;
  * form routes call it: a global body parser would make oidc-provider warn (it parses its own).
  */
 export async function readForm(ctx: Context, limit = FORM_LIMIT_BYTES): Promise<Form> {
-  if (!ctx.is('application/x-www-form-urlencoded')) throw new AppError('invalid_input', 'The form was not sent as a form.', { status: 415 });
+  if (!ctx.is('application/x-www-form-urlencoded'))
+    throw new AppError('invalid_input', 'The form was not sent as a form.', { status: 415 });
   const declared = Number(ctx.get('content-length') || 0);
   if (declared > limit) throw new AppError('too_large', 'What was sent is too large.', { status: 413 });
   const chunks: Buffer[] = [];

@@ -5,7 +5,10 @@ export type ReadinessCheck = () => Promise<{ ok: boolean; checks: Record<string,
 /** `/healthz`: the process answers. `/readyz`: the database answers and a signing key is loaded. */
 export function healthRoutes(readiness: ReadinessCheck) {
   return async function health(ctx: Context, next: Next) {
-    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') { await next(); return; }
+    if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
+      await next();
+      return;
+    }
     if (ctx.path === '/healthz') {
       ctx.set('Cache-Control', 'no-store');
       ctx.body = { status: 'ok' };

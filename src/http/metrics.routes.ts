@@ -16,7 +16,10 @@ function sameSecret(given: string, expected: string): boolean {
  */
 export function metricsRoute(options: { token: string | undefined; contentType: string; render: () => Promise<string> }) {
   return async function metrics(ctx: Context, next: Next) {
-    if (ctx.path !== '/metrics' || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) { await next(); return; }
+    if (ctx.path !== '/metrics' || (ctx.method !== 'GET' && ctx.method !== 'HEAD')) {
+      await next();
+      return;
+    }
     ctx.set('Cache-Control', 'no-store');
     const allowed = options.token
       ? sameSecret(ctx.get('Authorization'), `Bearer ${options.token}`)
@@ -24,7 +27,10 @@ export function metricsRoute(options: { token: string | undefined; contentType: 
     if (!allowed) {
       ctx.status = options.token ? 401 : 403;
       if (options.token) ctx.set('WWW-Authenticate', 'Bearer realm="metrics"');
-      ctx.body = { error: options.token ? 'invalid_token' : 'forbidden', error_description: 'metrics need METRICS_TOKEN, or a request from loopback' };
+      ctx.body = {
+        error: options.token ? 'invalid_token' : 'forbidden',
+        error_description: 'metrics need METRICS_TOKEN, or a request from loopback',
+      };
       return undefined;
     }
     ctx.type = options.contentType;

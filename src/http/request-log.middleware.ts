@@ -14,7 +14,11 @@ const OWN_ROUTES: ReadonlyArray<[string, string]> = [
 ];
 
 /** oidc-provider's routes that a rate limit may answer before the provider names them (src/limits/). */
-const THROTTLED_ROUTES: Readonly<Record<string, string>> = { '/auth': 'authorization', '/token': 'token', '/token/introspection': 'introspection' };
+const THROTTLED_ROUTES: Readonly<Record<string, string>> = {
+  '/auth': 'authorization',
+  '/token': 'token',
+  '/token/introspection': 'introspection',
+};
 
 /** A bounded label: never the raw path (ids in it would explode the series count). */
 function routeName(ctx: Context): string {
@@ -55,7 +59,15 @@ export function requestLog(log: Logger, metrics: Metrics) {
       metrics.httpRequest(route, ctx.method, status, seconds);
       if (route !== 'healthz' && route !== 'readyz' && route !== 'metrics') {
         const clientId = (ctx as unknown as { oidc?: { client?: { clientId?: string } } }).oidc?.client?.clientId;
-        log.info('request', { request_id: requestId, method: ctx.method, path: ctx.path, route, status, duration_ms: Math.round(seconds * 1e4) / 10, client_id: clientId });
+        log.info('request', {
+          request_id: requestId,
+          method: ctx.method,
+          path: ctx.path,
+          route,
+          status,
+          duration_ms: Math.round(seconds * 1e4) / 10,
+          client_id: clientId,
+        });
       }
     }
   };

@@ -16,7 +16,8 @@ const BINDING_COOKIE = 'portcullis.login';
  */
 export function createBrowserBinding(options: { keys: readonly string[]; secure: boolean }) {
   if (options.keys.length === 0) throw new Error('the browser binding needs at least one key');
-  const mac = (key: string, uid: string, value: string) => Buffer.from(createHmac('sha256', key).update(`csrf ${uid} ${value}`).digest('base64url'));
+  const mac = (key: string, uid: string, value: string) =>
+    Buffer.from(createHmac('sha256', key).update(`csrf ${uid} ${value}`).digest('base64url'));
   const cookieOptions = (uid: string, maxAgeMs: number) => ({
     path: `/interaction/${uid}`,
     httpOnly: true,

@@ -25,6 +25,9 @@ export async function takeAttempt(deps: LoginRouteDeps, ctx: Ctx): Promise<boole
 
 /** A wrong code: the step's page again, or the password page if that was its last attempt. */
 export async function refuseCode(deps: LoginRouteDeps, ctx: Ctx, again: () => unknown): Promise<void> {
-  if (await endIfExhausted(deps.accounts.db, currentLogin(ctx), LOGIN_STEP_ATTEMPTS)) { endedByCap(deps, ctx); return; }
+  if (await endIfExhausted(deps.accounts.db, currentLogin(ctx), LOGIN_STEP_ATTEMPTS)) {
+    endedByCap(deps, ctx);
+    return;
+  }
   await again();
 }

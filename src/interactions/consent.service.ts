@@ -43,7 +43,8 @@ export async function grantConsent(provider: Provider, db: Db, interaction: Inte
   const details = missing(interaction);
   if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
   if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
-  for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+  for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {}))
+    grant.addResourceScope(indicator, scopes.join(' '));
   const grantId = await grant.save();
   await saveConsent(db, accountId, clientId, grantId, now);
   return grantId;
@@ -58,7 +59,11 @@ export function createGrantLoader(db: Db) {
     const { session, client, result, provider } = ctx.oidc;
     const accountId = session?.accountId;
     if (!session || !accountId || !client) return undefined;
-    const candidates = [result?.consent?.grantId, session.grantIdFor(client.clientId), await findConsentGrantId(db, accountId, client.clientId)];
+    const candidates = [
+      result?.consent?.grantId,
+      session.grantIdFor(client.clientId),
+      await findConsentGrantId(db, accountId, client.clientId),
+    ];
     for (const grantId of candidates) {
       if (!grantId) continue;
       const grant = await provider.Grant.find(grantId);

@@ -29,7 +29,8 @@ export function decideConsent(deps: LoginRouteDeps) {
       const grantId = await grantConsent(provider, deps.accounts.db, interaction, accountId, deps.accounts.now());
       return finish(ctx, { consent: { grantId } }, true);
     }
-    if (form.decision === 'deny') return finish(ctx, { error: 'access_denied', error_description: 'the person declined the request' }, false);
+    if (form.decision === 'deny')
+      return finish(ctx, { error: 'access_denied', error_description: 'the person declined the request' }, false);
     throw new AppError('invalid_input', 'Choose Allow or Deny.');
   };
 }

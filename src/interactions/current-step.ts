@@ -12,10 +12,19 @@ export function showStep(deps: LoginRouteDeps) {
     const { interaction, login } = ctx.state.flow;
     if (interaction.prompt.name === 'consent') return showConsent(deps, ctx);
     if (interaction.prompt.name !== 'login') throw new AppError('invalid_request', EXPIRED);
-    if (login?.stage === 'second_factor') { showSecondFactor(deps, ctx); return; }
-    if (login?.stage === 'enrol') { showEnrolmentCode(deps, ctx); return; }
+    if (login?.stage === 'second_factor') {
+      showSecondFactor(deps, ctx);
+      return;
+    }
+    if (login?.stage === 'enrol') {
+      showEnrolmentCode(deps, ctx);
+      return;
+    }
     if (login?.stage === 'enrol_confirm') return showEnrol(deps, ctx);
-    if (login?.stage === 'enrolled') { showEnrolled(deps, ctx); return; }
+    if (login?.stage === 'enrolled') {
+      showEnrolled(deps, ctx);
+      return;
+    }
     showLogin(deps, ctx);
   };
 }

@@ -9,7 +9,13 @@ import { alert, csrf, page } from './login.pages.ts';
 const GENERIC_ENROLMENT_ERROR = 'That enrolment code is not valid or has expired. Check it, or ask for a new one.';
 
 export function showEnrolmentCode(deps: LoginRouteDeps, ctx: Ctx, error?: string, status = 200) {
-  page(ctx, 'Set up your authenticator', 'enrol', { uid: ctx.state.flow.interaction.uid, csrf: csrf(deps, ctx), alert: alert(error) }, status);
+  page(
+    ctx,
+    'Set up your authenticator',
+    'enrol',
+    { uid: ctx.state.flow.interaction.uid, csrf: csrf(deps, ctx), alert: alert(error) },
+    status,
+  );
 }
 
 /** Enrolment, first step: the operator's one-time code. Only then is a secret made and shown. */
@@ -17,7 +23,10 @@ export function acceptEnrolmentCode(deps: LoginRouteDeps) {
   return async function acceptEnrolmentCode(ctx: Ctx) {
     const { interaction, form } = ctx.state.flow;
     const code = form.enrolment_code ?? '';
-    if (!code.trim()) { showEnrolmentCode(deps, ctx, 'Enter the enrolment code you were given.', 400); return; }
+    if (!code.trim()) {
+      showEnrolmentCode(deps, ctx, 'Enter the enrolment code you were given.', 400);
+      return;
+    }
     if (!(await takeAttempt(deps, ctx))) return undefined;
     const result = await checkEnrolmentCode(deps.accounts, currentLogin(ctx).userId, code);
     if (!result.ok) {
@@ -25,7 +34,13 @@ export function acceptEnrolmentCode(deps: LoginRouteDeps) {
       return refuseCode(deps, ctx, () => showEnrolmentCode(deps, ctx, GENERIC_ENROLMENT_ERROR, 401));
     }
     const offered = offerTotpSecret(deps.accounts, interaction.uid);
-    if (!(await advanceLoginState(deps.accounts.db, interaction.uid, 'enrol', { stage: 'enrol_confirm', pendingSecret: offered.sealed, enrolmentCodeHash: result.codeHash }))) {
+    if (
+      !(await advanceLoginState(deps.accounts.db, interaction.uid, 'enrol', {
+        stage: 'enrol_confirm',
+        pendingSecret: offered.sealed,
+        enrolmentCodeHash: result.codeHash,
+      }))
+    ) {
       throw new AppError('invalid_request', STEP_USED, { status: 409 });
     }
     ctx.status = 303;

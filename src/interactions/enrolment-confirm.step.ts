@@ -13,15 +13,25 @@ export async function showEnrol(deps: LoginRouteDeps, ctx: Ctx, error?: string, 
   const login = currentLogin(ctx);
   const user = await findActiveUser(deps.accounts.db, login.userId);
   if (!user || !login.pendingSecret) throw new AppError('invalid_request', EXPIRED);
-  const { secret, uri } = enrolmentUri(deps.accounts, { sealedSecret: login.pendingSecret, interactionUid: login.interactionUid }, user.username);
+  const { secret, uri } = enrolmentUri(
+    deps.accounts,
+    { sealedSecret: login.pendingSecret, interactionUid: login.interactionUid },
+    user.username,
+  );
   const qr = await QRCode.toDataURL(uri, { errorCorrectionLevel: 'M', margin: 2, width: 200 });
-  page(ctx, 'Connect your authenticator', 'enrol-authenticator', {
-    uid: ctx.state.flow.interaction.uid,
-    csrf: csrf(deps, ctx),
-    alert: alert(error),
-    qr,
-    secret: (secret.match(/.{1,4}/g) ?? []).join(' '),
-  }, status);
+  page(
+    ctx,
+    'Connect your authenticator',
+    'enrol-authenticator',
+    {
+      uid: ctx.state.flow.interaction.uid,
+      csrf: csrf(deps, ctx),
+      alert: alert(error),
+      qr,
+      secret: (secret.match(/.{1,4}/g) ?? []).join(' '),
+    },
+    status,
+  );
 }
 
 /** After the recovery codes were shown: a button that continues the login. */
@@ -38,10 +48,21 @@ export function confirmAuthenticator(deps: LoginRouteDeps) {
     if (!code.trim()) return showEnrol(deps, ctx, 'Enter the code your authenticator app shows.', 400);
     if (!login.pendingSecret || !login.enrolmentCodeHash) throw new AppError('invalid_request', EXPIRED);
     if (!(await takeAttempt(deps, ctx))) return undefined;
-    const result = await confirmEnrolment(deps.accounts, login.userId, { sealedSecret: login.pendingSecret, interactionUid: interaction.uid, enrolmentCodeHash: login.enrolmentCodeHash }, code);
+    const result = await confirmEnrolment(
+      deps.accounts,
+      login.userId,
+      { sealedSecret: login.pendingSecret, interactionUid: interaction.uid, enrolmentCodeHash: login.enrolmentCodeHash },
+      code,
+    );
     logRefusal(deps, ctx, 'enrolment', result.ok ? { ok: true, user: result.user } : result);
     if (!result.ok) return refuseCode(deps, ctx, () => showEnrol(deps, ctx, GENERIC_CODE_ERROR, 401));
-    if (!(await advanceLoginState(deps.accounts.db, interaction.uid, 'enrol_confirm', { stage: 'enrolled', pendingSecret: null, enrolmentCodeHash: null }))) {
+    if (
+      !(await advanceLoginState(deps.accounts.db, interaction.uid, 'enrol_confirm', {
+        stage: 'enrolled',
+        pendingSecret: null,
+        enrolmentCodeHash: null,
+      }))
+    ) {
       throw new AppError('invalid_request', 'This form was already used. Go back to the application and start again.', { status: 409 });
     }
     const codes = result.recoveryCodes.map((item) => `<li><code>${escapeHtml(item)}</code></li>`).join('\n');

@@ -15,13 +15,18 @@ export function pageErrors(log: Logger) {
     try {
       await next();
     } catch (error) {
-      if (error instanceof AppError && error.expose) { showError(ctx, error.status, 'Something went wrong', error.message); return; }
+      if (error instanceof AppError && error.expose) {
+        showError(ctx, error.status, 'Something went wrong', error.message);
+        return;
+      }
       const err = error as Error & { error?: string };
       if (err.name === 'SessionNotFound' || err.error === 'invalid_request' || err.error === 'session_not_found') {
-        showError(ctx, 400, 'Sign-in expired', EXPIRED); return;
+        showError(ctx, 400, 'Sign-in expired', EXPIRED);
+        return;
       }
       log.error('interaction failed', { err, path: ctx.path });
-      showError(ctx, 500, 'Something went wrong', 'The request could not be completed. Please try again later.'); return;
+      showError(ctx, 500, 'Something went wrong', 'The request could not be completed. Please try again later.');
+      return;
     }
     return undefined;
   };
@@ -55,7 +60,11 @@ export function checkForm(binding: BrowserBinding) {
     const browser = binding.read(ctx);
     const form = await readForm(ctx);
     if (!browser || !binding.csrfValid(ctx.state.flow.interaction.uid, browser, form.csrf)) {
-      throw new AppError('invalid_request', 'This form is not valid any more (it was sent from another page, or cookies are off). Go back to the application and start again.', { status: 403 });
+      throw new AppError(
+        'invalid_request',
+        'This form is not valid any more (it was sent from another page, or cookies are off). Go back to the application and start again.',
+        { status: 403 },
+      );
     }
     ctx.state.flow.browser = browser;
     ctx.state.flow.form = form;
@@ -65,7 +74,8 @@ export function checkForm(binding: BrowserBinding) {
 
 export function requirePrompt(name: 'login' | 'consent') {
   return async function requirePrompt(ctx: Ctx, next: Next) {
-    if (ctx.state.flow.interaction.prompt.name !== name) throw new AppError('invalid_request', 'This step is already done. Go back to the application and start again.', { status: 409 });
+    if (ctx.state.flow.interaction.prompt.name !== name)
+      throw new AppError('invalid_request', 'This step is already done. Go back to the application and start again.', { status: 409 });
     await next();
   };
 }

@@ -10,7 +10,13 @@ import type { Logger } from '../log/logger.ts';
 import { AppError } from '../shared/errors.ts';
 import type { BrowserBinding } from './browser.binding.ts';
 
-export type LoginRouteDeps = Readonly<{ accounts: AccountDeps; binding: BrowserBinding; log: Logger; metrics?: LoginMetrics; attempts: AttemptThrottles }>;
+export type LoginRouteDeps = Readonly<{
+  accounts: AccountDeps;
+  binding: BrowserBinding;
+  log: Logger;
+  metrics?: LoginMetrics;
+  attempts: AttemptThrottles;
+}>;
 
 /** What the guards (interaction.middleware.ts) found out, for the step that answers. */
 export type Flow = {

@@ -5,7 +5,15 @@ import { decideConsent } from './consent.step.ts';
 import { showStep } from './current-step.ts';
 import { acceptEnrolmentCode } from './enrolment-code.step.ts';
 import { confirmAuthenticator, continueAfterEnrolment } from './enrolment-confirm.step.ts';
-import { bindBrowser, checkForm, loadInteraction, loadLoginState, pageErrors, requirePrompt, requireStage } from './interaction.middleware.ts';
+import {
+  bindBrowser,
+  checkForm,
+  loadInteraction,
+  loadLoginState,
+  pageErrors,
+  requirePrompt,
+  requireStage,
+} from './interaction.middleware.ts';
 import type { Ctx, Flow, LoginRouteDeps } from './login.flow.ts';
 import { showRecovery, verifyRecovery, verifySecondFactor } from './second-factor.step.ts';
 import { verifyPassword } from './sign-in.step.ts';
@@ -24,12 +32,16 @@ export function loginRoutes(deps: LoginRouteDeps): Middleware {
   // password and code posts count per address before any work, then per username or account;
   // the password step runs in its turn of the bounded hash queue (src/limits/)
   const attempt = [errors, deps.attempts.perAddress, ...loginPost.slice(1)] as Array<RouterMiddleware<{ flow: Flow }>>;
-  const password = deps.attempts.password((ctx) => normaliseUsername((ctx as Ctx).state.flow.form.username ?? '')) as RouterMiddleware<{ flow: Flow }>;
+  const password = deps.attempts.password((ctx) => normaliseUsername((ctx as Ctx).state.flow.form.username ?? '')) as RouterMiddleware<{
+    flow: Flow;
+  }>;
   const code = deps.attempts.secondFactor((ctx) => (ctx as Ctx).state.flow.login?.userId) as RouterMiddleware<{ flow: Flow }>;
 
   router.get('/assets/portcullis.css', stylesheet);
   router.get('/interaction/:uid', ...view, showStep(deps));
-  router.get('/interaction/:uid/recovery', ...view, requirePrompt('login'), requireStage('second_factor'), (ctx: Ctx) => showRecovery(deps, ctx));
+  router.get('/interaction/:uid/recovery', ...view, requirePrompt('login'), requireStage('second_factor'), (ctx: Ctx) =>
+    showRecovery(deps, ctx),
+  );
   router.post('/interaction/:uid/login', ...attempt, password, verifyPassword(deps));
   router.post('/interaction/:uid/otp', ...attempt, requireStage('second_factor'), code, verifySecondFactor(deps));
   router.post('/interaction/:uid/recovery', ...attempt, requireStage('second_factor'), code, verifyRecovery(deps));

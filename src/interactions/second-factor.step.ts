@@ -5,7 +5,13 @@ import { finishLogin, logRefusal } from './login.outcome.ts';
 import { alert, csrf, page } from './login.pages.ts';
 
 export function showSecondFactor(deps: LoginRouteDeps, ctx: Ctx, error?: string, status = 200) {
-  page(ctx, 'Two-step verification', 'second-factor', { uid: ctx.state.flow.interaction.uid, csrf: csrf(deps, ctx), alert: alert(error) }, status);
+  page(
+    ctx,
+    'Two-step verification',
+    'second-factor',
+    { uid: ctx.state.flow.interaction.uid, csrf: csrf(deps, ctx), alert: alert(error) },
+    status,
+  );
 }
 
 export function showRecovery(deps: LoginRouteDeps, ctx: Ctx, error?: string, status = 200) {
@@ -17,7 +23,10 @@ export function verifySecondFactor(deps: LoginRouteDeps) {
   const done = finishLogin(deps);
   return async function verifySecondFactor(ctx: Ctx) {
     const code = ctx.state.flow.form.code ?? '';
-    if (!code.trim()) { showSecondFactor(deps, ctx, 'Enter the code from your authenticator app.', 400); return; }
+    if (!code.trim()) {
+      showSecondFactor(deps, ctx, 'Enter the code from your authenticator app.', 400);
+      return;
+    }
     if (!(await takeAttempt(deps, ctx))) return undefined;
     const outcome = await verifyTotp(deps.accounts, currentLogin(ctx).userId, code);
     logRefusal(deps, ctx, 'totp', outcome);
@@ -31,7 +40,10 @@ export function verifyRecovery(deps: LoginRouteDeps) {
   const done = finishLogin(deps);
   return async function verifyRecovery(ctx: Ctx) {
     const code = ctx.state.flow.form.recovery_code ?? '';
-    if (!code.trim()) { showRecovery(deps, ctx, 'Enter one of your recovery codes.', 400); return; }
+    if (!code.trim()) {
+      showRecovery(deps, ctx, 'Enter one of your recovery codes.', 400);
+      return;
+    }
     if (!(await takeAttempt(deps, ctx))) return undefined;
     const outcome = await verifyRecoveryCode(deps.accounts, currentLogin(ctx).userId, code);
     logRefusal(deps, ctx, 'recovery_code', outcome);

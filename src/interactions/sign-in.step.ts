@@ -8,7 +8,13 @@ const GENERIC_LOGIN_ERROR = 'Invalid username or password.';
 
 export function showLogin(deps: LoginRouteDeps, ctx: Ctx, error?: string, status = 200, username = '') {
   const { interaction, clientName } = ctx.state.flow;
-  page(ctx, 'Sign in', 'login', { uid: interaction.uid, csrf: csrf(deps, ctx), client: clientName, alert: alert(error), username: username.slice(0, 64) }, status);
+  page(
+    ctx,
+    'Sign in',
+    'login',
+    { uid: interaction.uid, csrf: csrf(deps, ctx), client: clientName, alert: alert(error), username: username.slice(0, 64) },
+    status,
+  );
 }
 
 /** POST /interaction/:uid/login: username and password; then the second factor (or enrolment). */
@@ -17,18 +23,28 @@ export function verifyPassword(deps: LoginRouteDeps) {
     const { interaction, form, browser } = ctx.state.flow;
     const username = form.username ?? '';
     const password = form.password ?? '';
-    if (!username.trim() || !password) { showLogin(deps, ctx, 'Enter your username and your password.', 400, username); return; }
+    if (!username.trim() || !password) {
+      showLogin(deps, ctx, 'Enter your username and your password.', 400, username);
+      return;
+    }
     const outcome = await authenticatePassword(deps.accounts, username, password);
     logRefusal(deps, ctx, 'password', outcome);
-    if (!outcome.ok) { showLogin(deps, ctx, GENERIC_LOGIN_ERROR, 401, username); return; }
+    if (!outcome.ok) {
+      showLogin(deps, ctx, GENERIC_LOGIN_ERROR, 401, username);
+      return;
+    }
     const enrolled = outcome.user.totpSecret !== null;
-    await saveLoginState(deps.accounts.db, {
-      interactionUid: interaction.uid,
-      browserHash: deps.binding.hash(browser),
-      userId: outcome.user.id,
-      stage: enrolled ? 'second_factor' : 'enrol',
-      expiresAt: interaction.exp * 1000,
-    }, deps.accounts.now());
+    await saveLoginState(
+      deps.accounts.db,
+      {
+        interactionUid: interaction.uid,
+        browserHash: deps.binding.hash(browser),
+        userId: outcome.user.id,
+        stage: enrolled ? 'second_factor' : 'enrol',
+        expiresAt: interaction.exp * 1000,
+      },
+      deps.accounts.now(),
+    );
     ctx.status = 303;
     ctx.redirect(`/interaction/${interaction.uid}`);
     return undefined;

@@ -21,16 +21,20 @@ class KnexSqliteRateLimiter extends RateLimiterSQLite {
     const now = Date.now();
     const expire = msDuration > 0 ? now + msDuration : null;
     // on SQLite, knex's raw() resolves to the rows the statement returned
-    const rows = (forceExpire
-      ? await db.raw<Row[]>(`INSERT OR REPLACE INTO ${TABLE} (key, points, expire) VALUES (?, ?, ?) RETURNING points, expire`, [key, points, expire])
+    const rows = forceExpire
+      ? await db.raw<Row[]>(`INSERT OR REPLACE INTO ${TABLE} (key, points, expire) VALUES (?, ?, ?) RETURNING points, expire`, [
+          key,
+          points,
+          expire,
+        ])
       : await db.raw<Row[]>(
-        `INSERT INTO ${TABLE} (key, points, expire) VALUES (?, ?, ?)
+          `INSERT INTO ${TABLE} (key, points, expire) VALUES (?, ?, ?)
          ON CONFLICT(key) DO UPDATE SET
            points = CASE WHEN expire IS NULL OR expire > ? THEN points + excluded.points ELSE excluded.points END,
            expire = CASE WHEN expire IS NULL OR expire > ? THEN expire ELSE excluded.expire END
          RETURNING points, expire`,
-        [key, points, expire, now, now],
-      ));
+          [key, points, expire, now, now],
+        );
     return rows[0];
   }
 }
@@ -46,7 +50,10 @@ export type CounterStore = 'database' | 'memory';
  * process's memory until its window ends, so a flood past the limit costs no writes (not for
  * counts that may be given back: the block would outlive them). `memory`: this process only.
  */
-export function createCounter(db: Db, spec: Readonly<{ name: string; points: number; durationSeconds: number; store: CounterStore; blockInMemory: boolean }>): RateLimiterAbstract {
+export function createCounter(
+  db: Db,
+  spec: Readonly<{ name: string; points: number; durationSeconds: number; store: CounterStore; blockInMemory: boolean }>,
+): RateLimiterAbstract {
   const common = { keyPrefix: spec.name, points: spec.points, duration: spec.durationSeconds };
   if (spec.store === 'memory') return new RateLimiterMemory(common);
   const options = {

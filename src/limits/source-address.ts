@@ -8,7 +8,14 @@ import type { Context } from 'koa';
  * to the header it was sent), so rotating it would dodge every per-address limit. One proxy hop.
  */
 export function sourceAddress(ctx: Context, trustProxy: boolean): string {
-  const forwarded = trustProxy ? ctx.get('X-Forwarded-For').split(',').map((entry) => entry.trim()).filter(Boolean).at(-1) : undefined;
+  const forwarded = trustProxy
+    ? ctx
+        .get('X-Forwarded-For')
+        .split(',')
+        .map((entry) => entry.trim())
+        .filter(Boolean)
+        .at(-1)
+    : undefined;
   return addressKey(forwarded ?? ctx.req.socket.remoteAddress ?? 'unknown');
 }
 

@@ -26,7 +26,10 @@ function refusalPage(ctx: Context, status: 429 | 503, retryAfterSeconds: number,
   ctx.set('Retry-After', String(retryAfterSeconds));
   ctx.set('Cache-Control', 'no-store');
   ctx.type = 'html';
-  ctx.body = renderPage(title, 'error', { message: `${message} Wait ${inWords(retryAfterSeconds)}, then try again.`, code: status === 429 ? 'too_many_requests' : 'temporarily_unavailable' });
+  ctx.body = renderPage(title, 'error', {
+    message: `${message} Wait ${inWords(retryAfterSeconds)}, then try again.`,
+    code: status === 429 ? 'too_many_requests' : 'temporarily_unavailable',
+  });
 }
 
 /**
@@ -77,18 +80,33 @@ export function endpointThrottles(limits: Limits, options: ThrottleOptions): Mid
     const { path, method } = ctx;
     if (path === THROTTLED_PATHS.authorization && (method === 'GET' || method === 'POST')) {
       const wait = await taken(limits.authPerIp, sourceAddress(ctx, options.trustProxy));
-      if (wait !== undefined) { refusalPage(ctx, 429, wait, 'Too many requests', 'Too many sign-in requests have come from your network.'); return; }
+      if (wait !== undefined) {
+        refusalPage(ctx, 429, wait, 'Too many requests', 'Too many sign-in requests have come from your network.');
+        return;
+      }
       await next();
       return;
     }
-    if (method !== 'POST' || (path !== THROTTLED_PATHS.token && path !== THROTTLED_PATHS.introspection)) { await next(); return; }
-    const [perIp, perClient] = path === THROTTLED_PATHS.token ? [limits.tokenPerIp, limits.tokenPerClient] : [limits.introspectionPerIp, limits.introspectionPerClient];
+    if (method !== 'POST' || (path !== THROTTLED_PATHS.token && path !== THROTTLED_PATHS.introspection)) {
+      await next();
+      return;
+    }
+    const [perIp, perClient] =
+      path === THROTTLED_PATHS.token
+        ? [limits.tokenPerIp, limits.tokenPerClient]
+        : [limits.introspectionPerIp, limits.introspectionPerClient];
     const addressWait = await taken(perIp, sourceAddress(ctx, options.trustProxy));
-    if (addressWait !== undefined) { refusalJson(ctx, addressWait, 'too many requests from this address'); return; }
+    if (addressWait !== undefined) {
+      refusalJson(ctx, addressWait, 'too many requests from this address');
+      return;
+    }
     const clientId = basicClientId(ctx);
     if (clientId !== undefined) {
       const clientWait = await taken(perClient, clientId);
-      if (clientWait !== undefined) { refusalJson(ctx, clientWait, 'too many requests for this client'); return; }
+      if (clientWait !== undefined) {
+        refusalJson(ctx, clientWait, 'too many requests for this client');
+        return;
+      }
     }
     await next();
     if (clientId !== undefined) {
@@ -100,7 +118,9 @@ export function endpointThrottles(limits: Limits, options: ThrottleOptions): Mid
     // undoes nothing (a client-credentials token, an introspection), so the limit holds whichever
     // way a partner authenticates. Public clients (one code exchange or refresh per person) count
     // per address only.
-    const oidc = (ctx as unknown as { oidc?: { client?: { clientId: string; clientAuthMethod?: string }; params?: { grant_type?: unknown } } }).oidc;
+    const oidc = (
+      ctx as unknown as { oidc?: { client?: { clientId: string; clientAuthMethod?: string }; params?: { grant_type?: unknown } } }
+    ).oidc;
     const client = oidc?.client;
     if (!client || client.clientAuthMethod === 'none' || ctx.status === 401) return undefined;
     const wait = await taken(perClient, client.clientId);
@@ -132,7 +152,10 @@ export function attemptThrottles(limits: Limits, options: ThrottleOptions): Atte
   return {
     async perAddress(ctx: Context, next: Next) {
       const wait = await limits.loginPerIp.take(sourceAddress(ctx, options.trustProxy));
-      if (wait !== undefined) { tooMany(limits.loginPerIp, ctx, wait, 'Too many sign-in attempts have come from your network.'); return; }
+      if (wait !== undefined) {
+        tooMany(limits.loginPerIp, ctx, wait, 'Too many sign-in attempts have come from your network.');
+        return;
+      }
       await next();
     },
     password(usernameOf) {
@@ -140,7 +163,10 @@ export function attemptThrottles(limits: Limits, options: ThrottleOptions): Atte
         const username = usernameOf(ctx) || undefined;
         if (username !== undefined) {
           const wait = await limits.loginPerUsername.take(username);
-          if (wait !== undefined) { tooMany(limits.loginPerUsername, ctx, wait, 'Too many sign-in attempts have been made for this username.'); return; }
+          if (wait !== undefined) {
+            tooMany(limits.loginPerUsername, ctx, wait, 'Too many sign-in attempts have been made for this username.');
+            return;
+          }
         }
         try {
           await limits.passwordQueue.run(() => next());
@@ -148,7 +174,8 @@ export function attemptThrottles(limits: Limits, options: ThrottleOptions): Atte
           if (!(error instanceof QueueFullError)) throw error;
           options.onRefused?.('password_queue');
           if (username !== undefined) await limits.loginPerUsername.giveBack(username); // this attempt was never checked
-          refusalPage(ctx, 503, error.retryAfterSeconds, 'Busy', 'Too many people are signing in at this moment.'); return;
+          refusalPage(ctx, 503, error.retryAfterSeconds, 'Busy', 'Too many people are signing in at this moment.');
+          return;
         }
         if (username !== undefined && ctx.status === 303) await limits.loginPerUsername.giveBack(username);
         return undefined;
@@ -159,7 +186,10 @@ export function attemptThrottles(limits: Limits, options: ThrottleOptions): Atte
         const account = accountOf(ctx);
         if (account !== undefined) {
           const wait = await limits.secondFactorPerAccount.take(account);
-          if (wait !== undefined) { tooMany(limits.secondFactorPerAccount, ctx, wait, 'Too many codes have been tried for this account.'); return; }
+          if (wait !== undefined) {
+            tooMany(limits.secondFactorPerAccount, ctx, wait, 'Too many codes have been tried for this account.');
+            return;
+          }
         }
         await next();
       };

@@ -39,7 +39,13 @@ function createThrottle(db: Db, spec: ThrottleSpec): Throttle {
   const { name, limit } = spec;
   if (!limit) return { ...UNLIMITED, name };
   const keyOf = spec.keyOf ?? boundedKey;
-  const counter = createCounter(db, { name, points: limit.points, durationSeconds: limit.durationSeconds, store: spec.store, blockInMemory: !spec.refundable });
+  const counter = createCounter(db, {
+    name,
+    points: limit.points,
+    durationSeconds: limit.durationSeconds,
+    store: spec.store,
+    blockInMemory: !spec.refundable,
+  });
   return {
     name,
     async take(key) {
@@ -79,7 +85,12 @@ export function createLimits(deps: Readonly<{ db: Db; config: LimitsConfig; user
     secondFactorPerAccount: createThrottle(db, { name: 'second_factor_account', limit: config.secondFactorPerAccount, store: 'database' }),
     tokenPerClient: createThrottle(db, { name: 'token_client', limit: config.tokenPerClient, store: endpoint, refundable: true }),
     tokenPerIp: createThrottle(db, { name: 'token_ip', limit: config.tokenPerIp, store: endpoint }),
-    introspectionPerClient: createThrottle(db, { name: 'introspection_client', limit: config.introspectionPerClient, store: endpoint, refundable: true }),
+    introspectionPerClient: createThrottle(db, {
+      name: 'introspection_client',
+      limit: config.introspectionPerClient,
+      store: endpoint,
+      refundable: true,
+    }),
     introspectionPerIp: createThrottle(db, { name: 'introspection_ip', limit: config.introspectionPerIp, store: endpoint }),
     passwordQueue: createWorkQueue({ concurrency: config.hashConcurrency, maxWaiting: config.hashQueueMax }),
   };

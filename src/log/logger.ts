@@ -16,13 +16,36 @@ export type Logger = Readonly<{
  * written as "[redacted]".
  */
 const SECRET_FIELDS = [
-  'password', 'secret', 'client_secret', 'token', 'access_token', 'refresh_token', 'id_token', 'code',
-  'authorization', 'cookie', 'cookies', 'headers', 'body', 'totp', 'recovery_code', 'private_jwk', 'kek',
+  'password',
+  'secret',
+  'client_secret',
+  'token',
+  'access_token',
+  'refresh_token',
+  'id_token',
+  'code',
+  'authorization',
+  'cookie',
+  'cookies',
+  'headers',
+  'body',
+  'totp',
+  'recovery_code',
+  'private_jwk',
+  'kek',
 ];
 
 function wrap(p: pino.Logger): Logger {
-  const at = (level: 'info' | 'warn' | 'error') => (msg: string, fields: Record<string, unknown> = {}) => p[level](fields, msg);
-  return Object.freeze({ info: at('info'), warn: at('warn'), error: at('error'), child: (bindings: Record<string, unknown>) => wrap(p.child(bindings)) });
+  const at =
+    (level: 'info' | 'warn' | 'error') =>
+    (msg: string, fields: Record<string, unknown> = {}) =>
+      p[level](fields, msg);
+  return Object.freeze({
+    info: at('info'),
+    warn: at('warn'),
+    error: at('error'),
+    child: (bindings: Record<string, unknown>) => wrap(p.child(bindings)),
+  });
 }
 
 /**

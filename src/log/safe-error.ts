@@ -27,7 +27,12 @@ function databaseErrorCode(error: unknown): string | undefined {
 
 /** The first line of a stack is the message: keep only the frames. */
 function frames(stack: string | undefined): string | undefined {
-  return stack?.split('\n').filter((line) => /^\s+at /.test(line)).join('\n') || undefined;
+  return (
+    stack
+      ?.split('\n')
+      .filter((line) => /^\s+at /.test(line))
+      .join('\n') || undefined
+  );
 }
 
 export function safeError(error: unknown, options: { withStack?: boolean } = {}): SafeError {
@@ -37,7 +42,10 @@ export function safeError(error: unknown, options: { withStack?: boolean } = {})
   if (code !== undefined) {
     // knex writes `<sql> - <driver message>`; the driver's part may hold values, the SQL does not
     const at = error.message.indexOf(' - ');
-    const sql = at > 0 && /^\s*(select|insert|update|delete|with|create|alter|drop|pragma)\b/i.test(error.message) ? error.message.slice(0, at) : undefined;
+    const sql =
+      at > 0 && /^\s*(select|insert|update|delete|with|create|alter|drop|pragma)\b/i.test(error.message)
+        ? error.message.slice(0, at)
+        : undefined;
     return {
       type: 'DatabaseError',
       message: `database error ${code}`,
@@ -46,5 +54,9 @@ export function safeError(error: unknown, options: { withStack?: boolean } = {})
       ...(withStack ? { stack: frames(error.stack) } : {}),
     };
   }
-  return { type: error.name ?? 'Error', message: error.message.split('\n')[0].slice(0, 500), ...(withStack && error.stack ? { stack: error.stack } : {}) };
+  return {
+    type: error.name ?? 'Error',
+    message: error.message.split('\n')[0].slice(0, 500),
+    ...(withStack && error.stack ? { stack: error.stack } : {}),
+  };
 }

@@ -10,7 +10,11 @@ const KEEPS_JTI = new Set(['Session', 'DeviceCode']);
 export const TABLE = PAYLOAD_TABLE;
 
 /** Words oidc-provider uses for its single-use models in error descriptions. */
-const SINGLE_USE_LABELS: Record<string, string> = { AuthorizationCode: 'authorization code', RefreshToken: 'refresh token', DeviceCode: 'device code' };
+const SINGLE_USE_LABELS: Record<string, string> = {
+  AuthorizationCode: 'authorization code',
+  RefreshToken: 'refresh token',
+  DeviceCode: 'device code',
+};
 
 /** Opaque bearer values the provider may look up as any of these kinds. */
 const BEARER_MODELS = ['AccessToken', 'ClientCredentials', 'RefreshToken'];
@@ -54,13 +58,12 @@ export function createAdapterClass(db: Db, findClient: ClientSource, now: () => 
   // Introspection and revocation look a bearer value up as all three kinds at once (oidc-provider's
   // findToken). One query answers the three: concurrent finds of one value share it while it
   // runs (nothing is kept after it settles, so a revocation is seen by the next request).
-  const bearerRows = shareInFlight(
-    async (hash: string): Promise<Array<Row & { model: string }>> =>
-      db<StoredRow>(TABLE)
-        .select('model', 'payload', 'consumed_at')
-        .whereIn('model', BEARER_MODELS)
-        .andWhere('id', hash)
-        .andWhere(isNullOr('expires_at', '>', now())),
+  const bearerRows = shareInFlight(async (hash: string): Promise<Array<Row & { model: string }>> =>
+    db<StoredRow>(TABLE)
+      .select('model', 'payload', 'consumed_at')
+      .whereIn('model', BEARER_MODELS)
+      .andWhere('id', hash)
+      .andWhere(isNullOr('expires_at', '>', now())),
   );
 
   function revive(row: Row | undefined, id?: string): AdapterPayload | undefined {
@@ -103,7 +106,10 @@ export function createAdapterClass(db: Db, findClient: ClientSource, now: () => 
       if (this.model === 'Client') return findClient(id);
       if (BEARER_MODELS.includes(this.model)) {
         const rows = await bearerRows(hashId(id));
-        return revive(rows.find((row) => row.model === this.model), id);
+        return revive(
+          rows.find((row) => row.model === this.model),
+          id,
+        );
       }
       return revive(await live(this.model).andWhere('id', hashId(id)).first(), id);
     }
@@ -125,14 +131,17 @@ export function createAdapterClass(db: Db, findClient: ClientSource, now: () => 
     async consume(id: string): Promise<void> {
       const key = { model: this.model, id: hashId(id) };
       if ((await db(TABLE).where(key).whereNull('consumed_at').update({ consumed_at: now() })) > 0) return;
-      if (this.model === 'PushedAuthorizationRequest') throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
+      if (this.model === 'PushedAuthorizationRequest')
+        throw new errors.InvalidRequestUri('request_uri is invalid, expired, or was already used');
       const row = await db<StoredRow>(TABLE).select('grant_id').where(key).first();
       if (row?.grant_id) await revokeGrant(db, row.grant_id);
       throw new errors.InvalidGrant(`${SINGLE_USE_LABELS[this.model] ?? 'grant'} already used`);
     }
 
     async destroy(id: string): Promise<void> {
-      await db(TABLE).where({ model: this.model, id: hashId(id) }).delete();
+      await db(TABLE)
+        .where({ model: this.model, id: hashId(id) })
+        .delete();
     }
 
     async revokeByGrantId(grantId: string): Promise<void> {

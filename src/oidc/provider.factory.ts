@@ -44,7 +44,10 @@ function partnerScopes(client: { metadata(): Record<string, unknown> }, uri: str
 /** A request parameter as text: oidc-provider's parameters are strings when present. */
 const textOf = (value: unknown): string => (typeof value === 'string' ? value : '');
 
-const apiScopes = (text: unknown) => textOf(text).split(' ').filter((scope) => scope && !OIDC_SCOPES.has(scope));
+const apiScopes = (text: unknown) =>
+  textOf(text)
+    .split(' ')
+    .filter((scope) => scope && !OIDC_SCOPES.has(scope));
 
 /**
  * The API scopes an access token for `indicator` would carry, computed as oidc-provider will:
@@ -65,7 +68,12 @@ function scopesToIssue(ctx: KoaContextWithOIDC, indicator: string, offered: read
     const source = grantType === 'authorization_code' ? code : refreshToken;
     if (!grant || !source) return [];
     const requested = params.scope ? [...ctx.oidc.requestParamScopes] : [...source.scopes];
-    return apiScopes(grant.getResourceScopeFiltered(indicator, requested.filter((scope) => offered.includes(scope))));
+    return apiScopes(
+      grant.getResourceScopeFiltered(
+        indicator,
+        requested.filter((scope) => offered.includes(scope)),
+      ),
+    );
   }
   return apiScopes(params.scope).filter((scope) => offered.includes(scope));
 }
@@ -188,7 +196,9 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
           const offered = resource.scopes.filter((scope) => allowed.has(scope));
           // never a token with this audience and no scope (an API checking only `aud` would take it)
           if (scopesToIssue(ctx, resource.uri, offered).length === 0) {
-            const reason = offered.length ? `no scope of ${resource.uri} was requested and granted` : `this client is allowed no scope of ${resource.uri}`;
+            const reason = offered.length
+              ? `no scope of ${resource.uri} was requested and granted`
+              : `this client is allowed no scope of ${resource.uri}`;
             // the error names the scope asked for, if any (as oidc-provider's own invalid_scope does)
             throw Object.assign(new errors.InvalidScope(reason, ''), { scope: ctx.oidc.params?.scope || undefined });
           }
@@ -240,7 +250,14 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     return typeof this.clientSecret === 'string' && secretMatches(actual, this.clientSecret);
   };
 
-  for (const event of ['server_error', 'grant.error', 'introspection.error', 'revocation.error', 'jwks.error', 'discovery.error'] as const) {
+  for (const event of [
+    'server_error',
+    'grant.error',
+    'introspection.error',
+    'revocation.error',
+    'jwks.error',
+    'discovery.error',
+  ] as const) {
     (provider as unknown as NodeJS.EventEmitter).on(event, (ctx: KoaContextWithOIDC, error: Error) => deps.onError(event, ctx, error));
   }
   if (deps.onTokenIssued) {

@@ -9,7 +9,15 @@ import { shareInFlight } from '../shared/in-flight.ts';
 import { isLoopbackHostname } from '../shared/loopback-hosts.ts';
 import { findScopeOwners } from '../resources/resource.store.ts';
 import { SCOPE_PATTERN } from '../resources/resource.service.ts';
-import { changePartnerStatus, findPartner, insertPartner, listPartners, updatePartner, type Partner, type Permission } from './partner.store.ts';
+import {
+  changePartnerStatus,
+  findPartner,
+  insertPartner,
+  listPartners,
+  updatePartner,
+  type Partner,
+  type Permission,
+} from './partner.store.ts';
 
 const GRANT_TYPES = ['client_credentials', 'authorization_code', 'refresh_token'] as const;
 
@@ -68,7 +76,8 @@ function checkInput(input: PartnerInput): void {
   if (!name) throw invalidInput('--name is required');
   if (name.length > 200) throw invalidInput('--name is longer than 200 characters');
   for (const grant of input.grantTypes) {
-    if (!(GRANT_TYPES as readonly string[]).includes(grant)) throw invalidInput(`--grant ${grant} is not supported (use ${GRANT_TYPES.join(', ')})`);
+    if (!(GRANT_TYPES as readonly string[]).includes(grant))
+      throw invalidInput(`--grant ${grant} is not supported (use ${GRANT_TYPES.join(', ')})`);
   }
   for (const uri of input.redirectUris) {
     if (!validRedirectUri(uri)) throw invalidInput(`--redirect-uri ${uri} must be an https URL (or http on localhost) without a fragment`);
@@ -123,7 +132,8 @@ export async function createPartner(db: Db, input: PartnerInput, now: number = D
     updatedAt: now,
   };
   await insertPartner(db, partner).catch((error: unknown) => {
-    if (violatedConstraint(error) === 'foreign_key') throw invalidInput('a scope in --scope was just removed from its resource: run `portcullis resource list` and try again');
+    if (violatedConstraint(error) === 'foreign_key')
+      throw invalidInput('a scope in --scope was just removed from its resource: run `portcullis resource list` and try again');
     throw error;
   });
   return { client_id: partner.clientId, client_secret: secret, partner: describePartner(partner) };
@@ -145,7 +155,8 @@ export async function setPartnerStatus(db: Db, clientId: string, status: Partner
 export async function rotatePartnerSecret(db: Db, clientId: string, now: number = Date.now()) {
   if ((await getPartner(db, clientId)).secretHash === null) throw invalidInput(`partner ${clientId} is public: it has no secret to rotate`);
   const secret = newSecret();
-  if (!(await updatePartner(db, clientId, { secretHash: hashSecret(secret) }, now))) throw notFound(`no partner with client_id ${clientId}`);
+  if (!(await updatePartner(db, clientId, { secretHash: hashSecret(secret) }, now)))
+    throw notFound(`no partner with client_id ${clientId}`);
   return { client_id: clientId, client_secret: secret };
 }
 

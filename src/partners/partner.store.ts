@@ -54,9 +54,13 @@ async function withPermissions(db: Db, rows: Row[]): Promise<Partner[]> {
   if (rows.length === 0) return [];
   const permissions = await db<PermissionRow>(ALLOWED)
     .select('client_id', 'resource_uri', 'scope')
-    .whereIn('client_id', rows.map((row) => row.client_id))
+    .whereIn(
+      'client_id',
+      rows.map((row) => row.client_id),
+    )
     .orderBy(['resource_uri', 'scope']);
-  const permissionsOf = (clientId: string) => permissions.filter((p) => p.client_id === clientId).map((p) => ({ resource: p.resource_uri, scope: p.scope }));
+  const permissionsOf = (clientId: string) =>
+    permissions.filter((p) => p.client_id === clientId).map((p) => ({ resource: p.resource_uri, scope: p.scope }));
   return rows.map((row) => fromRow(row, permissionsOf(row.client_id)));
 }
 
@@ -68,7 +72,9 @@ export async function findPartner(db: Db, clientId: string): Promise<Partner | u
     .select<Array<Row & { resource_uri: string | null; scope: string | null }>>(`${TABLE}.*`, `${ALLOWED}.resource_uri`, `${ALLOWED}.scope`)
     .orderBy([`${ALLOWED}.resource_uri`, `${ALLOWED}.scope`]);
   if (rows.length === 0) return undefined;
-  const allowed = rows.flatMap((row) => (row.resource_uri !== null && row.scope !== null ? [{ resource: row.resource_uri, scope: row.scope }] : []));
+  const allowed = rows.flatMap((row) =>
+    row.resource_uri !== null && row.scope !== null ? [{ resource: row.resource_uri, scope: row.scope }] : [],
+  );
   return fromRow(rows[0], allowed);
 }
 

@@ -2,7 +2,17 @@ import type { Db } from '../db/knex.ts';
 import { isLoopbackHostname } from '../shared/loopback-hosts.ts';
 import { invalidInput } from '../shared/errors.ts';
 import { violatedConstraint } from '../db/constraint.ts';
-import { findDefaultResource, findResource, findIntrospectorCandidate, findScopeOwners, insertResource, updateResource as saveChange, type Resource, type ResourceChange, type TokenFormat } from './resource.store.ts';
+import {
+  findDefaultResource,
+  findResource,
+  findIntrospectorCandidate,
+  findScopeOwners,
+  insertResource,
+  updateResource as saveChange,
+  type Resource,
+  type ResourceChange,
+  type TokenFormat,
+} from './resource.store.ts';
 import { saveScopeDescriptions } from './scope-description.store.ts';
 
 export const SCOPE_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]+$/; // RFC 6749 scope-token
@@ -24,7 +34,8 @@ export function createResourceDirectory(db: Db, ttlMs = 2000, now: () => number 
   }
   return {
     // a resource URI is printable ASCII (RFC 3986); anything else is no resource, and no query
-    find: (uri: string) => (/^[\x21-\x7e]{1,512}$/.test(uri) ? cached(`uri:${uri}`, () => findResource(db, uri)) : Promise.resolve(undefined)),
+    find: (uri: string) =>
+      /^[\x21-\x7e]{1,512}$/.test(uri) ? cached(`uri:${uri}`, () => findResource(db, uri)) : Promise.resolve(undefined),
     findDefault: () => cached('default', () => findDefaultResource(db)),
   };
 }
@@ -81,7 +92,8 @@ function checkScopes(input: readonly string[]): string[] {
 }
 
 function checkTtl(ttl: number): number {
-  if (!Number.isInteger(ttl) || ttl < 30 || ttl > MAX_ACCESS_TOKEN_TTL) throw invalidInput(`--ttl must be whole seconds from 30 to ${MAX_ACCESS_TOKEN_TTL}`);
+  if (!Number.isInteger(ttl) || ttl < 30 || ttl > MAX_ACCESS_TOKEN_TTL)
+    throw invalidInput(`--ttl must be whole seconds from 30 to ${MAX_ACCESS_TOKEN_TTL}`);
   return ttl;
 }
 
@@ -104,7 +116,8 @@ async function checkScopesFree(db: Db, uri: string, scopes: readonly string[]): 
 async function checkIntrospector(db: Db, clientId: string): Promise<string> {
   const partner = await findIntrospectorCandidate(db, clientId);
   if (!partner) throw invalidInput(`--introspector ${clientId}: no such partner`);
-  if (!partner.confidential) throw invalidInput(`--introspector ${clientId} is a public partner (no client secret): an introspector must be a confidential partner`);
+  if (!partner.confidential)
+    throw invalidInput(`--introspector ${clientId} is a public partner (no client secret): an introspector must be a confidential partner`);
   return clientId;
 }
 
@@ -114,7 +127,8 @@ const existsMessage = (uri: string) => `resource ${uri} already exists: change i
 async function explainConflict(db: Db, uri: string, error: unknown, creating: boolean): Promise<never> {
   const rule = violatedConstraint(error);
   if (rule === 'unique' && creating && (await findResource(db, uri))) throw invalidInput(existsMessage(uri));
-  if (rule === 'unique') throw invalidInput('a scope in --scope was just given to another resource: run `portcullis resource list` and try again');
+  if (rule === 'unique')
+    throw invalidInput('a scope in --scope was just given to another resource: run `portcullis resource list` and try again');
   throw error;
 }
 
@@ -125,7 +139,15 @@ async function describeStored(db: Db, uri: string, descriptions: Record<string, 
   return Object.keys(descriptions).length ? { ...describeResource(resource), descriptions } : describeResource(resource);
 }
 
-export type ResourceInput = { uri: string; scopes: string[]; ttl?: number; format?: string; introspector?: string; isDefault: boolean; describe?: string[] };
+export type ResourceInput = {
+  uri: string;
+  scopes: string[];
+  ttl?: number;
+  format?: string;
+  introspector?: string;
+  isDefault: boolean;
+  describe?: string[];
+};
 
 /** Registers a new API; an existing URI is refused (`resource update` changes one). */
 export async function createResource(db: Db, input: ResourceInput, now: number = Date.now()) {
@@ -148,7 +170,15 @@ export async function createResource(db: Db, input: ResourceInput, now: number =
   return describeStored(db, uri, descriptions);
 }
 
-export type ResourceUpdate = { uri: string; scopes?: string[]; ttl?: number; format?: string; introspector?: string | null; isDefault?: boolean; describe?: string[] };
+export type ResourceUpdate = {
+  uri: string;
+  scopes?: string[];
+  ttl?: number;
+  format?: string;
+  introspector?: string | null;
+  isDefault?: boolean;
+  describe?: string[];
+};
 
 /**
  * Changes only what is given. Scopes given replace the API's scopes: a scope left out stops
@@ -163,12 +193,17 @@ export async function updateResource(db: Db, input: ResourceUpdate) {
   if (input.scopes !== undefined) change.scopes = checkScopes(input.scopes);
   if (input.ttl !== undefined) change.accessTokenTtl = checkTtl(input.ttl);
   if (input.format !== undefined) change.tokenFormat = checkFormat(input.format);
-  if (input.introspector !== undefined) change.introspector = input.introspector === null ? null : await checkIntrospector(db, input.introspector);
+  if (input.introspector !== undefined)
+    change.introspector = input.introspector === null ? null : await checkIntrospector(db, input.introspector);
   if (input.isDefault) change.isDefault = true;
   const descriptions = parseDescriptions(input.describe ?? [], change.scopes ?? existing.scopes);
-  if (Object.keys(change).length === 0 && Object.keys(descriptions).length === 0) throw invalidInput('nothing to change: give at least one of --scope --ttl --format --introspector --no-introspector --default --describe');
+  if (Object.keys(change).length === 0 && Object.keys(descriptions).length === 0)
+    throw invalidInput(
+      'nothing to change: give at least one of --scope --ttl --format --introspector --no-introspector --default --describe',
+    );
   if (change.scopes) await checkScopesFree(db, uri, change.scopes);
-  if (!(await saveChange(db, uri, change).catch((error: unknown) => explainConflict(db, uri, error, false)))) throw invalidInput(`no resource ${uri}`);
+  if (!(await saveChange(db, uri, change).catch((error: unknown) => explainConflict(db, uri, error, false))))
+    throw invalidInput(`no resource ${uri}`);
   await saveScopeDescriptions(db, descriptions);
   return describeStored(db, uri, descriptions);
 }

@@ -3,12 +3,33 @@ import type { Db } from '../db/knex.ts';
 /** `jwt` tokens are validated offline (JWKS); `opaque` ones are stored, introspected and revocable. */
 export type TokenFormat = 'jwt' | 'opaque';
 
-export type Resource = Readonly<{ uri: string; scopes: readonly string[]; accessTokenTtl: number; tokenFormat: TokenFormat; introspector: string | null; isDefault: boolean; createdAt: number }>;
+export type Resource = Readonly<{
+  uri: string;
+  scopes: readonly string[];
+  accessTokenTtl: number;
+  tokenFormat: TokenFormat;
+  introspector: string | null;
+  isDefault: boolean;
+  createdAt: number;
+}>;
 
 /** What `resource update` may change; absent fields stay as they are. */
-export type ResourceChange = Partial<{ scopes: readonly string[]; accessTokenTtl: number; tokenFormat: TokenFormat; introspector: string | null; isDefault: true }>;
+export type ResourceChange = Partial<{
+  scopes: readonly string[];
+  accessTokenTtl: number;
+  tokenFormat: TokenFormat;
+  introspector: string | null;
+  isDefault: true;
+}>;
 
-type Row = { uri: string; access_token_ttl: number; token_format: string; introspector_client_id: string | null; is_default: number | boolean; created_at: number | string };
+type Row = {
+  uri: string;
+  access_token_ttl: number;
+  token_format: string;
+  introspector_client_id: string | null;
+  is_default: number | boolean;
+  created_at: number | string;
+};
 
 type ScopeRow = { resource_uri: string; scope: string };
 
@@ -34,9 +55,17 @@ async function withScopes(db: Db, rows: Row[]): Promise<Resource[]> {
   if (rows.length === 0) return [];
   const scopeRows = await db<ScopeRow>(SCOPES)
     .select('resource_uri', 'scope')
-    .whereIn('resource_uri', rows.map((row) => row.uri))
+    .whereIn(
+      'resource_uri',
+      rows.map((row) => row.uri),
+    )
     .orderBy('scope');
-  return rows.map((row) => fromRow(row, scopeRows.filter((scope) => scope.resource_uri === row.uri).map((scope) => scope.scope)));
+  return rows.map((row) =>
+    fromRow(
+      row,
+      scopeRows.filter((scope) => scope.resource_uri === row.uri).map((scope) => scope.scope),
+    ),
+  );
 }
 
 export async function findResource(db: Db, uri: string): Promise<Resource | undefined> {
@@ -54,7 +83,9 @@ export async function listResources(db: Db): Promise<Resource[]> {
 /** scope name → the URI of the API that defines it, for the names given that some API defines. */
 export async function findScopeOwners(db: Db, scopes: readonly string[]): Promise<Map<string, string>> {
   if (scopes.length === 0) return new Map();
-  const rows = await db<ScopeRow>(SCOPES).select('resource_uri', 'scope').whereIn('scope', [...scopes]);
+  const rows = await db<ScopeRow>(SCOPES)
+    .select('resource_uri', 'scope')
+    .whereIn('scope', [...scopes]);
   return new Map(rows.map((row) => [row.scope, row.resource_uri]));
 }
 
@@ -96,13 +127,18 @@ export async function updateResource(db: Db, uri: string, change: ResourceChange
     if (Object.keys(fields).length) await trx(TABLE).where({ uri }).update(fields);
     if (change.scopes !== undefined) {
       const kept = [...change.scopes];
-      const dropped = (await trx<ScopeRow>(SCOPES).where({ resource_uri: uri }).whereNotIn('scope', kept).select('scope')).map((row) => row.scope);
+      const dropped = (await trx<ScopeRow>(SCOPES).where({ resource_uri: uri }).whereNotIn('scope', kept).select('scope')).map(
+        (row) => row.scope,
+      );
       if (dropped.length) {
         await trx(SCOPES).where({ resource_uri: uri }).whereIn('scope', dropped).delete();
         // its consent words too: an API that later defines the name describes it afresh
         await trx(DESCRIPTIONS).whereIn('scope', dropped).delete();
       }
-      await trx(SCOPES).insert(kept.map((scope) => ({ resource_uri: uri, scope }))).onConflict(['resource_uri', 'scope']).ignore();
+      await trx(SCOPES)
+        .insert(kept.map((scope) => ({ resource_uri: uri, scope })))
+        .onConflict(['resource_uri', 'scope'])
+        .ignore();
     }
     return true;
   });
@@ -114,6 +150,8 @@ export async function updateResource(db: Db, uri: string, change: ResourceChange
  * because partners/ builds on resources/ (allow-lists name their scopes).
  */
 export async function findIntrospectorCandidate(db: Db, clientId: string): Promise<{ confidential: boolean } | undefined> {
-  const row: { secret_hash: string | null } | undefined = await db<{ client_id: string; secret_hash: string | null }>('partners').first('secret_hash').where({ client_id: clientId });
+  const row: { secret_hash: string | null } | undefined = await db<{ client_id: string; secret_hash: string | null }>('partners')
+    .first('secret_hash')
+    .where({ client_id: clientId });
   return row && { confidential: row.secret_hash !== null };
 }

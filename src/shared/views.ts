@@ -16,7 +16,7 @@ export function render(view: string, values: Record<string, string>): string {
   // value such as a username `{{csrf}}` stays text
   // (one of the two groups matched: the other is undefined)
   return template.replace(/\{\{\{(\w+)\}\}\}|\{\{(\w+)\}\}/g, (_, trusted: string | undefined, name: string | undefined) =>
-    trusted !== undefined ? values[trusted] ?? '' : escapeHtml(values[name ?? ''] ?? ''),
+    trusted !== undefined ? (values[trusted] ?? '') : escapeHtml(values[name ?? ''] ?? ''),
   );
 }
 

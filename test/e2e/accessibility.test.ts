@@ -1,7 +1,16 @@
 import type { Browser, Page } from 'playwright-core';
 import { freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
 import { startInProcess, type InProcessServer } from '../support/in-process.ts';
-import { authorizationRequest, codeFor, createUser, expectHeading, landedAt, launchBrowser, registerPartnerApp, startRedirectCatcher } from '../support/login.ts';
+import {
+  authorizationRequest,
+  codeFor,
+  createUser,
+  expectHeading,
+  landedAt,
+  launchBrowser,
+  registerPartnerApp,
+  startRedirectCatcher,
+} from '../support/login.ts';
 
 const PASSWORD = 'correct horse battery staple';
 

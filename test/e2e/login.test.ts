@@ -37,8 +37,17 @@ beforeAll(async () => {
   server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir)));
   env = server.env;
   await seedPartner(env, { uri: API, allowed: 'payments:read' });
-  await cli(env, 'resource', 'update', '--uri', API,
-    '--describe', 'payments:read=See your payments and balances', '--describe', 'payments:write=Make payments from your accounts');
+  await cli(
+    env,
+    'resource',
+    'update',
+    '--uri',
+    API,
+    '--describe',
+    'payments:read=See your payments and balances',
+    '--describe',
+    'payments:write=Make payments from your accounts',
+  );
   catcher = await startRedirectCatcher();
   app = await registerPartnerApp(env, server.url, catcher.redirectUri);
   browser = await launchBrowser();
@@ -146,7 +155,10 @@ describe('login → enrolment → consent → code → tokens', () => {
     expect(Math.abs(claims.auth_time! - Date.now() / 1000)).toBeLessThan(60);
 
     const { payload } = await jwtVerify(tokens.access_token, createRemoteJWKSet(new URL(`${server.url}/jwks`)), {
-      issuer: server.url, audience: API, typ: 'at+jwt', algorithms: ['ES256'],
+      issuer: server.url,
+      audience: API,
+      typ: 'at+jwt',
+      algorithms: ['ES256'],
     });
     expect(payload).toEqual(expect.objectContaining({ sub: claims.sub, client_id: app.clientId, scope: 'payments:read' }));
     expect(tokens.refresh_token).toEqual(expect.any(String));
@@ -195,7 +207,10 @@ describe('second factor, recovery codes, remembered consent', () => {
     // only hashes are stored
     const db = createDb(env.DATABASE_URL);
     try {
-      const rows = await db('recovery_codes').join('users', 'users.id', 'recovery_codes.user_id').where('users.username', 'carol').select('code_hash');
+      const rows = await db('recovery_codes')
+        .join('users', 'users.id', 'recovery_codes.user_id')
+        .where('users.username', 'carol')
+        .select('code_hash');
       expect(rows).toHaveLength(10);
       const stored = JSON.stringify(rows);
       for (const code of codes) expect(stored).not.toContain(code.replaceAll('-', ''));
@@ -205,7 +220,10 @@ describe('second factor, recovery codes, remembered consent', () => {
     await allow(page);
     await request.exchange(await landedAt(page, catcher.redirectUri));
 
-    for (const [attempt, code] of [[1, codes[3]], [2, codes[3]]] as const) {
+    for (const [attempt, code] of [
+      [1, codes[3]],
+      [2, codes[3]],
+    ] as const) {
       const fresh = await browser.newContext();
       try {
         const p = await fresh.newPage();
@@ -286,7 +304,9 @@ describe('lockout', () => {
     }
     await enterCode(page, codeFor(secret));
     await expectHeading(page, 'Sign in');
-    expect((await cli(env, 'user', 'list')).json.find((u: { username: string }) => u.username === 'eve').locked_until).toEqual(expect.any(String));
+    expect((await cli(env, 'user', 'list')).json.find((u: { username: string }) => u.username === 'eve').locked_until).toEqual(
+      expect.any(String),
+    );
   });
 });
 
@@ -316,7 +336,10 @@ describe('sessions: SSO, prompt=login, max_age, logout, userinfo, public clients
     await expectHeading(page, 'Sign in');
 
     // logout with the ID token as hint, back to the partner; then the session is gone
-    const logout = client.buildEndSessionUrl(app.config, { id_token_hint: firstTokens.id_token!, post_logout_redirect_uri: catcher.redirectUri });
+    const logout = client.buildEndSessionUrl(app.config, {
+      id_token_hint: firstTokens.id_token!,
+      post_logout_redirect_uri: catcher.redirectUri,
+    });
     await page.goto(logout.href);
     await expectHeading(page, 'Sign out');
     await page.getByRole('button', { name: 'Yes, sign me out' }).click();

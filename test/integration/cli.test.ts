@@ -21,9 +21,27 @@ describe('portcullis CLI', () => {
   });
 
   test('resource and partner lifecycle', async () => {
-    const resource = await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read payments:write', '--ttl', '300', '--default');
+    const resource = await cli(
+      env,
+      'resource',
+      'create',
+      '--uri',
+      'https://api.bank.test/payments',
+      '--scope',
+      'payments:read payments:write',
+      '--ttl',
+      '300',
+      '--default',
+    );
     expect(resource.code).toBe(0);
-    expect(resource.json).toEqual(expect.objectContaining({ uri: 'https://api.bank.test/payments', scope: 'payments:read payments:write', access_token_ttl: 300, default: true }));
+    expect(resource.json).toEqual(
+      expect.objectContaining({
+        uri: 'https://api.bank.test/payments',
+        scope: 'payments:read payments:write',
+        access_token_ttl: 300,
+        default: true,
+      }),
+    );
     expect((await cli(env, 'resource', 'list')).json).toHaveLength(1);
 
     const created = await cli(env, 'partner', 'create', '--name', 'Acme Bank', '--scope', 'payments:read', '--grant', 'client_credentials');
@@ -32,7 +50,9 @@ describe('portcullis CLI', () => {
     expect(created.json.client_secret.length).toBeGreaterThanOrEqual(43);
 
     const shown = await cli(env, 'partner', 'show', created.json.client_id);
-    expect(shown.json).toEqual(expect.objectContaining({ client_id: created.json.client_id, name: 'Acme Bank', status: 'active', scope: 'payments:read' }));
+    expect(shown.json).toEqual(
+      expect.objectContaining({ client_id: created.json.client_id, name: 'Acme Bank', status: 'active', scope: 'payments:read' }),
+    );
     expect(shown.json.client_secret).toBeUndefined();
     expect((await cli(env, 'partner', 'list')).json.map((p: { client_id: string }) => p.client_id)).toContain(created.json.client_id);
   });
@@ -42,7 +62,22 @@ describe('portcullis CLI', () => {
     [['partner', 'create', '--name', 'X', '--scope', 'nosuch:scope'], 1, /belongs to no resource/],
     [['partner', 'create', '--name', 'X', '--scope', 'payments:read', '--grant', 'password'], 1, /not supported/],
     [['partner', 'create', '--name', 'X', '--scope', 'payments:read', '--grant', 'authorization_code'], 1, /redirect-uri/],
-    [['partner', 'create', '--name', 'X', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', 'http://evil.test/cb'], 1, /https/],
+    [
+      [
+        'partner',
+        'create',
+        '--name',
+        'X',
+        '--scope',
+        'payments:read',
+        '--grant',
+        'authorization_code',
+        '--redirect-uri',
+        'http://evil.test/cb',
+      ],
+      1,
+      /https/,
+    ],
     [['partner', 'create', '--name', 'X', '--scope', 'payments:read', '--bogus'], 2, /bogus/],
     [['partner', 'show', 'ptn_nobody'], 1, /no partner/],
     [['partner', 'suspend'], 2, /argument/],
@@ -77,7 +112,9 @@ describe('server start-up errors are one line, never a silent new key', () => {
     const before = fs.readdirSync(ownEnv.KEYS_DIR);
 
     // (as a process, exit code and stderr: test/integration/keys.kek.test.ts)
-    expect(await startupRefusal({ ...ownEnv, PORTCULLIS_KEK: Buffer.alloc(32, 7).toString('base64url') })).toMatch(/^portcullis: .*key-encryption key/);
+    expect(await startupRefusal({ ...ownEnv, PORTCULLIS_KEK: Buffer.alloc(32, 7).toString('base64url') })).toMatch(
+      /^portcullis: .*key-encryption key/,
+    );
 
     fs.renameSync(path.join(ownEnv.KEYS_DIR, 'kek'), path.join(own, 'kek.bak'));
     expect(await startupRefusal(ownEnv)).toMatch(/missing/);

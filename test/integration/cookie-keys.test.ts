@@ -14,7 +14,21 @@ beforeAll(async () => {
   env = instanceEnv(dir, freshDatabaseUrl(dir), { KEY_POLL_INTERVAL: '1s' });
   server = await startInProcess(env);
   await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read', '--default');
-  clientId = (await cli(env, 'partner', 'create', '--name', 'Acme', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT)).json.client_id;
+  clientId = (
+    await cli(
+      env,
+      'partner',
+      'create',
+      '--name',
+      'Acme',
+      '--scope',
+      'payments:read',
+      '--grant',
+      'authorization_code',
+      '--redirect-uri',
+      REDIRECT,
+    )
+  ).json.client_id;
 });
 
 afterAll(async () => {
@@ -29,7 +43,10 @@ async function beginLogin() {
 
 /** keygrip's signature of a Koa signed cookie. */
 function cookieSignature(key: string, name: string, value: string): string {
-  return createHmac('sha1', key).update(`${name}=${value}`).digest('base64').replace(/\/|\+|=/g, (c) => ({ '/': '_', '+': '-', '=': '' })[c]!);
+  return createHmac('sha1', key)
+    .update(`${name}=${value}`)
+    .digest('base64')
+    .replace(/\/|\+|=/g, (c) => ({ '/': '_', '+': '-', '=': '' })[c]!);
 }
 
 async function rotateAndWait(): Promise<string[]> {
@@ -56,7 +73,9 @@ test('rotating the cookie keys keeps logins half done, signs with the new key, a
   const page = await started.browser.get(started.path);
   expect(page.res.status).toBe(200);
   expect(page.text).toContain('name="password"');
-  expect(started.browser.jar.get('_interaction.sig')).toBe(cookieSignature(keys[0], '_interaction', started.browser.jar.get('_interaction')!));
+  expect(started.browser.jar.get('_interaction.sig')).toBe(
+    cookieSignature(keys[0], '_interaction', started.browser.jar.get('_interaction')!),
+  );
 
   // cookies made now are signed with the new key
   const fresh = await beginLogin();

@@ -28,7 +28,15 @@ async function failure(run: () => Promise<unknown>): Promise<Error> {
 }
 
 describe('database errors never carry bound values out', () => {
-  const row = (id: string) => ({ id, username: 'dup', password_hash: SECRET, is_admin: false, status: 'active', created_at: 1, updated_at: 1 });
+  const row = (id: string) => ({
+    id,
+    username: 'dup',
+    password_hash: SECRET,
+    is_admin: false,
+    status: 'active',
+    created_at: 1,
+    updated_at: 1,
+  });
 
   test('a constraint violation: knex keeps placeholders; safeError keeps the code and SQL only', async () => {
     await db('users').insert(row('usr_1'));
@@ -46,7 +54,9 @@ describe('database errors never carry bound values out', () => {
   test('a value the engine rejects is not echoed by the log line', async () => {
     // PostgreSQL: `invalid input syntax for type bigint: "<value>"`; SQLite: a datatype mismatch
     const error = await failure(() =>
-      db.client.config.client === 'pg' ? db.raw('select ?::bigint as n', [SECRET]) : db.raw('insert into users (id) values (?), (?)', [SECRET, SECRET]),
+      db.client.config.client === 'pg'
+        ? db.raw('select ?::bigint as n', [SECRET])
+        : db.raw('insert into users (id) values (?), (?)', [SECRET, SECRET]),
     );
     const lines: string[] = [];
     createLogger('info', (line) => lines.push(line)).warn('query failed', { err: error });

@@ -51,7 +51,12 @@ test('a login started on one instance finishes on the other; its refresh token r
   const secret = secretOf((await createUser(a.env, 'roamer', PASSWORD, '--with-totp')).json.totp_uri);
   const request = await authorizationRequest(app);
   const { callback, pages } = await httpLogin({
-    authorizationUrl: request.url, redirectUri: REDIRECT, username: 'roamer', password: PASSWORD, code: () => codeFor(secret), hosts: hosts(),
+    authorizationUrl: request.url,
+    redirectUri: REDIRECT,
+    username: 'roamer',
+    password: PASSWORD,
+    code: () => codeFor(secret),
+    hosts: hosts(),
   });
   expect(pages).toEqual(['Sign in', 'Two-step verification', 'Allow Acme Budgeting?']);
   const tokens = await request.exchange(callback);
@@ -64,14 +69,23 @@ test('a login started on one instance finishes on the other; its refresh token r
   expect(rotated.json.refresh_token).not.toBe(tokens.refresh_token);
   // the used one, replayed at the other instance: the grant is revoked everywhere
   expect((await tokenAt(first, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token! })).json.error).toBe('invalid_grant');
-  expect((await tokenAt(second, { grant_type: 'refresh_token', refresh_token: rotated.json.refresh_token })).json.error).toBe('invalid_grant');
+  expect((await tokenAt(second, { grant_type: 'refresh_token', refresh_token: rotated.json.refresh_token })).json.error).toBe(
+    'invalid_grant',
+  );
 });
 
 test('a lockout counted across both instances holds on both', async () => {
   const secret = secretOf((await createUser(a.env, 'target', PASSWORD, '--with-totp')).json.totp_uri);
   const attempt = async (host: string, password: string) => {
     const request = await authorizationRequest(app);
-    return httpLogin({ authorizationUrl: request.url, redirectUri: REDIRECT, username: 'target', password, code: () => codeFor(secret), hosts: [host] });
+    return httpLogin({
+      authorizationUrl: request.url,
+      redirectUri: REDIRECT,
+      username: 'target',
+      password,
+      code: () => codeFor(secret),
+      hosts: [host],
+    });
   };
   // five wrong passwords, alternating instances: the counter lives in the database
   for (let n = 0; n < 5; n += 1) {

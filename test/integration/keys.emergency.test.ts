@@ -43,7 +43,8 @@ describe('keys CLI on a running server', () => {
   test('keys list: the first key is active; JWKS Cache-Control stays below KEY_PREPUBLISH', async () => {
     const keys = await listKeys();
     expect(keys).toEqual([expect.objectContaining({ alg: 'ES256', state: 'active', retires_at: null, removed_at: null })]);
-    for (const field of ['created_at', 'activates_at'] as const) expect((keys[0] as Record<string, unknown>)[field]).toMatch(/^\d{4}-\d\d-\d\dT.*Z$/);
+    for (const field of ['created_at', 'activates_at'] as const)
+      expect((keys[0] as Record<string, unknown>)[field]).toMatch(/^\d{4}-\d\d-\d\dT.*Z$/);
     original = keys[0].kid;
     expect(kidOf(await token())).toBe(original);
     expect((await fetchJwks(server.url)).maxAge).toBe(300);

@@ -23,7 +23,13 @@ afterAll(() => server?.stop());
 
 async function login(username: string, secret: string) {
   const request = await authorizationRequest(app);
-  const { callback } = await httpLogin({ authorizationUrl: request.url, redirectUri: REDIRECT, username, password: PASSWORD, code: () => codeFor(secret) });
+  const { callback } = await httpLogin({
+    authorizationUrl: request.url,
+    redirectUri: REDIRECT,
+    username,
+    password: PASSWORD,
+    code: () => codeFor(secret),
+  });
   return request.exchange(callback);
 }
 

@@ -25,7 +25,7 @@ describe('N instances on one database', () => {
       const rows = await listKeys(handles[0]);
       expect(rows.map((row) => row.rotation_slot)).toEqual([0, 1, 2]);
       expect(rows.map((row) => row.activates_at - t0)).toEqual([0, 100_000, 200_000]);
-      expect(rows.map((row) => row.retires_at === null ? null : row.retires_at - t0)).toEqual([100_000, 200_000, null]);
+      expect(rows.map((row) => (row.retires_at === null ? null : row.retires_at - t0))).toEqual([100_000, 200_000, null]);
     } finally {
       await Promise.all(handles.map((db) => db.destroy()));
     }
@@ -47,7 +47,10 @@ describe('N instances on one database', () => {
       // each server logs each change with the key set it serves from then on (the JWKS, signer
       // first): both must go through the same sequence of sets
       const served = (server: InProcessServer) =>
-        server.log.lines().filter((line) => line.msg === 'signing keys changed').map((line) => `${line.signing_kid} ${(line.published as string[]).join(',')}`);
+        server.log
+          .lines()
+          .filter((line) => line.msg === 'signing keys changed')
+          .map((line) => `${line.signing_kid} ${(line.published as string[]).join(',')}`);
       // (one may have started on a set the other reached by a change: line the two up first)
       await a.log.until(() => served(a).length >= 4, 20_000);
       await b.log.until(() => served(b).length >= 4, 20_000);

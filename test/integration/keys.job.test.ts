@@ -26,7 +26,9 @@ describe('key rotation job', () => {
     let current: KeySet = toKeySet(rows, keyring, Date.now());
     const swaps: Array<{ at: number; kid: string }> = [];
     let swapped!: () => void;
-    const firstSwap = new Promise<void>((resolve) => { swapped = resolve; });
+    const firstSwap = new Promise<void>((resolve) => {
+      swapped = resolve;
+    });
     const lines: string[] = [];
     const job = startKeyRotationJob({
       db,

@@ -49,7 +49,13 @@ describe('key-encryption keys', () => {
     const rewrap = await cli({ ...base, PORTCULLIS_KEK: `${second},${first}` }, 'keys', 'rewrap');
     expect(rewrap.code).toBe(0);
     // the signing key and the shared cookie keys (src/keys/cookie-key.service.ts)
-    expect(rewrap.json).toEqual({ rewrapped: 1, shared_secrets: 1, totp_secrets: 0, enrolments_restarted: 0, kek: kekId(Buffer.from(second, 'base64url')) });
+    expect(rewrap.json).toEqual({
+      rewrapped: 1,
+      shared_secrets: 1,
+      totp_secrets: 0,
+      enrolments_restarted: 0,
+      kek: kekId(Buffer.from(second, 'base64url')),
+    });
 
     const server = await startInProcess({ ...base, PORTCULLIS_KEK: second });
     try {
@@ -61,7 +67,10 @@ describe('key-encryption keys', () => {
   });
 
   test('the KEK the keys were sealed under before rewrap no longer opens them: one-line start-up error', async () => {
-    await expectStartupError({ ...base, PORTCULLIS_KEK: first }, /^portcullis: sealed under key-encryption key \S+, which is not configured/);
+    await expectStartupError(
+      { ...base, PORTCULLIS_KEK: first },
+      /^portcullis: sealed under key-encryption key \S+, which is not configured/,
+    );
     expect(await keyCount()).toBe(1);
   });
 
@@ -83,6 +92,9 @@ describe('key-encryption keys', () => {
   });
 
   test('configuration errors are one line too', async () => {
-    await expectStartupRefused({ ...base, PORTCULLIS_KEK: second, KEY_PREPUBLISH: '40d' }, /^portcullis: KEY_PREPUBLISH \(3456000s\) must be shorter than KEY_ROTATION_INTERVAL/);
+    await expectStartupRefused(
+      { ...base, PORTCULLIS_KEK: second, KEY_PREPUBLISH: '40d' },
+      /^portcullis: KEY_PREPUBLISH \(3456000s\) must be shorter than KEY_ROTATION_INTERVAL/,
+    );
   });
 });

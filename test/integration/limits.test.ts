@@ -34,10 +34,16 @@ function nextAddress(): string {
 const fromAddress = (address: string) => ({ 'x-forwarded-for': address });
 
 function authorizationUrl(base: string): URL {
-  return new URL(`${base}/auth?${new URLSearchParams({
-    client_id: appClientId, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid payments:read',
-    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
-  })}`);
+  return new URL(
+    `${base}/auth?${new URLSearchParams({
+      client_id: appClientId,
+      response_type: 'code',
+      redirect_uri: REDIRECT,
+      scope: 'openid payments:read',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    })}`,
+  );
 }
 
 /** A browser at a fresh sign-in page; `post` sends the form with these fields (from `address`, if given). */
@@ -68,14 +74,29 @@ function expectRefusalPage(answer: Answer, status: number, text: RegExp) {
   expect(answer.text).not.toMatch(/at .*\.(ts|js):\d+|Error:|stack/i);
 }
 
-async function oauthPost(pathname: string, credentials: { clientId: string; clientSecret: string }, body: Record<string, string>, address: string): Promise<Answer & { json: any }> {
+async function oauthPost(
+  pathname: string,
+  credentials: { clientId: string; clientSecret: string },
+  body: Record<string, string>,
+  address: string,
+): Promise<Answer & { json: any }> {
   const res = await fetch(`${server.url}${pathname}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(credentials.clientId, credentials.clientSecret), ...fromAddress(address) },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: basic(credentials.clientId, credentials.clientSecret),
+      ...fromAddress(address),
+    },
     body: new URLSearchParams(body).toString(),
   });
   const text = await res.text();
-  return { status: res.status, retryAfter: res.headers.get('retry-after'), contentType: res.headers.get('content-type') ?? '', text, json: JSON.parse(text) };
+  return {
+    status: res.status,
+    retryAfter: res.headers.get('retry-after'),
+    contentType: res.headers.get('content-type') ?? '',
+    text,
+    json: JSON.parse(text),
+  };
 }
 
 const token = (credentials: { clientId: string; clientSecret: string }, address: string) =>
@@ -121,7 +142,19 @@ function wrongCode(secret: string): string {
 /** An API and the partner app whose sign-in pages the tests open. */
 async function registerApp(on: Record<string, string>) {
   const seeded = await seedPartner(on);
-  const app = await cli(on, 'partner', 'create', '--name', 'Acme Budgeting', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT);
+  const app = await cli(
+    on,
+    'partner',
+    'create',
+    '--name',
+    'Acme Budgeting',
+    '--scope',
+    'payments:read',
+    '--grant',
+    'authorization_code',
+    '--redirect-uri',
+    REDIRECT,
+  );
   appClientId = app.json.client_id;
   return seeded;
 }
@@ -154,7 +187,8 @@ describe('sign-in limits', () => {
     const page = await signInPage(server.url, address);
     const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => page.post({ username: `ghost${i}`, password: WRONG }, address)));
     expect(statuses(answers)).toEqual({ 401: 5, 429: 25 });
-    for (const answer of answers.filter((a) => a.status === 429)) expectRefusalPage(answer, 429, /Too many sign-in attempts have come from your network/);
+    for (const answer of answers.filter((a) => a.status === 429))
+      expectRefusalPage(answer, 429, /Too many sign-in attempts have come from your network/);
 
     expect((await page.post({ username: 'ghost', password: WRONG }, nextAddress())).status).toBe(401);
     // the proxy appends what it saw: the client's own entry comes first and is not the one counted
@@ -167,7 +201,11 @@ describe('sign-in limits', () => {
     const answers = await Promise.all(Array.from({ length: 30 }, () => page.post({ username: 'Ivan ', password: WRONG }, nextAddress())));
     expect(statuses(answers)[429]).toBe(25);
     expect(answers.filter((a) => a.status !== 429)).toHaveLength(5);
-    expectRefusalPage(answers.find((a) => a.status === 429)!, 429, /for this username/);
+    expectRefusalPage(
+      answers.find((a) => a.status === 429)!,
+      429,
+      /for this username/,
+    );
     expect((await page.post({ username: 'olga', password: WRONG }, nextAddress())).status).toBe(401);
   });
 
@@ -191,7 +229,11 @@ describe('sign-in limits', () => {
     const answers = await Promise.all(Array.from({ length: 30 }, () => page.post({ code: wrongCode(secret) }, nextAddress(), otp)));
     expect(statuses(answers)[429]).toBe(25);
     expect(answers.filter((a) => a.status !== 429)).toHaveLength(5);
-    expectRefusalPage(answers.find((a) => a.status === 429)!, 429, /Too many codes have been tried for this account/);
+    expectRefusalPage(
+      answers.find((a) => a.status === 429)!,
+      429,
+      /Too many codes have been tried for this account/,
+    );
 
     const other = await userWithTotp('una');
     const second = await signInPage();
@@ -205,7 +247,16 @@ describe('sign-in limits', () => {
     const get = () => fetch(url, { redirect: 'manual', headers: fromAddress(address) });
     for (let i = 0; i < 3; i += 1) expect((await get()).status).toBe(303);
     const res = await get();
-    expectRefusalPage({ status: res.status, retryAfter: res.headers.get('retry-after'), contentType: res.headers.get('content-type') ?? '', text: await res.text() }, 429, /Too many sign-in requests/);
+    expectRefusalPage(
+      {
+        status: res.status,
+        retryAfter: res.headers.get('retry-after'),
+        contentType: res.headers.get('content-type') ?? '',
+        text: await res.text(),
+      },
+      429,
+      /Too many sign-in requests/,
+    );
     expect((await fetch(url, { redirect: 'manual', headers: fromAddress(nextAddress()) })).status).toBe(303);
   });
 });
@@ -232,11 +283,17 @@ describe('token endpoint limits', () => {
 
   test('per partner: a partner sending its secret in the body (client_secret_post) meets the same limit', async () => {
     const poster = await partner('Posting Bank');
-    const post = (address: string) => fetch(`${server.url}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', ...fromAddress(address) },
-      body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'payments:read', client_id: poster.clientId, client_secret: poster.clientSecret }).toString(),
-    });
+    const post = (address: string) =>
+      fetch(`${server.url}/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...fromAddress(address) },
+        body: new URLSearchParams({
+          grant_type: 'client_credentials',
+          scope: 'payments:read',
+          client_id: poster.clientId,
+          client_secret: poster.clientSecret,
+        }).toString(),
+      });
     const answers = await Promise.all(Array.from({ length: 30 }, () => post(nextAddress())));
     expect(statuses(answers.map((res) => ({ status: res.status }) as Answer))).toEqual({ 200: 8, 429: 22 });
     const refused = answers.find((res) => res.status === 429)!;
@@ -250,7 +307,10 @@ describe('token endpoint limits', () => {
     const made = await partners(...['A', 'B', 'C', 'D', 'E', 'F'].map((letter) => `Bank ${letter}`));
     const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => token(made[i % made.length], address)));
     expect(statuses(answers)).toEqual({ 200: 5, 429: 25 });
-    expectOAuthRefusal(answers.find((a) => a.status === 429)!, /too many requests from this address/);
+    expectOAuthRefusal(
+      answers.find((a) => a.status === 429)!,
+      /too many requests from this address/,
+    );
     expect((await token(made[0], nextAddress())).status).toBe(200);
   });
 
@@ -264,16 +324,23 @@ describe('token endpoint limits', () => {
 
   test('introspection, per partner (3) and per address (4)', async () => {
     const resourceServer = await partner('Introspecting API');
-    const ask = (credentials: { clientId: string; clientSecret: string }, address: string) => oauthPost('/token/introspection', credentials, { token: 'no-such-token' }, address);
+    const ask = (credentials: { clientId: string; clientSecret: string }, address: string) =>
+      oauthPost('/token/introspection', credentials, { token: 'no-such-token' }, address);
     const byPartner = await Promise.all(Array.from({ length: 10 }, () => ask(resourceServer, nextAddress())));
     expect(statuses(byPartner)).toEqual({ 200: 3, 429: 7 });
-    expectOAuthRefusal(byPartner.find((a) => a.status === 429)!, /for this client/);
+    expectOAuthRefusal(
+      byPartner.find((a) => a.status === 429)!,
+      /for this client/,
+    );
 
     const address = nextAddress();
     const others = await partners(...['G', 'H', 'I', 'J'].map((letter) => `Bank ${letter}`));
     const byAddress = await Promise.all(Array.from({ length: 10 }, (_, i) => ask(others[i % others.length], address)));
     expect(statuses(byAddress)).toEqual({ 200: 4, 429: 6 });
-    expectOAuthRefusal(byAddress.find((a) => a.status === 429)!, /from this address/);
+    expectOAuthRefusal(
+      byAddress.find((a) => a.status === 429)!,
+      /from this address/,
+    );
   });
 });
 
@@ -281,12 +348,29 @@ describe('token endpoint limits', () => {
 function postFrom(localAddress: string, url: string, fields: Record<string, string>, cookie: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const body = new URLSearchParams(fields).toString();
-    const request = http.request(url, { method: 'POST', localAddress, headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body), cookie } }, (res) => {
-      let text = '';
-      res.setEncoding('utf8');
-      res.on('data', (chunk: string) => { text += chunk; });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, retryAfter: (res.headers['retry-after']) ?? null, contentType: res.headers['content-type'] ?? '', text }));
-    });
+    const request = http.request(
+      url,
+      {
+        method: 'POST',
+        localAddress,
+        headers: { 'content-type': 'application/x-www-form-urlencoded', 'content-length': Buffer.byteLength(body), cookie },
+      },
+      (res) => {
+        let text = '';
+        res.setEncoding('utf8');
+        res.on('data', (chunk: string) => {
+          text += chunk;
+        });
+        res.on('end', () =>
+          resolve({
+            status: res.statusCode ?? 0,
+            retryAfter: res.headers['retry-after'] ?? null,
+            contentType: res.headers['content-type'] ?? '',
+            text,
+          }),
+        );
+      },
+    );
     request.on('error', reject);
     request.end(body);
   });
@@ -304,32 +388,54 @@ describe('across instances, by socket address', () => {
   test('two instances on one database share the count: 30 posts spread over both, limit 5 → exactly 5 checked; 127.0.0.2 is another address', async () => {
     const shared = tempDir();
     sharedEnv = {
-      DATABASE_URL: freshDatabaseUrl(shared), KEYS_DIR: path.join(shared, 'keys'),
-      RATE_LIMIT_LOGIN_PER_IP: '5/10m', RATE_LIMIT_ENDPOINT_STORE: 'database', RATE_LIMIT_TOKEN_PER_CLIENT: '5/10m',
+      DATABASE_URL: freshDatabaseUrl(shared),
+      KEYS_DIR: path.join(shared, 'keys'),
+      RATE_LIMIT_LOGIN_PER_IP: '5/10m',
+      RATE_LIMIT_ENDPOINT_STORE: 'database',
+      RATE_LIMIT_TOKEN_PER_CLIENT: '5/10m',
     };
     pair = [await startInProcess(sharedEnv), await startInProcess(sharedEnv)];
     seeded = await registerApp(sharedEnv);
     const page = await signInPage(pair[0].url);
     const cookie = [...page.agent.jar].map(([name, value]) => `${name}=${value}`).join('; ');
-    const answers = await Promise.all(Array.from({ length: 30 }, (_, i) =>
-      postFrom('127.0.0.1', `${pair[i % 2].url}${page.form.action}`, { ...page.form.fields, username: `ghost${i}`, password: WRONG }, cookie)));
+    const answers = await Promise.all(
+      Array.from({ length: 30 }, (_, i) =>
+        postFrom(
+          '127.0.0.1',
+          `${pair[i % 2].url}${page.form.action}`,
+          { ...page.form.fields, username: `ghost${i}`, password: WRONG },
+          cookie,
+        ),
+      ),
+    );
     expect(statuses(answers)).toEqual({ 401: 5, 429: 25 });
-    const elsewhere = await postFrom('127.0.0.2', `${pair[1].url}${page.form.action}`, { ...page.form.fields, username: 'ghost', password: WRONG }, cookie);
+    const elsewhere = await postFrom(
+      '127.0.0.2',
+      `${pair[1].url}${page.form.action}`,
+      { ...page.form.fields, username: 'ghost', password: WRONG },
+      cookie,
+    );
     expect(elsewhere.status).toBe(401);
   });
 
   test('RATE_LIMIT_ENDPOINT_STORE=database: the partner limit holds across both instances, and forged requests give their count back', async () => {
-    const tokenAt = (base: string, credentials: { clientId: string; clientSecret: string }) => fetch(`${base}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(credentials.clientId, credentials.clientSecret) },
-      body: 'grant_type=client_credentials&scope=payments%3Aread',
-    });
+    const tokenAt = (base: string, credentials: { clientId: string; clientSecret: string }) =>
+      fetch(`${base}/token`, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/x-www-form-urlencoded',
+          authorization: basic(credentials.clientId, credentials.clientSecret),
+        },
+        body: 'grant_type=client_credentials&scope=payments%3Aread',
+      });
     const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => tokenAt(pair[i % 2].url, seeded)));
     expect(statuses(answers.map((res) => ({ status: res.status }) as Answer))).toEqual({ 200: 5, 429: 25 });
 
     const created = await cli(sharedEnv, 'partner', 'create', '--name', 'Victim Bank', '--scope', 'payments:read');
     const victim = { clientId: created.json.client_id as string, clientSecret: created.json.client_secret as string };
-    const forged = await Promise.all(Array.from({ length: 12 }, (_, i) => tokenAt(pair[i % 2].url, { ...victim, clientSecret: 'guessed' })));
+    const forged = await Promise.all(
+      Array.from({ length: 12 }, (_, i) => tokenAt(pair[i % 2].url, { ...victim, clientSecret: 'guessed' })),
+    );
     expect(forged.every((res) => res.status === 401 || res.status === 429)).toBe(true);
     const own = await Promise.all(Array.from({ length: 5 }, (_, i) => tokenAt(pair[i % 2].url, victim)));
     expect(own.map((res) => res.status)).toEqual([200, 200, 200, 200, 200]);
@@ -346,7 +452,13 @@ describe('password-hash queue', () => {
   test('with one hash at a time and no room to wait, parallel posts past it get a 503 page with Retry-After; every post gets an answer', async () => {
     const own = tempDir();
     const ownEnv = { DATABASE_URL: freshDatabaseUrl(own), KEYS_DIR: path.join(own, 'keys') };
-    busy = await startInProcess({ ...ownEnv, HASH_CONCURRENCY: '1', HASH_QUEUE_MAX: '0', RATE_LIMIT_LOGIN_PER_IP: 'off', RATE_LIMIT_LOGIN_PER_USERNAME: 'off' });
+    busy = await startInProcess({
+      ...ownEnv,
+      HASH_CONCURRENCY: '1',
+      HASH_QUEUE_MAX: '0',
+      RATE_LIMIT_LOGIN_PER_IP: 'off',
+      RATE_LIMIT_LOGIN_PER_USERNAME: 'off',
+    });
     await registerApp(ownEnv);
     const page = await signInPage(busy.url);
     const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => page.post({ username: `ghost${i}`, password: WRONG })));
@@ -354,6 +466,10 @@ describe('password-hash queue', () => {
     expect(counted[401]).toBeGreaterThanOrEqual(1);
     expect(counted[503]).toBeGreaterThanOrEqual(1);
     expect(counted[401] + counted[503]).toBe(30);
-    expectRefusalPage(answers.find((a) => a.status === 503)!, 503, /Too many people are signing in at this moment/);
+    expectRefusalPage(
+      answers.find((a) => a.status === 503)!,
+      503,
+      /Too many people are signing in at this moment/,
+    );
   });
 });

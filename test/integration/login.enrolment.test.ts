@@ -18,7 +18,19 @@ let clientId: string;
 
 async function partnerFor(env: Record<string, string>): Promise<string> {
   await seedPartner(env);
-  const partner = await cli(env, 'partner', 'create', '--name', 'Acme Budgeting', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT);
+  const partner = await cli(
+    env,
+    'partner',
+    'create',
+    '--name',
+    'Acme Budgeting',
+    '--scope',
+    'payments:read',
+    '--grant',
+    'authorization_code',
+    '--redirect-uri',
+    REDIRECT,
+  );
   return partner.json.client_id;
 }
 
@@ -70,12 +82,18 @@ describe('enrolment needs the enrolment code', () => {
     expect(wrong.text).not.toMatch(SECRET_SHOWN);
     expect((await row('xavier')).failed_second_factors).toBe(1);
 
-    await server.db('users').where({ username: 'xavier' }).update({ enrolment_code_expires_at: Date.now() - 1 });
+    await server
+      .db('users')
+      .where({ username: 'xavier' })
+      .update({ enrolment_code_expires_at: Date.now() - 1 });
     const expired = await login.post('enrol-code', { enrolment_code: code });
     expect(expired.res.status).toBe(401);
     expect(expired.text).not.toMatch(SECRET_SHOWN);
     expect((await row('xavier')).failed_second_factors).toBe(2);
-    await server.db('users').where({ username: 'xavier' }).update({ enrolment_code_expires_at: Date.now() + 3600_000 });
+    await server
+      .db('users')
+      .where({ username: 'xavier' })
+      .update({ enrolment_code_expires_at: Date.now() + 3600_000 });
 
     // the third code of this step ends the login, right or wrong: the password again
     const login2 = await passwordGiven('xavier');
@@ -89,12 +107,14 @@ describe('enrolment needs the enrolment code', () => {
     const confirmed = await login2.post('enrol', { code: codeFor(secret) });
     expect(confirmed.res.status).toBe(200);
     expect(confirmed.text).toContain('<h1>Save your recovery codes</h1>');
-    expect(await row('xavier')).toEqual(expect.objectContaining({
-      totp_secret: expect.stringMatching(/^v2\./),
-      enrolment_code_hash: null,
-      enrolment_code_expires_at: null,
-      failed_second_factors: 0,
-    }));
+    expect(await row('xavier')).toEqual(
+      expect.objectContaining({
+        totp_secret: expect.stringMatching(/^v2\./),
+        enrolment_code_hash: null,
+        enrolment_code_expires_at: null,
+        failed_second_factors: 0,
+      }),
+    );
     const done = await login2.post('continue', {});
     expect(done.res.status).toBe(303);
     // from now on a login asks for the authenticator's code
@@ -105,19 +125,39 @@ describe('enrolment needs the enrolment code', () => {
 
   test('a whole first login, browser-less: password, enrolment code, new authenticator, recovery codes, consent', async () => {
     const enrolmentCode = await newPerson('wanda');
-    const authorizationUrl = new URL(`${base}/auth?${new URLSearchParams({
-      client_id: clientId, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid payments:read',
-      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
-    })}`);
-    const result = await httpLogin({ authorizationUrl, redirectUri: REDIRECT, username: 'wanda', password: PASSWORD, code: () => '000000', enrolmentCode });
-    expect(result.pages).toEqual(['Sign in', 'Set up your authenticator', 'Connect your authenticator', 'Save your recovery codes', 'Allow Acme Budgeting?']);
+    const authorizationUrl = new URL(
+      `${base}/auth?${new URLSearchParams({
+        client_id: clientId,
+        response_type: 'code',
+        redirect_uri: REDIRECT,
+        scope: 'openid payments:read',
+        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+        code_challenge_method: 'S256',
+      })}`,
+    );
+    const result = await httpLogin({
+      authorizationUrl,
+      redirectUri: REDIRECT,
+      username: 'wanda',
+      password: PASSWORD,
+      code: () => '000000',
+      enrolmentCode,
+    });
+    expect(result.pages).toEqual([
+      'Sign in',
+      'Set up your authenticator',
+      'Connect your authenticator',
+      'Save your recovery codes',
+      'Allow Acme Budgeting?',
+    ]);
     expect(result.callback.searchParams.get('code')).toEqual(expect.any(String));
     expect(result.recoveryCodes).toHaveLength(10);
     expect((await row('wanda')).totp_secret).toMatch(/^v2\./);
     // without the code, the same walk stops at the enrolment page
     await newPerson('wendy');
-    await expect(httpLogin({ authorizationUrl, redirectUri: REDIRECT, username: 'wendy', password: PASSWORD, code: () => '000000' }))
-      .rejects.toThrow(/wendy must enrol: no enrolmentCode given/);
+    await expect(
+      httpLogin({ authorizationUrl, redirectUri: REDIRECT, username: 'wendy', password: PASSWORD, code: () => '000000' }),
+    ).rejects.toThrow(/wendy must enrol: no enrolmentCode given/);
   });
 
   test('the enrolment code is stored only as a hash', async () => {
@@ -130,11 +170,13 @@ describe('enrolment needs the enrolment code', () => {
 
   test('one enrolment code, twenty logins confirming at once: one authenticator is bound', async () => {
     const code = await newPerson('yara');
-    const logins = await Promise.all(Array.from({ length: 20 }, async () => {
-      const login = await passwordGiven('yara');
-      expect((await login.post('enrol-code', { enrolment_code: code })).res.status).toBe(303);
-      return { login, secret: secretOn(await login.page()) };
-    }));
+    const logins = await Promise.all(
+      Array.from({ length: 20 }, async () => {
+        const login = await passwordGiven('yara');
+        expect((await login.post('enrol-code', { enrolment_code: code })).res.status).toBe(303);
+        return { login, secret: secretOn(await login.page()) };
+      }),
+    );
     expect(new Set(logins.map((l) => l.secret)).size).toBe(20); // a secret of its own for each login
     const answers = await Promise.all(logins.map(({ login, secret }) => login.post('enrol', { code: codeFor(secret) })));
     const won = answers.filter((a) => a.res.status === 200 && a.text.includes('Save your recovery codes'));

@@ -24,7 +24,19 @@ beforeAll(async () => {
   server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir), LOGIN_LIMITS_OFF));
   base = `http://127.0.0.1:${server.env.PORT}`;
   await seedPartner(server.env);
-  const partner = await cli(server.env, 'partner', 'create', '--name', 'Acme Budgeting', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT);
+  const partner = await cli(
+    server.env,
+    'partner',
+    'create',
+    '--name',
+    'Acme Budgeting',
+    '--scope',
+    'payments:read',
+    '--grant',
+    'authorization_code',
+    '--redirect-uri',
+    REDIRECT,
+  );
   clientId = partner.json.client_id;
 }, 60_000);
 
@@ -133,8 +145,12 @@ test('the lock period is computed in SQL: a password lock stays at 30 minutes, a
   const { id } = await row('xena');
   const at = Date.now();
   const minutesLocked = async (kind: FailureKind, priorLocks: number) => {
-    await server.db('users').where({ id }).update({ lock_count: priorLocks, locked_until: null, failed_passwords: 0, failed_second_factors: 0 });
-    for (let i = 1; i < DEFAULT_LOCK_POLICY.threshold; i++) expect(await recordFailure(server.db, id, kind, at, DEFAULT_LOCK_POLICY)).toEqual({ lockedUntil: null });
+    await server
+      .db('users')
+      .where({ id })
+      .update({ lock_count: priorLocks, locked_until: null, failed_passwords: 0, failed_second_factors: 0 });
+    for (let i = 1; i < DEFAULT_LOCK_POLICY.threshold; i++)
+      expect(await recordFailure(server.db, id, kind, at, DEFAULT_LOCK_POLICY)).toEqual({ lockedUntil: null });
     const { lockedUntil } = await recordFailure(server.db, id, kind, at, DEFAULT_LOCK_POLICY);
     const after = await row('xena');
     expect(after.lock_count).toBe(priorLocks + 1);

@@ -17,7 +17,19 @@ beforeAll(async () => {
   server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir)));
   env = server.env;
   await seedPartner(env);
-  const partner = await cli(env, 'partner', 'create', '--name', 'Acme <Budgeting>', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT);
+  const partner = await cli(
+    env,
+    'partner',
+    'create',
+    '--name',
+    'Acme <Budgeting>',
+    '--scope',
+    'payments:read',
+    '--grant',
+    'authorization_code',
+    '--redirect-uri',
+    REDIRECT,
+  );
   clientId = partner.json.client_id;
   secret = secretOf((await createUser(env, 'ivan', PASSWORD, '--with-totp')).json.totp_uri);
 }, 60_000);
@@ -83,16 +95,35 @@ describe('login pages: headers and cookies', () => {
     const tls = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir), { ISSUER: 'https://login.bank.test', TRUST_PROXY: '1' }));
     try {
       await cli(tls.env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read', '--default');
-      const partner = await cli(tls.env, 'partner', 'create', '--name', 'TLS Bank', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', 'https://app.bank.test/cb');
+      const partner = await cli(
+        tls.env,
+        'partner',
+        'create',
+        '--name',
+        'TLS Bank',
+        '--scope',
+        'payments:read',
+        '--grant',
+        'authorization_code',
+        '--redirect-uri',
+        'https://app.bank.test/cb',
+      );
       const proxied = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'login.bank.test' };
       const base = `http://127.0.0.1:${tls.env.PORT}`;
       const params = new URLSearchParams({
-        client_id: partner.json.client_id, response_type: 'code', redirect_uri: 'https://app.bank.test/cb', scope: 'openid payments:read',
-        code_challenge: createHash('sha256').update('v'.repeat(43)).digest('base64url'), code_challenge_method: 'S256',
+        client_id: partner.json.client_id,
+        response_type: 'code',
+        redirect_uri: 'https://app.bank.test/cb',
+        scope: 'openid payments:read',
+        code_challenge: createHash('sha256').update('v'.repeat(43)).digest('base64url'),
+        code_challenge_method: 'S256',
       });
       const auth = await fetch(`${base}/auth?${params}`, { redirect: 'manual', headers: proxied });
       expect(auth.status).toBe(303);
-      const cookies = auth.headers.getSetCookie().map((c) => c.split(';')[0]).join('; ');
+      const cookies = auth.headers
+        .getSetCookie()
+        .map((c) => c.split(';')[0])
+        .join('; ');
       const page = await fetch(new URL(auth.headers.get('location')!, base), { headers: { ...proxied, cookie: cookies } });
       expect(page.status).toBe(200);
       expect(page.headers.get('strict-transport-security')).toMatch(/max-age=/);
@@ -125,19 +156,39 @@ describe('bad input gives a readable page, never a 500', () => {
     const long = await browser.post(`/interaction/${uid}/login`, { csrf, username: 'a'.repeat(10 * 1024), password: PASSWORD });
     expect(long.res.status).toBe(401);
     expect(long.text).toContain('Invalid username or password.');
-    expectReadableErrorPage(await browser.post(`/interaction/${uid}/login`, { csrf, username: 'a'.repeat(40 * 1024), password: 'x' }), 413, /too large/);
-    expectReadableErrorPage(await browser.post(`/interaction/${uid}/login`, { csrf }, { 'content-type': 'application/json' }), 415, /not sent as a form/);
+    expectReadableErrorPage(
+      await browser.post(`/interaction/${uid}/login`, { csrf, username: 'a'.repeat(40 * 1024), password: 'x' }),
+      413,
+      /too large/,
+    );
+    expectReadableErrorPage(
+      await browser.post(`/interaction/${uid}/login`, { csrf }, { 'content-type': 'application/json' }),
+      415,
+      /not sent as a form/,
+    );
   });
 
   test('a form without its CSRF token, or from another browser, is refused', async () => {
     const { browser, uid, csrf } = await begin();
-    expectReadableErrorPage(await browser.post(`/interaction/${uid}/login`, { username: 'ivan', password: PASSWORD }), 403, /not valid any more/);
-    expectReadableErrorPage(await browser.post(`/interaction/${uid}/login`, { csrf: 'x'.repeat(43), username: 'ivan', password: PASSWORD }), 403, /not valid any more/);
+    expectReadableErrorPage(
+      await browser.post(`/interaction/${uid}/login`, { username: 'ivan', password: PASSWORD }),
+      403,
+      /not valid any more/,
+    );
+    expectReadableErrorPage(
+      await browser.post(`/interaction/${uid}/login`, { csrf: 'x'.repeat(43), username: 'ivan', password: PASSWORD }),
+      403,
+      /not valid any more/,
+    );
     // another browser with the same interaction cookie but without the binding cookie
     const thief = agent();
     thief.jar.set('_interaction', browser.jar.get('_interaction')!);
     thief.jar.set('_interaction.sig', browser.jar.get('_interaction.sig')!);
-    expectReadableErrorPage(await thief.post(`/interaction/${uid}/login`, { csrf, username: 'ivan', password: PASSWORD }), 403, /not valid any more/);
+    expectReadableErrorPage(
+      await thief.post(`/interaction/${uid}/login`, { csrf, username: 'ivan', password: PASSWORD }),
+      403,
+      /not valid any more/,
+    );
   });
 
   test('the pending second factor belongs to the browser that gave the password', async () => {
@@ -154,7 +205,11 @@ describe('bad input gives a readable page, never a 500', () => {
 
   test('a form for another step (replayed or out of order) is refused', async () => {
     const { browser, uid, csrf } = await begin();
-    expectReadableErrorPage(await browser.post(`/interaction/${uid}/otp`, { csrf, code: '123456' }), 409, /already used or belongs to another step/);
+    expectReadableErrorPage(
+      await browser.post(`/interaction/${uid}/otp`, { csrf, code: '123456' }),
+      409,
+      /already used or belongs to another step/,
+    );
     expectReadableErrorPage(await browser.post(`/interaction/${uid}/consent`, { csrf, decision: 'allow' }), 409, /already done/);
     expectReadableErrorPage(await browser.post(`/interaction/${uid}/enrol`, { csrf, code: '123456' }), 409, /already used/);
   });
@@ -167,8 +222,16 @@ describe('bad input gives a readable page, never a 500', () => {
     const resumed = await browser.get(done.res.headers.get('location')!);
     expect(resumed.res.status).toBe(303); // on to consent, a new interaction
     // the old form, sent again
-    expectReadableErrorPage(await browser.post(`/interaction/${uid}/otp`, { csrf, code: codeFor(secret) }), 400, /expired or is no longer valid/);
-    expectReadableErrorPage(await browser.post(`/interaction/${uid}/login`, { csrf, username: 'ivan', password: PASSWORD }), 400, /expired/);
+    expectReadableErrorPage(
+      await browser.post(`/interaction/${uid}/otp`, { csrf, code: codeFor(secret) }),
+      400,
+      /expired or is no longer valid/,
+    );
+    expectReadableErrorPage(
+      await browser.post(`/interaction/${uid}/login`, { csrf, username: 'ivan', password: PASSWORD }),
+      400,
+      /expired/,
+    );
   });
 });
 
@@ -199,7 +262,15 @@ describe('user CLI', () => {
     expect(ttlHours).toBeGreaterThan(71.9);
     expect(ttlHours).toBeLessThanOrEqual(72);
     const listed = (await cli(env, 'user', 'list')).json.find((u: { username: string }) => u.username === 'judy');
-    expect(listed).toEqual(expect.objectContaining({ admin: true, status: 'active', totp_enrolled: false, locked_until: null, enrolment_code_expires_at: created.json.enrolment_code_expires_at }));
+    expect(listed).toEqual(
+      expect.objectContaining({
+        admin: true,
+        status: 'active',
+        totp_enrolled: false,
+        locked_until: null,
+        enrolment_code_expires_at: created.json.enrolment_code_expires_at,
+      }),
+    );
     expect(JSON.stringify(listed)).not.toMatch(/argon|scrypt|hash/);
     expect(JSON.stringify(listed)).not.toContain(created.json.enrolment_code);
 
@@ -208,8 +279,12 @@ describe('user CLI', () => {
     expect(duplicate.stderr).toMatch(/^portcullis user create: user judy already exists\n$/);
     expect((await createUser(env, 'kim', 'short')).stderr).toMatch(/at least 10 characters/);
     // weak passwords are refused with zxcvbn's reason, in one line; administrators need 12 characters
-    expect((await createUser(env, 'kim', 'password1234')).stderr).toMatch(/^portcullis user create: the password is too easy to guess \(strength \d of 4, 3 needed\): This is similar to a commonly used password\.[^\n]*\n$/);
-    expect((await createUser(env, 'kim', 'kim2024kim!', '--admin')).stderr).toMatch(/^portcullis user create: the password must have at least 12 characters for an administrator \(PCI DSS 8\.3\.6\)\n$/);
+    expect((await createUser(env, 'kim', 'password1234')).stderr).toMatch(
+      /^portcullis user create: the password is too easy to guess \(strength \d of 4, 3 needed\): This is similar to a commonly used password\.[^\n]*\n$/,
+    );
+    expect((await createUser(env, 'kim', 'kim2024kim!', '--admin')).stderr).toMatch(
+      /^portcullis user create: the password must have at least 12 characters for an administrator \(PCI DSS 8\.3\.6\)\n$/,
+    );
     expect((await cli(env, 'user', 'create', '--username', 'kim')).stderr).toMatch(/--password-stdin is required/);
     expect((await createUser(env, 'kim', '')).stderr).toMatch(/no password on standard input/);
     expect((await cli(env, 'user', 'unlock', 'nobody')).stderr).toMatch(/no user named nobody/);
@@ -218,7 +293,9 @@ describe('user CLI', () => {
     expect(withTotp.code).toBe(0);
     expect(withTotp.json.enrolment_code).toBeUndefined(); // provisioned: nothing to enrol
     const reset = await cli(env, 'user', 'reset-totp', 'kim');
-    expect(reset.json).toEqual(expect.objectContaining({ totp_enrolled: false, enrolment_code: expect.stringMatching(/^[a-z2-9]{4}(-[a-z2-9]{4}){3}$/) }));
+    expect(reset.json).toEqual(
+      expect.objectContaining({ totp_enrolled: false, enrolment_code: expect.stringMatching(/^[a-z2-9]{4}(-[a-z2-9]{4}){3}$/) }),
+    );
     expect((await cli(env, 'user', 'disable', 'kim')).json.status).toBe('disabled');
   });
 
@@ -247,7 +324,20 @@ describe('user CLI', () => {
 
 describe('partners for people', () => {
   test('--public makes a client without a secret; public partners cannot use client_credentials', async () => {
-    const pub = await cli(env, 'partner', 'create', '--name', 'Pocket', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT, '--public');
+    const pub = await cli(
+      env,
+      'partner',
+      'create',
+      '--name',
+      'Pocket',
+      '--scope',
+      'payments:read',
+      '--grant',
+      'authorization_code',
+      '--redirect-uri',
+      REDIRECT,
+      '--public',
+    );
     expect(pub.code).toBe(0);
     expect(pub.json.client_secret).toBeUndefined();
     expect(pub.json.public).toBe(true);
@@ -257,9 +347,29 @@ describe('partners for people', () => {
   });
 
   test('resource scopes take descriptions; a description must name a scope of the resource', async () => {
-    const ok = await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/cards', '--scope', 'cards:read', '--describe', 'cards:read=See your cards');
+    const ok = await cli(
+      env,
+      'resource',
+      'create',
+      '--uri',
+      'https://api.bank.test/cards',
+      '--scope',
+      'cards:read',
+      '--describe',
+      'cards:read=See your cards',
+    );
     expect(ok.json.descriptions).toEqual({ 'cards:read': 'See your cards' });
-    const bad = await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/cards', '--scope', 'cards:read', '--describe', 'cards:write=Spend');
+    const bad = await cli(
+      env,
+      'resource',
+      'create',
+      '--uri',
+      'https://api.bank.test/cards',
+      '--scope',
+      'cards:read',
+      '--describe',
+      'cards:write=Spend',
+    );
     expect(bad.stderr).toMatch(/not in --scope/);
   });
 });

@@ -47,9 +47,26 @@ test(`up backfills owners and allow-list pairs; down restores the flat lists (${
     { uri: 'https://api.test/a', scopes: 'a:read a:write', access_token_ttl: 600, is_default: true, created_at: 1 },
     { uri: 'https://api.test/b', scopes: 'b:read', access_token_ttl: 600, is_default: false, created_at: 1 },
   ]);
-  const partner = (id: string, scopes: string) => ({ client_id: id, name: id, secret_hash: null, scopes, grant_types: '[]', redirect_uris: '[]', status: 'active', created_at: 1, updated_at: 1 });
+  const partner = (id: string, scopes: string) => ({
+    client_id: id,
+    name: id,
+    secret_hash: null,
+    scopes,
+    grant_types: '[]',
+    redirect_uris: '[]',
+    status: 'active',
+    created_at: 1,
+    updated_at: 1,
+  });
   await db('partners').insert([partner('p1', 'a:read b:read'), partner('p2', 'a:write gone:scope')]);
-  const row = (model: string, id: string, payload: object) => ({ model, id, payload: JSON.stringify(payload), grant_id: null, expires_at: null, consumed_at: null });
+  const row = (model: string, id: string, payload: object) => ({
+    model,
+    id,
+    payload: JSON.stringify(payload),
+    grant_id: null,
+    expires_at: null,
+    consumed_at: null,
+  });
   await db('oidc_payloads').insert([
     row('AccessToken', 'at', { clientId: 'p1', accountId: 'usr_1', kind: 'AccessToken' }),
     row('Session', 'se', { accountId: 'usr_1', uid: 'u' }),

@@ -34,7 +34,11 @@ async function token(fields: Record<string, string>) {
 
 describe('error_description never echoes raw request input', () => {
   test('a resource URI with markup and quotes comes back within the RFC 6749 charset', async () => {
-    const { status, body } = await token({ grant_type: 'client_credentials', scope: 'payments:read', resource: 'https://evil.test/<script>"x"\\é' });
+    const { status, body } = await token({
+      grant_type: 'client_credentials',
+      scope: 'payments:read',
+      resource: 'https://evil.test/<script>"x"\\é',
+    });
     expect(status).toBe(400);
     expect(body.error).toBe('invalid_target');
     expect(body.error_description).toBeDefined();

@@ -18,7 +18,9 @@ afterAll(() => db.destroy());
 test('concurrent lookups of one client share one query; the next lookup sees a change', async () => {
   const find = createClientDirectory(db);
   let queries = 0;
-  const count = () => { queries += 1; };
+  const count = () => {
+    queries += 1;
+  };
   db.on('query', count);
   const answers = await Promise.all(Array.from({ length: 20 }, () => find(clientId)));
   expect(queries).toBe(1);

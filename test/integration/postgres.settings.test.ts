@@ -19,7 +19,7 @@ if (TEST_PG_URL) {
       }
     });
 
-    test('start-up waits for another instance\'s migration longer than DATABASE_STATEMENT_TIMEOUT', async () => {
+    test("start-up waits for another instance's migration longer than DATABASE_STATEMENT_TIMEOUT", async () => {
       const url = freshDatabaseUrl(tempDir(), 'postgres');
       const schema = new URL(url).searchParams.get('schema')!;
       const other = createDb(url);
@@ -28,7 +28,14 @@ if (TEST_PG_URL) {
         // another instance is migrating: it holds the lock for 1.5 s, past a 1 s statement timeout
         await other.raw('select pg_advisory_lock(hashtext(?))', [`portcullis migrate ${schema}`]).connection(conn);
         // (a knex query runs only when awaited or then-ed)
-        const release = setTimeout(() => void other.raw('select pg_advisory_unlock(hashtext(?))', [`portcullis migrate ${schema}`]).connection(conn).then(() => undefined), 1500);
+        const release = setTimeout(
+          () =>
+            void other
+              .raw('select pg_advisory_unlock(hashtext(?))', [`portcullis migrate ${schema}`])
+              .connection(conn)
+              .then(() => undefined),
+          1500,
+        );
         const config = loadConfig({ DATABASE_URL: url, PORTCULLIS_KEK: KEK, DATABASE_STATEMENT_TIMEOUT: '1s' });
         const started = Date.now();
         const { db } = await openStorage(config);

@@ -33,17 +33,40 @@ let statuses: number[] = [];
 beforeAll(async () => {
   const dir = tempDir();
   env = instanceEnv(dir, freshDatabaseUrl(dir), { PORT: '0' });
-  server = await startServer(loadConfig(env), createLogger('info', (line) => logLines.push(line)));
+  server = await startServer(
+    loadConfig(env),
+    createLogger('info', (line) => logLines.push(line)),
+  );
   await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read payments:write', '--default');
   await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/opaque', '--scope', 'ledger:read', '--format', 'opaque');
   confidential = (await cli(env, 'partner', 'create', '--name', 'Fuzz Bank', '--scope', 'payments:read ledger:read')).json;
-  codePartner = (await cli(env, 'partner', 'create', '--name', 'Fuzz App', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT)).json;
+  codePartner = (
+    await cli(
+      env,
+      'partner',
+      'create',
+      '--name',
+      'Fuzz App',
+      '--scope',
+      'payments:read',
+      '--grant',
+      'authorization_code',
+      '--redirect-uri',
+      REDIRECT,
+    )
+  ).json;
   const user = await createUser(env, 'fuzz.person', PASSWORD, '--with-totp');
   totpSecret = new URL(user.json.totp_uri).searchParams.get('secret')!;
-  for (const [name, resource] of [['@jwt', 'https://api.bank.test/payments'], ['@opaque', 'https://api.bank.test/opaque']]) {
+  for (const [name, resource] of [
+    ['@jwt', 'https://api.bank.test/payments'],
+    ['@opaque', 'https://api.bank.test/opaque'],
+  ]) {
     const res = await fetch(`${server.url}/token`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(confidential.client_id, confidential.client_secret) },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: basic(confidential.client_id, confidential.client_secret),
+      },
       body: formBody({ grant_type: 'client_credentials', resource }),
     });
     tokens[name] = ((await res.json()) as { access_token: string }).access_token;
@@ -102,8 +125,25 @@ async function check(request: Sent): Promise<void> {
 // ---- arbitraries: mostly plausible values, some hostile, some garbage ----
 
 const hostile = fc.constantFrom(
-  '', ' ', '%', '%00', '\u0000', '<script>alert(1)</script>', '"\'\\', '../../etc/passwd', 'a'.repeat(5000),
-  '{{csrf}}', '${jndi:x}', '\ud800', 'é', 'openid', 'payments:read', 'https://api.bank.test/payments', 'null', '[]', '{}',
+  '',
+  ' ',
+  '%',
+  '%00',
+  '\u0000',
+  '<script>alert(1)</script>',
+  '"\'\\',
+  '../../etc/passwd',
+  'a'.repeat(5000),
+  '{{csrf}}',
+  '${jndi:x}',
+  '\ud800',
+  'é',
+  'openid',
+  'payments:read',
+  'https://api.bank.test/payments',
+  'null',
+  '[]',
+  '{}',
 );
 const text = fc.oneof(fc.string({ maxLength: 40 }), fc.string({ unit: 'binary', maxLength: 60 }), hostile);
 const maybe = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
@@ -130,7 +170,13 @@ function authHeader(choice: string | undefined): Record<string, string> {
   return /^[\t\x20-\x7e]*$/.test(choice) ? { authorization: choice } : {};
 }
 
-const contentType = fc.constantFrom('application/x-www-form-urlencoded', 'application/json', 'text/plain', 'multipart/form-data; boundary=x', '');
+const contentType = fc.constantFrom(
+  'application/x-www-form-urlencoded',
+  'application/json',
+  'text/plain',
+  'multipart/form-data; boundary=x',
+  '',
+);
 
 /** `@confidential` and `@code` stand for the partners' client ids (made after the arbitraries). */
 function formBody(fields: Record<string, string | undefined>): string {
@@ -141,19 +187,47 @@ function formBody(fields: Record<string, string | undefined>): string {
 }
 
 const body = (fields: fc.Arbitrary<Record<string, string | undefined>>) =>
-  fc.oneof({ weight: 4, arbitrary: fields.map(formBody) }, { weight: 1, arbitrary: text }, { weight: 1, arbitrary: fc.constant('x=1&'.repeat(10_000)) });
-
-const post = (path: string, fields: fc.Arbitrary<Record<string, string | undefined>>, plausible: fc.Arbitrary<Record<string, string | undefined>>) =>
   fc.oneof(
-    fc.record({ auth: authorization, type: contentType, body: body(fields) }),
-    // a well-formed request from the partner, with one field that may be off
-    fc.record({ auth: fc.oneof({ weight: 4, arbitrary: fc.constant('confidential') }, { weight: 1, arbitrary: fc.constant('wrong secret') }), type: fc.constant('application/x-www-form-urlencoded'), body: plausible.map(formBody) }),
-  ).map(
-    ({ auth, type, body: sent }): Sent => ({ method: 'POST', path, headers: { ...(type ? { 'content-type': type } : {}), ...authHeader(auth) }, body: sent }),
+    { weight: 4, arbitrary: fields.map(formBody) },
+    { weight: 1, arbitrary: text },
+    { weight: 1, arbitrary: fc.constant('x=1&'.repeat(10_000)) },
   );
 
+const post = (
+  path: string,
+  fields: fc.Arbitrary<Record<string, string | undefined>>,
+  plausible: fc.Arbitrary<Record<string, string | undefined>>,
+) =>
+  fc
+    .oneof(
+      fc.record({ auth: authorization, type: contentType, body: body(fields) }),
+      // a well-formed request from the partner, with one field that may be off
+      fc.record({
+        auth: fc.oneof({ weight: 4, arbitrary: fc.constant('confidential') }, { weight: 1, arbitrary: fc.constant('wrong secret') }),
+        type: fc.constant('application/x-www-form-urlencoded'),
+        body: plausible.map(formBody),
+      }),
+    )
+    .map(({ auth, type, body: sent }): Sent => ({
+      method: 'POST',
+      path,
+      headers: { ...(type ? { 'content-type': type } : {}), ...authHeader(auth) },
+      body: sent,
+    }));
+
 const tokenFields = fc.record({
-  grant_type: maybe(fc.oneof(fc.constantFrom('client_credentials', 'authorization_code', 'refresh_token', 'password', 'urn:ietf:params:oauth:grant-type:device_code'), text)),
+  grant_type: maybe(
+    fc.oneof(
+      fc.constantFrom(
+        'client_credentials',
+        'authorization_code',
+        'refresh_token',
+        'password',
+        'urn:ietf:params:oauth:grant-type:device_code',
+      ),
+      text,
+    ),
+  ),
   scope: maybe(fc.oneof(fc.constantFrom('payments:read', 'payments:write', 'ledger:read', 'openid', 'payments:read ledger:read'), text)),
   resource: maybe(fc.oneof(fc.constantFrom('https://api.bank.test/payments', 'https://api.bank.test/opaque', 'urn:x'), text)),
   code: maybe(text),
@@ -217,26 +291,34 @@ describe('protocol endpoints hold under arbitrary input (fast-check)', () => {
   test('/token/introspection and /token/revocation', async () => {
     const path = fc.constantFrom('/token/introspection', '/token/revocation');
     await fc.assert(
-      fc.asyncProperty(path.chain((p) => post(p, tokenIntrospectionFields, plausibleIntrospection)), check),
+      fc.asyncProperty(
+        path.chain((p) => post(p, tokenIntrospectionFields, plausibleIntrospection)),
+        check,
+      ),
       options(2),
     );
     expectReached(200, 400, 401);
   }, 120_000);
 
   test('/auth by GET and POST', async () => {
-    await fc.assert(fc.asyncProperty(authQuery, fc.constantFrom('GET' as const, 'POST' as const), (query, method) => check(authRequest(query, method))), options(3));
+    await fc.assert(
+      fc.asyncProperty(authQuery, fc.constantFrom('GET' as const, 'POST' as const), (query, method) => check(authRequest(query, method))),
+      options(3),
+    );
     expectReached(303, 400);
   }, 120_000);
 
   test('the login forms of a real interaction, with and without its cookies and CSRF token', async () => {
     // real interactions to aim at: each case picks one, and a step's form
-    const interactions = await Promise.all([1, 2, 3].map(async () => {
-      const login = await openLogin(server.url, codePartner.client_id, REDIRECT);
-      const path = `/interaction/${login.uid}`;
-      const { csrf } = login;
-      const cookie = [...login.browser.jar].map(([k, v]) => `${k}=${v}`).join('; ');
-      return { path, csrf, cookie };
-    }));
+    const interactions = await Promise.all(
+      [1, 2, 3].map(async () => {
+        const login = await openLogin(server.url, codePartner.client_id, REDIRECT);
+        const path = `/interaction/${login.uid}`;
+        const { csrf } = login;
+        const cookie = [...login.browser.jar].map(([k, v]) => `${k}=${v}`).join('; ');
+        return { path, csrf, cookie };
+      }),
+    );
     const step = fc.constantFrom('login', 'otp', 'recovery', 'enrol', 'continue', 'consent', '', '..', '%2e%2e');
     const fields = fc.record({
       csrf: maybe(fc.oneof(fc.constant('real'), text)),
@@ -254,25 +336,28 @@ describe('protocol endpoints hold under arbitrary input (fast-check)', () => {
       which,
       fc.constant(true),
       fc.constantFrom('login', 'otp', 'consent'),
-      fc.record({ csrf: fc.oneof({ weight: 3, arbitrary: fc.constant('real') }, { weight: 1, arbitrary: text }), username: fc.oneof(fc.constant('fuzz.person'), text), password: fc.oneof(text, fc.constant(PASSWORD)), code: maybe(text), decision: maybe(text) }),
+      fc.record({
+        csrf: fc.oneof({ weight: 3, arbitrary: fc.constant('real') }, { weight: 1, arbitrary: text }),
+        username: fc.oneof(fc.constant('fuzz.person'), text),
+        password: fc.oneof(text, fc.constant(PASSWORD)),
+        code: maybe(text),
+        decision: maybe(text),
+      }),
       fc.constant('application/x-www-form-urlencoded'),
       fc.constant(undefined),
     );
     await fc.assert(
-      fc.asyncProperty(
-        fc.oneof(anything, plausible),
-        async ([which, withCookie, name, sent, type, uid]) => {
-          const interaction = interactions[which];
-          const form = { ...sent, csrf: sent.csrf === 'real' ? interaction.csrf : sent.csrf };
-          const path = uid === undefined ? `${interaction.path}/${name}` : `/interaction/${encode(uid)}/${name}`;
-          await check({
-            method: 'POST',
-            path,
-            headers: { ...(type ? { 'content-type': type } : {}), ...(withCookie ? { cookie: interaction.cookie } : {}) },
-            body: formBody(form),
-          });
-        },
-      ),
+      fc.asyncProperty(fc.oneof(anything, plausible), async ([which, withCookie, name, sent, type, uid]) => {
+        const interaction = interactions[which];
+        const form = { ...sent, csrf: sent.csrf === 'real' ? interaction.csrf : sent.csrf };
+        const path = uid === undefined ? `${interaction.path}/${name}` : `/interaction/${encode(uid)}/${name}`;
+        await check({
+          method: 'POST',
+          path,
+          headers: { ...(type ? { 'content-type': type } : {}), ...(withCookie ? { cookie: interaction.cookie } : {}) },
+          body: formBody(form),
+        });
+      }),
       options(4),
     );
     // refused by the CSRF check, and past it: a wrong password or code, a step not yet due
@@ -281,12 +366,25 @@ describe('protocol endpoints hold under arbitrary input (fast-check)', () => {
 
   test('pages and other routes by GET', async () => {
     const path = fc.oneof(
-      fc.constantFrom('/', '/.well-known/openid-configuration', '/jwks', '/me', '/session/end', '/interaction/x', '/assets/portcullis.css', '/healthz', '/readyz'),
+      fc.constantFrom(
+        '/',
+        '/.well-known/openid-configuration',
+        '/jwks',
+        '/me',
+        '/session/end',
+        '/interaction/x',
+        '/assets/portcullis.css',
+        '/healthz',
+        '/readyz',
+      ),
       text.map((t) => `/${encode(t)}`),
       text.map((t) => `/interaction/${encode(t)}`),
       text.map((t) => `/interaction/${encode(t)}/recovery`),
     );
-    await fc.assert(fc.asyncProperty(path, authorization, (p, auth) => check({ method: 'GET', path: p, headers: authHeader(auth) })), options(5));
+    await fc.assert(
+      fc.asyncProperty(path, authorization, (p, auth) => check({ method: 'GET', path: p, headers: authHeader(auth) })),
+      options(5),
+    );
     expectReached(200, 400, 404);
   }, 120_000);
 });

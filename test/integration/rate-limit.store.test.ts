@@ -35,12 +35,19 @@ async function outcomes(attempts: Array<Promise<unknown>>) {
 
 test('30 parallel counts over two connection pools, limit 5: exactly 5 pass', async () => {
   const [a, b] = [createCounter(db, spec('atomic', 5)), createCounter(other, spec('atomic', 5))];
-  expect(await outcomes(Array.from({ length: 30 }, (_, i) => (i % 2 ? a : b).consume('k')))).toEqual({ passed: 5, refused: 25, failed: [] });
+  expect(await outcomes(Array.from({ length: 30 }, (_, i) => (i % 2 ? a : b).consume('k')))).toEqual({
+    passed: 5,
+    refused: 25,
+    failed: [],
+  });
   expect(await db('rate_limits').where({ key: 'atomic:k' }).first()).toMatchObject({ key: 'atomic:k' });
 });
 
-test('counting never gets in the way of the app\'s own transactions on the same pool', async () => {
-  await db.schema.createTable('scratch', (t) => { t.increments('id'); t.string('v'); });
+test("counting never gets in the way of the app's own transactions on the same pool", async () => {
+  await db.schema.createTable('scratch', (t) => {
+    t.increments('id');
+    t.string('v');
+  });
   const counter = createCounter(db, spec('busy', 1_000_000));
   const work = Array.from({ length: 100 }, (_, i) => [
     counter.consume(`k${i % 7}`),

@@ -29,9 +29,13 @@ afterAll(async () => {
   await server?.stop();
 });
 
-const clientCredentials = (partner: App, fields: Record<string, string>) => tokenCall(server.url, partner, { grant_type: 'client_credentials', ...fields });
+const clientCredentials = (partner: App, fields: Record<string, string>) =>
+  tokenCall(server.url, partner, { grant_type: 'client_credentials', ...fields });
 async function storedExp(refreshToken: string): Promise<number> {
-  const row = await server.db('oidc_payloads').where({ model: 'RefreshToken', id: hashId(refreshToken) }).first();
+  const row = await server
+    .db('oidc_payloads')
+    .where({ model: 'RefreshToken', id: hashId(refreshToken) })
+    .first();
   return JSON.parse(row.payload).exp as number;
 }
 
@@ -49,10 +53,18 @@ describe(`no token for an API without a scope of it (${ENGINE})`, () => {
 
   test('authorization request for an API where the partner has no scope: invalid_scope back to the app, no login', async () => {
     const app = await registerApp(env, { name: 'Wrong API app', scope: 'payments:read' });
-    const res = await fetch(`${server.url}/auth?${new URLSearchParams({
-      client_id: app.clientId, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid accounts:read', resource: ACCOUNTS,
-      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256',
-    })}`, { redirect: 'manual' });
+    const res = await fetch(
+      `${server.url}/auth?${new URLSearchParams({
+        client_id: app.clientId,
+        response_type: 'code',
+        redirect_uri: REDIRECT,
+        scope: 'openid accounts:read',
+        resource: ACCOUNTS,
+        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+        code_challenge_method: 'S256',
+      })}`,
+      { redirect: 'manual' },
+    );
     const location = new URL(res.headers.get('location')!, server.url);
     expect(location.href.startsWith(REDIRECT)).toBe(true);
     expect(location.searchParams.get('error')).toBe('invalid_scope');
@@ -63,7 +75,12 @@ describe(`no token for an API without a scope of it (${ENGINE})`, () => {
     await cli(env, 'resource', 'create', '--uri', api, '--scope', 'shrink:read shrink:write', '--format', 'opaque');
     const app = await registerApp(env, { name: 'Shrinking app', scope: 'shrink:read shrink:write' });
     const { code, verifier } = await authorize(server.url, env, app, { scope: 'openid shrink:read', resource: api });
-    const tokens = await tokenCall(server.url, app, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier });
+    const tokens = await tokenCall(server.url, app, {
+      grant_type: 'authorization_code',
+      code,
+      redirect_uri: REDIRECT,
+      code_verifier: verifier,
+    });
     expect(tokens.body.scope).toBe('shrink:read');
     expect((await cli(env, 'resource', 'update', '--uri', api, '--scope', 'shrink:write')).json.scope).toBe('shrink:write');
     pastResourceCache();
@@ -78,14 +95,35 @@ describe(`resource create and update (${ENGINE})`, () => {
 
   test('create refuses an existing URI with one line pointing to `resource update`, changing nothing', async () => {
     const introspector = await registerService(env, 'Cards API', 'payments:read');
-    const created = await cli(env, 'resource', 'create', '--uri', uri, '--scope', 'cards:read cards:write', '--ttl', '120', '--format', 'opaque', '--introspector', introspector.clientId);
+    const created = await cli(
+      env,
+      'resource',
+      'create',
+      '--uri',
+      uri,
+      '--scope',
+      'cards:read cards:write',
+      '--ttl',
+      '120',
+      '--format',
+      'opaque',
+      '--introspector',
+      introspector.clientId,
+    );
     expect(created.code).toBe(0);
     const again = await cli(env, 'resource', 'create', '--uri', uri, '--scope', 'cards:read');
     expect(again.code).toBe(1);
     expect(again.stderr).toMatch(/already exists.*portcullis resource update --uri https:\/\/api\.bank\.test\/cards/);
     expect(again.stderr.trim().split('\n')).toHaveLength(1);
     const listed = (await cli(env, 'resource', 'list')).json.find((r: { uri: string }) => r.uri === uri);
-    expect(listed).toEqual(expect.objectContaining({ scope: 'cards:read cards:write', access_token_ttl: 120, token_format: 'opaque', introspector: introspector.clientId }));
+    expect(listed).toEqual(
+      expect.objectContaining({
+        scope: 'cards:read cards:write',
+        access_token_ttl: 120,
+        token_format: 'opaque',
+        introspector: introspector.clientId,
+      }),
+    );
   });
 
   test('update changes only the flags given', async () => {
@@ -93,14 +131,29 @@ describe(`resource create and update (${ENGINE})`, () => {
     const ttl = await cli(env, 'resource', 'update', '--uri', uri, '--ttl', '300');
     expect(ttl.json).toEqual({ ...before, access_token_ttl: 300 });
     const format = await cli(env, 'resource', 'update', '--uri', uri, '--format', 'jwt', '--describe', 'cards:read=See your cards');
-    expect(format.json).toEqual({ ...before, access_token_ttl: 300, token_format: 'jwt', descriptions: { 'cards:read': 'See your cards' } });
+    expect(format.json).toEqual({
+      ...before,
+      access_token_ttl: 300,
+      token_format: 'jwt',
+      descriptions: { 'cards:read': 'See your cards' },
+    });
     const noIntrospector = await cli(env, 'resource', 'update', '--uri', uri, '--no-introspector');
     expect(noIntrospector.json).toEqual({ ...before, access_token_ttl: 300, token_format: 'jwt', introspector: null });
     await cli(env, 'resource', 'update', '--uri', uri, '--describe', 'cards:write=Spend with your cards');
     const scopes = await cli(env, 'resource', 'update', '--uri', uri, '--scope', 'cards:read cards:freeze');
-    expect(scopes.json).toEqual({ ...before, access_token_ttl: 300, token_format: 'jwt', introspector: null, scope: 'cards:freeze cards:read' });
+    expect(scopes.json).toEqual({
+      ...before,
+      access_token_ttl: 300,
+      token_format: 'jwt',
+      introspector: null,
+      scope: 'cards:freeze cards:read',
+    });
     // a dropped scope takes its consent words with it; the others keep theirs
-    expect((await server.db('scope_descriptions').whereIn('scope', ['cards:read', 'cards:write']).orderBy('scope')).map((row: { scope: string }) => row.scope)).toEqual(['cards:read']);
+    expect(
+      (await server.db('scope_descriptions').whereIn('scope', ['cards:read', 'cards:write']).orderBy('scope')).map(
+        (row: { scope: string }) => row.scope,
+      ),
+    ).toEqual(['cards:read']);
     const defaults = await cli(env, 'resource', 'update', '--uri', uri, '--default');
     expect(defaults.json.default).toBe(true);
     const all = (await cli(env, 'resource', 'list')).json as Array<{ uri: string; default: boolean }>;
@@ -129,7 +182,12 @@ describe(`resource create and update (${ENGINE})`, () => {
 describe(`allow-lists are (API, scope) pairs (${ENGINE})`, () => {
   test('`partner create --scope` still takes scope names; the partner shows which API each belongs to', async () => {
     const partner = await cli(env, 'partner', 'create', '--name', 'Two APIs', '--scope', 'payments:read accounts:read');
-    expect(partner.json).toEqual(expect.objectContaining({ scope: 'accounts:read payments:read', allowed: { [ACCOUNTS]: 'accounts:read', [PAYMENTS]: 'payments:read' } }));
+    expect(partner.json).toEqual(
+      expect.objectContaining({
+        scope: 'accounts:read payments:read',
+        allowed: { [ACCOUNTS]: 'accounts:read', [PAYMENTS]: 'payments:read' },
+      }),
+    );
     const credentials = { clientId: partner.json.client_id, clientSecret: partner.json.client_secret };
     expect((await clientCredentials(credentials, { scope: 'accounts:read', resource: ACCOUNTS })).body.scope).toBe('accounts:read');
     expect((await clientCredentials(credentials, { scope: 'payments:read', resource: ACCOUNTS })).body.error).toBe('invalid_scope');
@@ -168,11 +226,19 @@ describe(`refresh token lifetime across rotation (${ENGINE})`, () => {
     const confidential = await registerApp(env, { name: 'Server app' });
     const soon = Math.floor(Date.now() / 1000) + 3600;
     const rotated: Record<string, number> = {};
-    for (const [name, app] of [['public', pub], ['confidential', confidential]] as const) {
+    for (const [name, app] of [
+      ['public', pub],
+      ['confidential', confidential],
+    ] as const) {
       const tokens = await personTokens(server.url, env, app);
       // as if issued 14 days minus an hour ago: one hour left
-      const row = await server.db('oidc_payloads').where({ model: 'RefreshToken', id: hashId(tokens.refresh_token) }).first();
-      await server.db('oidc_payloads').where({ model: 'RefreshToken', id: hashId(tokens.refresh_token) })
+      const row = await server
+        .db('oidc_payloads')
+        .where({ model: 'RefreshToken', id: hashId(tokens.refresh_token) })
+        .first();
+      await server
+        .db('oidc_payloads')
+        .where({ model: 'RefreshToken', id: hashId(tokens.refresh_token) })
         .update({ payload: JSON.stringify({ ...JSON.parse(row.payload), exp: soon }), expires_at: soon * 1000 });
       const next = await tokenCall(server.url, app, { grant_type: 'refresh_token', refresh_token: tokens.refresh_token });
       expect(next.status).toBe(200);

@@ -32,12 +32,27 @@ beforeAll(async () => {
   env = instanceEnv(dir, freshDatabaseUrl(dir), { ISSUER, LOG_LEVEL: 'warn' });
   // all three start at once on an empty database: migrations, the KEK file, the first signing
   // key and the cookie keys are raced for
-  const started = await Promise.allSettled([startInProcess(env, { clock }), startInProcess(env, { clock }), startInstance(env, { timeoutMs: 40_000 })]);
+  const started = await Promise.allSettled([
+    startInProcess(env, { clock }),
+    startInProcess(env, { clock }),
+    startInstance(env, { timeoutMs: 40_000 }),
+  ]);
   instances = started.flatMap((result) => (result.status === 'fulfilled' ? [result.value] : []));
   const failed = started.find((result) => result.status === 'rejected');
   if (failed) throw failed.reason; // afterAll stops the ones that did start
   victim = instances[2] as Instance;
-  await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read payments:write', '--format', 'opaque', '--default');
+  await cli(
+    env,
+    'resource',
+    'create',
+    '--uri',
+    'https://api.bank.test/payments',
+    '--scope',
+    'payments:read payments:write',
+    '--format',
+    'opaque',
+    '--default',
+  );
   const created = await cli(env, 'partner', 'create', '--name', 'Acme Bank', '--scope', 'payments:read');
   partner = { clientId: created.json.client_id, clientSecret: created.json.client_secret };
 }, 90_000);
@@ -66,7 +81,9 @@ describe(`three instances on one ${ENGINE} database`, () => {
     const token = await issueToken(a, partner);
     expect(token.split('.')).toHaveLength(1); // opaque, not a JWT
     for (const at of [a, b, c]) {
-      expect(await introspect(at, partner, token)).toEqual(expect.objectContaining({ active: true, client_id: partner.clientId, scope: 'payments:read' }));
+      expect(await introspect(at, partner, token)).toEqual(
+        expect.objectContaining({ active: true, client_id: partner.clientId, scope: 'payments:read' }),
+      );
     }
     // the API's own credential may introspect tokens for it (at any instance); another partner may not
     const api = await cli(env, 'partner', 'create', '--name', 'Payments API', '--scope', 'payments:read');
@@ -74,30 +91,54 @@ describe(`three instances on one ${ENGINE} database`, () => {
     const other = await cli(env, 'partner', 'create', '--name', 'Other Bank', '--scope', 'payments:read');
     const outsider = { clientId: other.json.client_id, clientSecret: other.json.client_secret };
     expect(await introspect(b, apiCredential, token)).toEqual({ active: false });
-    const updated = await cli(env, 'resource', 'update', '--uri', 'https://api.bank.test/payments', '--introspector', apiCredential.clientId);
+    const updated = await cli(
+      env,
+      'resource',
+      'update',
+      '--uri',
+      'https://api.bank.test/payments',
+      '--introspector',
+      apiCredential.clientId,
+    );
     expect(updated.json).toEqual(expect.objectContaining({ token_format: 'opaque', introspector: apiCredential.clientId }));
     clock.advance(2100); // past the resource cache (2 s) of the instances in this process
     expect(await introspect(b, apiCredential, token)).toEqual(expect.objectContaining({ active: true, client_id: partner.clientId }));
     expect(await introspect(c, outsider, token)).toEqual({ active: false });
-    expect((await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/x', '--scope', 'x:y', '--introspector', 'nobody')).stderr).toMatch(/no such partner/);
+    expect(
+      (await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/x', '--scope', 'x:y', '--introspector', 'nobody')).stderr,
+    ).toMatch(/no such partner/);
 
     expect(await revoke(c, partner, token)).toBe(200);
     for (const at of [a, b, c]) expect(await introspect(at, partner, token)).toEqual({ active: false });
   });
 
   test('a login begun on one instance finishes on another; the code is exchanged at a third; refresh and reuse detection hold across them', async () => {
-    const app = await cli(env, 'partner', 'create', '--name', 'Acme Budgeting', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT);
+    const app = await cli(
+      env,
+      'partner',
+      'create',
+      '--name',
+      'Acme Budgeting',
+      '--scope',
+      'payments:read',
+      '--grant',
+      'authorization_code',
+      '--redirect-uri',
+      REDIRECT,
+    );
     const totp = secretOf((await createUser(env, 'ivan', PASSWORD, '--with-totp')).json.totp_uri);
     const browser = roundRobinAgent(urls());
     const verifier = randomBytes(32).toString('base64url');
-    const auth = await browser.get(`/auth?${new URLSearchParams({
-      client_id: app.json.client_id,
-      response_type: 'code',
-      redirect_uri: REDIRECT,
-      scope: 'openid payments:read',
-      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-      code_challenge_method: 'S256',
-    })}`);
+    const auth = await browser.get(
+      `/auth?${new URLSearchParams({
+        client_id: app.json.client_id,
+        response_type: 'code',
+        redirect_uri: REDIRECT,
+        scope: 'openid payments:read',
+        code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+        code_challenge_method: 'S256',
+      })}`,
+    );
     expect(auth.status).toBe(303);
     const uid = auth.location.split('/').pop()!;
     const page = await browser.get(auth.location);
@@ -119,24 +160,51 @@ describe(`three instances on one ${ENGINE} database`, () => {
 
     const [a, b, c] = urls();
     const client = { clientId: app.json.client_id, clientSecret: app.json.client_secret };
-    const exchanged = await tokenCall(c, client, { grant_type: 'authorization_code', code: callback.searchParams.get('code')!, redirect_uri: REDIRECT, code_verifier: verifier });
+    const exchanged = await tokenCall(c, client, {
+      grant_type: 'authorization_code',
+      code: callback.searchParams.get('code')!,
+      redirect_uri: REDIRECT,
+      code_verifier: verifier,
+    });
     expect(exchanged.status).toBe(200);
     const refreshed = await tokenCall(a, client, { grant_type: 'refresh_token', refresh_token: exchanged.body.refresh_token });
     expect(refreshed.status).toBe(200);
     expect(refreshed.body.refresh_token).not.toBe(exchanged.body.refresh_token);
     // the used refresh token, presented at another instance, is refused and revokes the grant
-    expect((await tokenCall(b, client, { grant_type: 'refresh_token', refresh_token: exchanged.body.refresh_token })).body.error).toBe('invalid_grant');
-    expect((await tokenCall(c, client, { grant_type: 'refresh_token', refresh_token: refreshed.body.refresh_token })).body.error).toBe('invalid_grant');
+    expect((await tokenCall(b, client, { grant_type: 'refresh_token', refresh_token: exchanged.body.refresh_token })).body.error).toBe(
+      'invalid_grant',
+    );
+    expect((await tokenCall(c, client, { grant_type: 'refresh_token', refresh_token: refreshed.body.refresh_token })).body.error).toBe(
+      'invalid_grant',
+    );
   });
 
   test('failed logins counted at different instances lock the account at all of them', async () => {
-    const app = await cli(env, 'partner', 'create', '--name', 'Lock Bank', '--scope', 'payments:read', '--grant', 'authorization_code', '--redirect-uri', REDIRECT);
+    const app = await cli(
+      env,
+      'partner',
+      'create',
+      '--name',
+      'Lock Bank',
+      '--scope',
+      'payments:read',
+      '--grant',
+      'authorization_code',
+      '--redirect-uri',
+      REDIRECT,
+    );
     await createUser(env, 'mallory', PASSWORD, '--with-totp');
     const browser = roundRobinAgent(urls());
-    const auth = await browser.get(`/auth?${new URLSearchParams({
-      client_id: app.json.client_id, response_type: 'code', redirect_uri: REDIRECT, scope: 'openid payments:read',
-      code_challenge: createHash('sha256').update('v'.repeat(43)).digest('base64url'), code_challenge_method: 'S256',
-    })}`);
+    const auth = await browser.get(
+      `/auth?${new URLSearchParams({
+        client_id: app.json.client_id,
+        response_type: 'code',
+        redirect_uri: REDIRECT,
+        scope: 'openid payments:read',
+        code_challenge: createHash('sha256').update('v'.repeat(43)).digest('base64url'),
+        code_challenge_method: 'S256',
+      })}`,
+    );
     const uid = auth.location.split('/').pop()!;
     const csrf = csrfOf((await browser.get(auth.location)).text);
     for (let i = 0; i < 5; i++) {
@@ -187,7 +255,9 @@ describe(`three instances on one ${ENGINE} database`, () => {
       }
     };
     await Promise.all(Array.from({ length: 6 }, (_, worker) => loop(worker)));
-    await new Promise((resolve) => (victim.child.exitCode !== null || victim.child.signalCode !== null ? resolve(undefined) : victim.child.once('exit', resolve)));
+    await new Promise((resolve) =>
+      victim.child.exitCode !== null || victim.child.signalCode !== null ? resolve(undefined) : victim.child.once('exit', resolve),
+    );
     expect(victim.child.signalCode).toBe('SIGKILL');
     expect(received.length).toBeGreaterThan(60);
     expect(refusedBySurvivors).toBe(0);
@@ -248,7 +318,11 @@ function roundRobinAgent(bases: string[]) {
     const url = new URL(target, ISSUER);
     return `${url.pathname}${url.search}`;
   };
-  const answer = ({ res, text }: { res: Response; text: string }) => ({ status: res.status, location: res.headers.get('location') ?? '', text });
+  const answer = ({ res, text }: { res: Response; text: string }) => ({
+    status: res.status,
+    location: res.headers.get('location') ?? '',
+    text,
+  });
   return {
     instancesUsed: () => used.size,
     get: async (path: string) => answer(await agent.get(onward(path))),

@@ -17,7 +17,18 @@ let partner: Partner;
 beforeAll(async () => {
   const dir = tempDir();
   env = instanceEnv(dir, freshDatabaseUrl(dir));
-  await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read', '--format', 'opaque', '--default');
+  await cli(
+    env,
+    'resource',
+    'create',
+    '--uri',
+    'https://api.bank.test/payments',
+    '--scope',
+    'payments:read',
+    '--format',
+    'opaque',
+    '--default',
+  );
   const created = await cli(env, 'partner', 'create', '--name', 'Acme Bank', '--scope', 'payments:read');
   partner = { clientId: created.json.client_id, clientSecret: created.json.client_secret };
 }, 60_000);
@@ -48,10 +59,14 @@ describe('one instance', () => {
     expect(text).not.toContain(partner.clientSecret);
   });
 
-  test('every request gets a request id (the caller\'s when well formed), echoed and in its one log line; no secret reaches the log', async () => {
+  test("every request gets a request id (the caller's when well formed), echoed and in its one log line; no secret reaches the log", async () => {
     const given = await fetch(`${server.local}/token`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(partner.clientId, partner.clientSecret), 'x-request-id': 'trace-abc.123' },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: basic(partner.clientId, partner.clientSecret),
+        'x-request-id': 'trace-abc.123',
+      },
       body: form({ grant_type: 'client_credentials', scope: 'payments:read' }),
     });
     expect(given.headers.get('x-request-id')).toBe('trace-abc.123');
@@ -61,7 +76,17 @@ describe('one instance', () => {
 
     await server.log.until(() => server.log.lines().some((line) => line.request_id === made.headers.get('x-request-id')));
     const line = server.log.lines().find((entry) => entry.request_id === 'trace-abc.123');
-    expect(line).toEqual(expect.objectContaining({ level: 'info', msg: 'request', method: 'POST', path: '/token', route: 'token', status: 200, client_id: partner.clientId }));
+    expect(line).toEqual(
+      expect.objectContaining({
+        level: 'info',
+        msg: 'request',
+        method: 'POST',
+        path: '/token',
+        route: 'token',
+        status: 200,
+        client_id: partner.clientId,
+      }),
+    );
     expect(typeof line!.duration_ms).toBe('number');
     expect(typeof line!.time).toBe('string');
     const logs = server.logs();
@@ -75,31 +100,37 @@ test('SIGTERM: stops accepting, finishes the request in flight, closes the pool,
   const server = await startInstance(env);
   const port = Number(server.env.PORT);
   /** resolves once `check` holds, checked as the socket receives data */
-  const until = (check: () => boolean, on: net.Socket) => new Promise<void>((resolve) => {
-    const test = () => {
-      if (!check()) return;
-      on.off('data', test);
-      resolve();
-    };
-    on.on('data', test);
-    test();
-  });
+  const until = (check: () => boolean, on: net.Socket) =>
+    new Promise<void>((resolve) => {
+      const test = () => {
+        if (!check()) return;
+        on.off('data', test);
+        resolve();
+      };
+      on.on('data', test);
+      test();
+    });
   const body = form({ grant_type: 'client_credentials', scope: 'payments:read' });
   // a client that sends its request body slowly: the request is in flight when SIGTERM comes
   const socket = net.connect(port, '127.0.0.1');
   let response = '';
-  socket.on('data', (chunk: Buffer) => { response += chunk.toString('utf8'); });
+  socket.on('data', (chunk: Buffer) => {
+    response += chunk.toString('utf8');
+  });
   const closed = new Promise<void>((resolve) => socket.on('close', () => resolve()));
   await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
-  socket.write([
-    'POST /token HTTP/1.1',
-    `Host: 127.0.0.1:${port}`,
-    'Content-Type: application/x-www-form-urlencoded',
-    `Authorization: ${basic(partner.clientId, partner.clientSecret)}`,
-    `Content-Length: ${body.length}`,
-    'Expect: 100-continue', // the server's "100 Continue" says it has the request: in flight
-    '', '',
-  ].join('\r\n'));
+  socket.write(
+    [
+      'POST /token HTTP/1.1',
+      `Host: 127.0.0.1:${port}`,
+      'Content-Type: application/x-www-form-urlencoded',
+      `Authorization: ${basic(partner.clientId, partner.clientSecret)}`,
+      `Content-Length: ${body.length}`,
+      'Expect: 100-continue', // the server's "100 Continue" says it has the request: in flight
+      '',
+      '',
+    ].join('\r\n'),
+  );
   socket.write(body.slice(0, 10));
   await until(() => response.startsWith('HTTP/1.1 100 Continue'), socket);
 

@@ -34,18 +34,20 @@ async function personWithTotp(env: Record<string, string>, username: string) {
 
 /** A whole login; `step` picks the authenticator's code that many periods ahead (one step is never used twice). */
 async function signIn(server: InProcessServer, clientId: string, username: string, totp: string, step = 0) {
-  const authorizationUrl = new URL(`${server.url}/auth?${new URLSearchParams({
-    client_id: clientId,
-    response_type: 'code',
-    redirect_uri: REDIRECT,
-    scope: 'openid payments:read',
-    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
-    code_challenge_method: 'S256',
-  })}`);
+  const authorizationUrl = new URL(
+    `${server.url}/auth?${new URLSearchParams({
+      client_id: clientId,
+      response_type: 'code',
+      redirect_uri: REDIRECT,
+      scope: 'openid payments:read',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    })}`,
+  );
   return httpLogin({ authorizationUrl, redirectUri: REDIRECT, username, password: PASSWORD, code: () => codeFor(totp, step) });
 }
 
-test('a TOTP secret copied into another person\'s row does not open there: that login is refused, not a 500', async () => {
+test("a TOTP secret copied into another person's row does not open there: that login is refused, not a 500", async () => {
   const dir = tempDir();
   const server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir)));
   try {
@@ -93,18 +95,25 @@ test('values sealed the old way are re-sealed at start-up, bound to their rows; 
   try {
     for (const row of await db('signing_keys').select('kid', 'private_jwk')) {
       const plain = ringA.open(row.private_jwk, { purpose: 'signing key', table: 'signing_keys', row: row.kid });
-      await db('signing_keys').where({ kid: row.kid }).update({ private_jwk: sealV1(ringA, plain) });
+      await db('signing_keys')
+        .where({ kid: row.kid })
+        .update({ private_jwk: sealV1(ringA, plain) });
     }
     for (const row of await db('shared_secrets').select('name', 'sealed')) {
       const plain = ringA.open(row.sealed, { purpose: row.name, table: 'shared_secrets', row: row.name });
-      await db('shared_secrets').where({ name: row.name }).update({ sealed: sealV1(ringA, plain) });
+      await db('shared_secrets')
+        .where({ name: row.name })
+        .update({ sealed: sealV1(ringA, plain) });
     }
-    await db('users').where({ id: person.id }).update({ totp_secret: sealV1(ringA, person.totp) });
-    const sealedColumns = async () => [
-      ...(await db('signing_keys').pluck('private_jwk')),
-      ...(await db('shared_secrets').pluck('sealed')),
-      ...(await db('users').whereNotNull('totp_secret').pluck('totp_secret')),
-    ] as string[];
+    await db('users')
+      .where({ id: person.id })
+      .update({ totp_secret: sealV1(ringA, person.totp) });
+    const sealedColumns = async () =>
+      [
+        ...(await db('signing_keys').pluck('private_jwk')),
+        ...(await db('shared_secrets').pluck('sealed')),
+        ...(await db('users').whereNotNull('totp_secret').pluck('totp_secret')),
+      ] as string[];
     expect((await sealedColumns()).every((value) => value.startsWith('v1.'))).toBe(true);
 
     // the next start re-seals them all (here three commands and a server racing to do it), and

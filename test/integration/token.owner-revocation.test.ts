@@ -27,8 +27,10 @@ afterAll(async () => {
 });
 
 const clientCredentials = (partner: App) => tokenCall(server.url, partner, { grant_type: 'client_credentials', scope: 'payments:read' });
-const refresh = (app: App, refreshToken: string) => tokenCall(server.url, app, { grant_type: 'refresh_token', refresh_token: refreshToken });
-const rowsOf = async (column: 'client_id' | 'account_id', value: string) => Number((await server.db('oidc_payloads').where(column, value).count({ n: '*' }))[0].n);
+const refresh = (app: App, refreshToken: string) =>
+  tokenCall(server.url, app, { grant_type: 'refresh_token', refresh_token: refreshToken });
+const rowsOf = async (column: 'client_id' | 'account_id', value: string) =>
+  Number((await server.db('oidc_payloads').where(column, value).count({ n: '*' }))[0].n);
 
 describe(`a suspended partner's tokens die at once (${ENGINE})`, () => {
   test('partner suspend: its person-bound and client-credentials tokens introspect inactive (no 500), its refresh token is refused, and resume brings none back', async () => {
@@ -36,8 +38,12 @@ describe(`a suspended partner's tokens die at once (${ENGINE})`, () => {
     const service = await registerService(env, 'Suspended PSP');
     const person = await personTokens(server.url, env, app);
     const machine = (await clientCredentials(service)).body.access_token as string;
-    expect(await introspectAs(server.url, introspector, person.access_token)).toEqual(expect.objectContaining({ active: true, client_id: app.clientId, sub: person.accountId }));
-    expect(await introspectAs(server.url, introspector, machine)).toEqual(expect.objectContaining({ active: true, client_id: service.clientId }));
+    expect(await introspectAs(server.url, introspector, person.access_token)).toEqual(
+      expect.objectContaining({ active: true, client_id: app.clientId, sub: person.accountId }),
+    );
+    expect(await introspectAs(server.url, introspector, machine)).toEqual(
+      expect.objectContaining({ active: true, client_id: service.clientId }),
+    );
 
     for (const partner of [app, service]) expect((await cli(env, 'partner', 'suspend', partner.clientId)).json.status).toBe('suspended');
     expect(await introspectAs(server.url, introspector, person.access_token)).toEqual({ active: false });
@@ -98,7 +104,9 @@ describe(`a disabled person's tokens die at once (${ENGINE})`, () => {
     const app = await registerApp(env, { name: 'Person Budgeting' });
     const person = await personTokens(server.url, env, app);
     expect(await rowsOf('account_id', person.accountId)).toBeGreaterThanOrEqual(3); // session, grant, tokens
-    expect(await introspectAs(server.url, app, person.access_token)).toEqual(expect.objectContaining({ active: true, sub: person.accountId }));
+    expect(await introspectAs(server.url, app, person.access_token)).toEqual(
+      expect.objectContaining({ active: true, sub: person.accountId }),
+    );
     expect((await cli(env, 'user', 'disable', person.username)).json.status).toBe('disabled');
     expect(await introspectAs(server.url, app, person.access_token)).toEqual({ active: false });
     expect(await introspectAs(server.url, introspector, person.access_token)).toEqual({ active: false });
@@ -140,7 +148,8 @@ describe(`who may introspect (${ENGINE})`, () => {
     await cli(env, 'resource', 'create', '--uri', observed, '--scope', 'observed:read', '--format', 'opaque');
     await server.db('resources').where({ uri: observed }).update({ introspector_client_id: pub.clientId });
     const service = await registerService(env, 'Observed PSP', 'observed:read');
-    const machine = (await tokenCall(server.url, service, { grant_type: 'client_credentials', scope: 'observed:read', resource: observed })).body.access_token as string;
+    const machine = (await tokenCall(server.url, service, { grant_type: 'client_credentials', scope: 'observed:read', resource: observed }))
+      .body.access_token as string;
     expect(await introspectAs(server.url, pub, machine)).toEqual({ active: false });
     expect(await introspectAs(server.url, service, machine)).toEqual(expect.objectContaining({ active: true, aud: observed }));
   });

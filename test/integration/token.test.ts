@@ -28,7 +28,11 @@ afterAll(async () => {
 async function tokenRequest(body: string, headers: Record<string, string> = {}) {
   const res = await fetch(`${server.url}/token`, {
     method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(partner.clientId, partner.clientSecret), ...headers },
+    headers: {
+      'content-type': 'application/x-www-form-urlencoded',
+      authorization: basic(partner.clientId, partner.clientSecret),
+      ...headers,
+    },
     body,
   });
   return { status: res.status, contentType: res.headers.get('content-type') ?? '', body: (await res.json()) as Record<string, any> };
@@ -72,7 +76,10 @@ describe('client credentials through real clients', () => {
       { [oauth.allowInsecureRequests]: true },
     );
     const result = await oauth.processClientCredentialsResponse(as, { client_id: partner.clientId }, res);
-    const { payload } = await jwtVerify(result.access_token, createRemoteJWKSet(new URL(as.jwks_uri!)), { audience: partner.uri, issuer: server.url });
+    const { payload } = await jwtVerify(result.access_token, createRemoteJWKSet(new URL(as.jwks_uri!)), {
+      audience: partner.uri,
+      issuer: server.url,
+    });
     expect(payload.scope).toBe('payments:read');
   });
 });
@@ -93,7 +100,9 @@ describe('scope, target and client rules', () => {
   });
 
   test('a wrong secret and an unknown client are invalid_client (401)', async () => {
-    const wrong = await tokenRequest(form({ grant_type: 'client_credentials' }), { authorization: basic(partner.clientId, 'not-the-secret') });
+    const wrong = await tokenRequest(form({ grant_type: 'client_credentials' }), {
+      authorization: basic(partner.clientId, 'not-the-secret'),
+    });
     expect(wrong.status).toBe(401);
     expect(wrong.body.error).toBe('invalid_client');
     const unknown = await tokenRequest(form({ grant_type: 'client_credentials' }), { authorization: basic('ptn_nobody', 'x') });

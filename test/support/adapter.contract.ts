@@ -26,9 +26,20 @@ export function adapterContract(engine: string, open: () => Promise<Db>, close: 
     });
 
     const MODELS = [
-      'Session', 'Interaction', 'Grant', 'AuthorizationCode', 'RefreshToken', 'AccessToken', 'ClientCredentials',
-      'PushedAuthorizationRequest', 'ReplayDetection', 'DeviceCode', 'BackchannelAuthenticationRequest',
-      'RegistrationAccessToken', 'InitialAccessToken', 'PreAuthorizedCode',
+      'Session',
+      'Interaction',
+      'Grant',
+      'AuthorizationCode',
+      'RefreshToken',
+      'AccessToken',
+      'ClientCredentials',
+      'PushedAuthorizationRequest',
+      'ReplayDetection',
+      'DeviceCode',
+      'BackchannelAuthenticationRequest',
+      'RegistrationAccessToken',
+      'InitialAccessToken',
+      'PreAuthorizedCode',
     ];
 
     test.each(MODELS)('%s: upsert, find, destroy', async (model) => {
@@ -86,8 +97,16 @@ export function adapterContract(engine: string, open: () => Promise<Db>, close: 
       expect(await adapter.find('short')).toBeUndefined();
       expect(await adapter.find('kept')).toBeDefined();
       expect(await purgeExpired(db, clock)).toBeGreaterThanOrEqual(1);
-      expect(await db(TABLE).where({ model: 'AuthorizationCode', id: hashId('short') }).first()).toBeUndefined();
-      expect(await db(TABLE).where({ model: 'AuthorizationCode', id: hashId('kept') }).first()).toBeDefined();
+      expect(
+        await db(TABLE)
+          .where({ model: 'AuthorizationCode', id: hashId('short') })
+          .first(),
+      ).toBeUndefined();
+      expect(
+        await db(TABLE)
+          .where({ model: 'AuthorizationCode', id: hashId('kept') })
+          .first(),
+      ).toBeDefined();
     });
 
     test('consume marks the row; find reports consumed', async () => {
@@ -100,22 +119,25 @@ export function adapterContract(engine: string, open: () => Promise<Db>, close: 
       expect(found?.consumed).toBeGreaterThan(0);
     });
 
-    test.each(['RefreshToken', 'AuthorizationCode'])('%s: of 20 concurrent consumes one wins; the others get invalid_grant and the grant is gone with every row issued from it', async (model) => {
-      const adapter = new Adapter(model);
-      const grantId = `g-race-${model}`;
-      await new Adapter('Grant').upsert(grantId, { jti: grantId, accountId: 'a', clientId: 'c' }, 60);
-      await adapter.upsert('once', { jti: 'once', grantId }, 60);
-      await new Adapter('AccessToken').upsert('issued', { jti: 'issued', grantId }, 60);
-      await new Adapter('AccessToken').upsert('unrelated', { jti: 'unrelated', grantId: 'g-other' }, 60);
-      const outcomes = await Promise.allSettled(Array.from({ length: 20 }, () => adapter.consume('once')));
-      expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
-      const reasons = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason as { error?: string }] : []));
-      expect(reasons.map((reason) => reason.error)).toEqual(Array(19).fill('invalid_grant'));
-      expect(await new Adapter('Grant').find(grantId)).toBeUndefined();
-      expect(await adapter.find('once')).toBeUndefined();
-      expect(await new Adapter('AccessToken').find('issued')).toBeUndefined();
-      expect(await new Adapter('AccessToken').find('unrelated')).toBeDefined();
-    });
+    test.each(['RefreshToken', 'AuthorizationCode'])(
+      '%s: of 20 concurrent consumes one wins; the others get invalid_grant and the grant is gone with every row issued from it',
+      async (model) => {
+        const adapter = new Adapter(model);
+        const grantId = `g-race-${model}`;
+        await new Adapter('Grant').upsert(grantId, { jti: grantId, accountId: 'a', clientId: 'c' }, 60);
+        await adapter.upsert('once', { jti: 'once', grantId }, 60);
+        await new Adapter('AccessToken').upsert('issued', { jti: 'issued', grantId }, 60);
+        await new Adapter('AccessToken').upsert('unrelated', { jti: 'unrelated', grantId: 'g-other' }, 60);
+        const outcomes = await Promise.allSettled(Array.from({ length: 20 }, () => adapter.consume('once')));
+        expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
+        const reasons = outcomes.flatMap((outcome) => (outcome.status === 'rejected' ? [outcome.reason as { error?: string }] : []));
+        expect(reasons.map((reason) => reason.error)).toEqual(Array(19).fill('invalid_grant'));
+        expect(await new Adapter('Grant').find(grantId)).toBeUndefined();
+        expect(await adapter.find('once')).toBeUndefined();
+        expect(await new Adapter('AccessToken').find('issued')).toBeUndefined();
+        expect(await new Adapter('AccessToken').find('unrelated')).toBeDefined();
+      },
+    );
 
     test('a pushed authorization request consumed twice: the second gets invalid_request_uri', async () => {
       const adapter = new Adapter('PushedAuthorizationRequest');
@@ -171,7 +193,12 @@ export function adapterContract(engine: string, open: () => Promise<Db>, close: 
     });
 
     test('payloads survive a JSON round trip with unicode and nesting', async () => {
-      const payload = { jti: 'g', accountId: 'Zoë 💳', openid: { scope: 'openid', claims: ['sub'] }, resources: { 'https://api.test/': 'a b' } };
+      const payload = {
+        jti: 'g',
+        accountId: 'Zoë 💳',
+        openid: { scope: 'openid', claims: ['sub'] },
+        resources: { 'https://api.test/': 'a b' },
+      };
       await new Adapter('Grant').upsert('g', payload, undefined);
       expect(await new Adapter('Grant').find('g')).toEqual(payload);
     });

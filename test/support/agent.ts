@@ -26,6 +26,10 @@ export function cookieAgent(baseFor: () => string) {
     jar,
     get: (path: string, headers: Record<string, string> = {}) => request(path, { headers }),
     post: (path: string, fields: Record<string, string>, headers: Record<string, string> = {}) =>
-      request(path, { method: 'POST', body: new URLSearchParams(fields).toString(), headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers } }),
+      request(path, {
+        method: 'POST',
+        body: new URLSearchParams(fields).toString(),
+        headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+      }),
   };
 }

@@ -43,7 +43,18 @@ export type CliResult = { code: number; stdout: string; stderr: string; json: an
 export async function cli(env: Record<string, string>, ...argv: string[]): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
-  const code = await runCli(argv, { stdout: (t) => { stdout += t; }, stderr: (t) => { stderr += t; } }, env);
+  const code = await runCli(
+    argv,
+    {
+      stdout: (t) => {
+        stdout += t;
+      },
+      stderr: (t) => {
+        stderr += t;
+      },
+    },
+    env,
+  );
   return cliResult(code, stdout, stderr);
 }
 
@@ -64,9 +75,21 @@ export function instanceEnv(dir: string, databaseUrl: string, extra: Record<stri
 }
 
 /** Registers an API and a partner for it; returns the partner's credentials. */
-export async function seedPartner(env: Record<string, string>, options: { uri?: string; scopes?: string; allowed?: string; name?: string } = {}): Promise<SeededPartner> {
+export async function seedPartner(
+  env: Record<string, string>,
+  options: { uri?: string; scopes?: string; allowed?: string; name?: string } = {},
+): Promise<SeededPartner> {
   const uri = options.uri ?? 'https://api.bank.test/payments';
-  const resource = await cli(env, 'resource', 'create', '--uri', uri, '--scope', options.scopes ?? 'payments:read payments:write', '--default');
+  const resource = await cli(
+    env,
+    'resource',
+    'create',
+    '--uri',
+    uri,
+    '--scope',
+    options.scopes ?? 'payments:read payments:write',
+    '--default',
+  );
   if (resource.code !== 0 && !resource.stderr.includes('already')) throw new Error(resource.stderr);
   const partner = await cli(env, 'partner', 'create', '--name', options.name ?? 'Acme Bank', '--scope', options.allowed ?? 'payments:read');
   if (partner.code !== 0) throw new Error(partner.stderr);

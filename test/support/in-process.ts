@@ -82,7 +82,8 @@ export async function startupRefusal(env: Record<string, string>): Promise<strin
     },
     (error: unknown) => error,
   );
-  if (!(outcome instanceof ConfigError || outcome instanceof KekError)) throw new Error(`start-up was not refused with a one-line error: ${String(outcome)}`);
+  if (!(outcome instanceof ConfigError || outcome instanceof KekError))
+    throw new Error(`start-up was not refused with a one-line error: ${String(outcome)}`);
   if (outcome.message.includes('\n')) throw new Error(`more than one line: ${outcome.message}`);
   return `portcullis: ${outcome.message}`;
 }

@@ -10,20 +10,35 @@ const CHROMIUM = '/usr/bin/chromium';
 
 /** Debian's chromium, headless. CI installs it (`apt-get install -y chromium`): no skipping. */
 export function launchBrowser(): Promise<Browser> {
-  return chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'] });
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
+  });
 }
 
 /** `portcullis user create … --password-stdin` with `password` on standard input. */
 export async function createUser(env: Record<string, string>, username: string, password: string, ...flags: string[]): Promise<CliResult> {
   let stdout = '';
   let stderr = '';
-  const code = await runCli(['user', 'create', '--username', username, '--password-stdin', ...flags], {
-    stdout: (t) => { stdout += t; },
-    stderr: (t) => { stderr += t; },
-    stdin: async () => `${password}\n`,
-  }, env);
+  const code = await runCli(
+    ['user', 'create', '--username', username, '--password-stdin', ...flags],
+    {
+      stdout: (t) => {
+        stdout += t;
+      },
+      stderr: (t) => {
+        stderr += t;
+      },
+      stdin: async () => `${password}\n`,
+    },
+    env,
+  );
   let json: any;
-  try { json = JSON.parse(stdout); } catch { json = undefined; }
+  try {
+    json = JSON.parse(stdout);
+  } catch {
+    json = undefined;
+  }
   return { code, stdout, stderr, json };
 }
 
@@ -50,21 +65,48 @@ export async function startRedirectCatcher() {
     redirectUri: `${base}/callback`,
     logoutUri: `${base}/logged-out`,
     hits,
-    close: () => new Promise<void>((resolve) => { server.close(() => resolve()); server.closeAllConnections(); }),
+    close: () =>
+      new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
   };
 }
 
 export type PartnerApp = Readonly<{ clientId: string; config: client.Configuration; redirectUri: string }>;
 
 /** Registers an authorization-code partner and points openid-client at the server. */
-export async function registerPartnerApp(env: Record<string, string>, issuer: string, redirectUri: string, options: { name?: string; scope?: string; public?: boolean } = {}): Promise<PartnerApp> {
-  const created = await cli(env, 'partner', 'create', '--name', options.name ?? 'Acme Budgeting', '--scope', options.scope ?? 'payments:read',
-    '--grant', 'authorization_code', '--redirect-uri', redirectUri, ...(options.public ? ['--public'] : []));
+export async function registerPartnerApp(
+  env: Record<string, string>,
+  issuer: string,
+  redirectUri: string,
+  options: { name?: string; scope?: string; public?: boolean } = {},
+): Promise<PartnerApp> {
+  const created = await cli(
+    env,
+    'partner',
+    'create',
+    '--name',
+    options.name ?? 'Acme Budgeting',
+    '--scope',
+    options.scope ?? 'payments:read',
+    '--grant',
+    'authorization_code',
+    '--redirect-uri',
+    redirectUri,
+    ...(options.public ? ['--public'] : []),
+  );
   if (created.code !== 0) throw new Error(created.stderr);
   const clientId = created.json.client_id as string;
-  const config = await client.discovery(new URL(issuer), clientId, options.public ? undefined : created.json.client_secret, options.public ? client.None() : undefined, {
-    execute: [client.allowInsecureRequests],
-  });
+  const config = await client.discovery(
+    new URL(issuer),
+    clientId,
+    options.public ? undefined : created.json.client_secret,
+    options.public ? client.None() : undefined,
+    {
+      execute: [client.allowInsecureRequests],
+    },
+  );
   return { clientId, config, redirectUri };
 }
 
@@ -114,7 +156,9 @@ export async function expectHeading(page: Page, name: string | RegExp): Promise<
   try {
     await page.getByRole('heading', { level: 1, name }).waitFor({ timeout: 10_000 });
   } catch {
-    throw new Error(`expected the page "${String(name)}", got "${(await page.locator('h1').allInnerTexts()).join(' / ')}" at ${page.url()}`);
+    throw new Error(
+      `expected the page "${String(name)}", got "${(await page.locator('h1').allInnerTexts()).join(' / ')}" at ${page.url()}`,
+    );
   }
   if ((await page.locator('h1').count()) !== 1) throw new Error(`${page.url()} has more than one h1`);
 }

@@ -23,7 +23,11 @@ export type LogWatch = Readonly<{
 export function logWatch(): LogWatch {
   let output = '';
   const waiting = new Set<() => void>();
-  const lines = () => output.split('\n').filter((line) => line.startsWith('{')).map((line) => JSON.parse(line) as Record<string, any>);
+  const lines = () =>
+    output
+      .split('\n')
+      .filter((line) => line.startsWith('{'))
+      .map((line) => JSON.parse(line) as Record<string, any>);
   const until = <T>(check: () => T | undefined | false, timeoutMs = 15_000): Promise<T> => {
     const now = check();
     if (now) return Promise.resolve(now);
@@ -52,7 +56,15 @@ export function logWatch(): LogWatch {
     until,
     next(pattern, { since = output.length, timeoutMs } = {}) {
       // only whole lines: a chunk may end inside one
-      return until(() => output.slice(since).split('\n').slice(0, -1).find((line) => pattern.test(line)), timeoutMs);
+      return until(
+        () =>
+          output
+            .slice(since)
+            .split('\n')
+            .slice(0, -1)
+            .find((line) => pattern.test(line)),
+        timeoutMs,
+      );
     },
   };
 }

@@ -15,9 +15,24 @@ export type App = Readonly<{ clientId: string; clientSecret?: string }>;
 
 export type TokenAnswer = { status: number; body: Record<string, any> };
 
-export async function registerApp(env: Record<string, string>, options: { name?: string; scope?: string; public?: boolean } = {}): Promise<App> {
-  const created = await cli(env, 'partner', 'create', '--name', options.name ?? 'Acme Budgeting', '--scope', options.scope ?? 'payments:read',
-    '--grant', 'authorization_code', '--redirect-uri', REDIRECT, ...(options.public ? ['--public'] : []));
+export async function registerApp(
+  env: Record<string, string>,
+  options: { name?: string; scope?: string; public?: boolean } = {},
+): Promise<App> {
+  const created = await cli(
+    env,
+    'partner',
+    'create',
+    '--name',
+    options.name ?? 'Acme Budgeting',
+    '--scope',
+    options.scope ?? 'payments:read',
+    '--grant',
+    'authorization_code',
+    '--redirect-uri',
+    REDIRECT,
+    ...(options.public ? ['--public'] : []),
+  );
   if (created.code !== 0) throw new Error(created.stderr);
   return { clientId: created.json.client_id, clientSecret: created.json.client_secret ?? undefined };
 }
@@ -31,16 +46,24 @@ export async function authorize(base: string, env: Record<string, string>, app: 
   if (created.code !== 0) throw new Error(created.stderr);
   const totp = secretOf(created.json.totp_uri);
   const verifier = randomBytes(32).toString('base64url');
-  const authorizationUrl = new URL(`${base}/auth?${new URLSearchParams({
-    client_id: app.clientId,
-    response_type: 'code',
-    redirect_uri: REDIRECT,
-    scope: 'openid payments:read',
-    code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-    code_challenge_method: 'S256',
-    ...params,
-  })}`);
-  const { callback } = await httpLogin({ authorizationUrl, redirectUri: REDIRECT, username, password: PASSWORD, code: () => codeFor(totp) });
+  const authorizationUrl = new URL(
+    `${base}/auth?${new URLSearchParams({
+      client_id: app.clientId,
+      response_type: 'code',
+      redirect_uri: REDIRECT,
+      scope: 'openid payments:read',
+      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+      code_challenge_method: 'S256',
+      ...params,
+    })}`,
+  );
+  const { callback } = await httpLogin({
+    authorizationUrl,
+    redirectUri: REDIRECT,
+    username,
+    password: PASSWORD,
+    code: () => codeFor(totp),
+  });
   const code = callback.searchParams.get('code');
   if (!code) throw new Error(`no code: ${callback.href}`);
   return { code, verifier, username, accountId: created.json.id as string };
@@ -60,14 +83,25 @@ export async function personTokens(base: string, env: Record<string, string>, ap
   const { code, verifier, username, accountId } = await authorize(base, env, app, params);
   const tokens = await tokenCall(base, app, { grant_type: 'authorization_code', code, redirect_uri: REDIRECT, code_verifier: verifier });
   if (tokens.status !== 200) throw new Error(`code exchange: ${tokens.status} ${JSON.stringify(tokens.body)}`);
-  return { ...tokens.body, username, accountId } as { access_token: string; refresh_token: string; id_token: string; scope: string; username: string; accountId: string };
+  return { ...tokens.body, username, accountId } as {
+    access_token: string;
+    refresh_token: string;
+    id_token: string;
+    scope: string;
+    username: string;
+    accountId: string;
+  };
 }
 
 /** POST /token/introspection as `caller`; the JSON answer (a non-200 throws). */
 export async function introspectAs(base: string, caller: App, token: string): Promise<Record<string, unknown>> {
   const headers: Record<string, string> = { 'content-type': 'application/x-www-form-urlencoded' };
   if (caller.clientSecret) headers.authorization = basic(caller.clientId, caller.clientSecret);
-  const res = await fetch(`${base}/token/introspection`, { method: 'POST', headers, body: form(caller.clientSecret ? { token } : { token, client_id: caller.clientId }) });
+  const res = await fetch(`${base}/token/introspection`, {
+    method: 'POST',
+    headers,
+    body: form(caller.clientSecret ? { token } : { token, client_id: caller.clientId }),
+  });
   if (res.status !== 200) throw new Error(`introspection: ${res.status} ${await res.text()}`);
   return (await res.json()) as Record<string, unknown>;
 }

@@ -7,7 +7,7 @@ export default async function teardown(): Promise<void> {
   if (!base || !run) return;
   const db = knexFactory({ client: 'pg', connection: base, pool: { min: 0, max: 1 } });
   try {
-    const rows = (await db.raw("select nspname from pg_namespace where nspname like ?", [`t\\_${run}\\_%`])).rows as { nspname: string }[];
+    const rows = (await db.raw('select nspname from pg_namespace where nspname like ?', [`t\\_${run}\\_%`])).rows as { nspname: string }[];
     for (const { nspname } of rows) await db.raw('DROP SCHEMA IF EXISTS ?? CASCADE', [nspname]);
   } finally {
     await db.destroy();

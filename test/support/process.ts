@@ -21,7 +21,12 @@ export type Instance = {
 type Ran = { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string };
 
 /** Spawns `command` with only PATH and `env`; resolves when it exits (killed after `timeoutMs`). */
-function run(command: string, args: string[], env: Record<string, string>, options: { timeoutMs?: number; inheritEnv?: boolean } = {}): Promise<Ran> {
+function run(
+  command: string,
+  args: string[],
+  env: Record<string, string>,
+  options: { timeoutMs?: number; inheritEnv?: boolean } = {},
+): Promise<Ran> {
   return new Promise((resolve) => {
     const child = spawn(command, args, {
       cwd: ROOT,
@@ -30,8 +35,12 @@ function run(command: string, args: string[], env: Record<string, string>, optio
     });
     let stdout = '';
     let stderr = '';
-    child.stdout.on('data', (d: Buffer) => { stdout += d.toString('utf8'); });
-    child.stderr.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
+    child.stdout.on('data', (d: Buffer) => {
+      stdout += d.toString('utf8');
+    });
+    child.stderr.on('data', (d: Buffer) => {
+      stderr += d.toString('utf8');
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 30_000);
     child.on('close', (code, signal) => {
       clearTimeout(timer);
@@ -75,7 +84,10 @@ export async function startInstance(env: Record<string, string>, options: { time
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}) before ready:\n${log.text()}`);
-    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then((res) => res.status === 200, () => false);
+    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (res) => res.status === 200,
+      () => false,
+    );
     if (ready) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');

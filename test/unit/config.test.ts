@@ -64,7 +64,13 @@ describe('scale-out settings', () => {
   });
 
   test('values are read and checked', () => {
-    const config = loadConfig({ DATABASE_POOL_MAX: '25', DATABASE_STATEMENT_TIMEOUT: '30s', WORKERS: '4', SHUTDOWN_GRACE: '20s', METRICS_TOKEN: 'x'.repeat(20) });
+    const config = loadConfig({
+      DATABASE_POOL_MAX: '25',
+      DATABASE_STATEMENT_TIMEOUT: '30s',
+      WORKERS: '4',
+      SHUTDOWN_GRACE: '20s',
+      METRICS_TOKEN: 'x'.repeat(20),
+    });
     expect(config.database).toEqual({ poolMax: 25, statementTimeoutMs: 30_000 });
     expect(config.workers).toBe(4);
     expect(config.shutdownGraceSeconds).toBe(20);

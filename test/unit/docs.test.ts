@@ -18,7 +18,9 @@ describe('docs made from the code', () => {
     const readme = fs.readFileSync(README, 'utf8');
     const generated = withTables(readme);
     if (readme !== generated) {
-      throw new Error(`README.md's generated tables differ from the code: run \`npm run docs\` (and commit README.md).\n${firstDifference(readme, generated)}`);
+      throw new Error(
+        `README.md's generated tables differ from the code: run \`npm run docs\` (and commit README.md).\n${firstDifference(readme, generated)}`,
+      );
     }
   });
 
@@ -58,7 +60,11 @@ describe('docs made from the code', () => {
     for (const help of ['help', '--help', '-h']) expect(await run(help)).toEqual({ code: 0, stdout: `${usage()}\n`, stderr: '' });
     expect(await run()).toEqual({ code: 2, stdout: `${usage()}\n`, stderr: '' });
     expect(await run('keys', 'rotate', '--help')).toEqual({ code: 0, stdout: `${commandUsage('keys rotate')}\n`, stderr: '' });
-    expect(await run('toString')).toEqual({ code: 2, stdout: '', stderr: 'portcullis: unknown command "toString" (run portcullis --help)\n' });
+    expect(await run('toString')).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: 'portcullis: unknown command "toString" (run portcullis --help)\n',
+    });
   });
 
   test('config.ts is the only reader of process.env in src/', () => {

@@ -7,7 +7,9 @@ import { createWorkQueue, QueueFullError } from '../../src/limits/work-queue.ts'
 /** A task that finishes when the test says so. */
 function gate() {
   let open!: () => void;
-  const opened = new Promise<void>((resolve) => { open = resolve; });
+  const opened = new Promise<void>((resolve) => {
+    open = resolve;
+  });
   return { open, task: () => opened };
 }
 
@@ -16,7 +18,13 @@ describe('work queue', () => {
     const queue = createWorkQueue({ concurrency: 2, maxWaiting: 2 });
     const gates = Array.from({ length: 4 }, gate);
     const finished: number[] = [];
-    const runs = gates.map((g, i) => queue.run(async () => { await g.task(); finished.push(i); return i; }));
+    const runs = gates.map((g, i) =>
+      queue.run(async () => {
+        await g.task();
+        finished.push(i);
+        return i;
+      }),
+    );
     expect(queue.depth()).toEqual({ running: 2, waiting: 2 });
 
     const refused = await queue.run(async () => 'never').catch((error: unknown) => error);
@@ -35,7 +43,11 @@ describe('work queue', () => {
 
   test('a task that fails frees its turn and passes its error on', async () => {
     const queue = createWorkQueue({ concurrency: 1, maxWaiting: 0 });
-    await expect(queue.run(async () => { throw new Error('boom'); })).rejects.toThrow('boom');
+    await expect(
+      queue.run(async () => {
+        throw new Error('boom');
+      }),
+    ).rejects.toThrow('boom');
     expect(await queue.run(async () => 'next')).toBe('next');
   });
 
@@ -103,12 +115,24 @@ describe('settings', () => {
   });
 
   test('N/WINDOW, off, and a clear error naming the variable', () => {
-    const { limits } = loadConfig({ RATE_LIMIT_TOKEN_PER_IP: '50/30s', RATE_LIMIT_AUTH_PER_IP: 'off', RATE_LIMIT_ENDPOINT_STORE: 'database', HASH_CONCURRENCY: '2', HASH_QUEUE_MAX: '0' });
+    const { limits } = loadConfig({
+      RATE_LIMIT_TOKEN_PER_IP: '50/30s',
+      RATE_LIMIT_AUTH_PER_IP: 'off',
+      RATE_LIMIT_ENDPOINT_STORE: 'database',
+      HASH_CONCURRENCY: '2',
+      HASH_QUEUE_MAX: '0',
+    });
     expect(limits.tokenPerIp).toEqual({ points: 50, durationSeconds: 30 });
     expect(limits.authPerIp).toBeNull();
     expect(limits.endpointStore).toBe('database');
     expect([limits.hashConcurrency, limits.hashQueueMax]).toEqual([2, 0]);
-    for (const [name, value] of [['RATE_LIMIT_LOGIN_PER_IP', '100'], ['RATE_LIMIT_LOGIN_PER_IP', '0/1m'], ['RATE_LIMIT_LOGIN_PER_IP', '5/soon'], ['RATE_LIMIT_ENDPOINT_STORE', 'redis'], ['HASH_CONCURRENCY', '0']]) {
+    for (const [name, value] of [
+      ['RATE_LIMIT_LOGIN_PER_IP', '100'],
+      ['RATE_LIMIT_LOGIN_PER_IP', '0/1m'],
+      ['RATE_LIMIT_LOGIN_PER_IP', '5/soon'],
+      ['RATE_LIMIT_ENDPOINT_STORE', 'redis'],
+      ['HASH_CONCURRENCY', '0'],
+    ]) {
       expect(() => loadConfig({ [name]: value })).toThrow(ConfigError);
       expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(`^${name}: `));
     }

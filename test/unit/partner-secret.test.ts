@@ -18,10 +18,19 @@ describe('partner secrets', () => {
 
   test('suspended partners have no client metadata', () => {
     const partner = {
-      clientId: 'ptn_x', name: 'X', secretHash: hashSecret('s'), allowed: [{ resource: 'https://api.test/', scope: 'a' }], grantTypes: ['client_credentials'],
-      redirectUris: [], status: 'active' as const, createdAt: 0, updatedAt: 0,
+      clientId: 'ptn_x',
+      name: 'X',
+      secretHash: hashSecret('s'),
+      allowed: [{ resource: 'https://api.test/', scope: 'a' }],
+      grantTypes: ['client_credentials'],
+      redirectUris: [],
+      status: 'active' as const,
+      createdAt: 0,
+      updatedAt: 0,
     };
-    expect(toClientMetadata(partner)).toEqual(expect.objectContaining({ client_id: 'ptn_x', partner_scopes: { 'https://api.test/': ['a'] }, response_types: [] }));
+    expect(toClientMetadata(partner)).toEqual(
+      expect.objectContaining({ client_id: 'ptn_x', partner_scopes: { 'https://api.test/': ['a'] }, response_types: [] }),
+    );
     expect(toClientMetadata({ ...partner, status: 'suspended' })).toBeUndefined();
     expect(toClientMetadata(undefined)).toBeUndefined();
   });

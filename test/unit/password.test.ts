@@ -72,12 +72,16 @@ describe('password rules', () => {
     expect(await passwordProblem('short')).toMatch(/at least 10 characters$/);
     expect(await passwordProblem('x'.repeat(1025))).toMatch(/at most 1024/);
     expect(await passwordProblem('calm otter 7', { admin: true })).toBeUndefined();
-    expect(await passwordProblem('calm otter!', { admin: true })).toMatch(/at least 12 characters for an administrator \(PCI DSS 8\.3\.6\)/);
+    expect(await passwordProblem('calm otter!', { admin: true })).toMatch(
+      /at least 12 characters for an administrator \(PCI DSS 8\.3\.6\)/,
+    );
   });
 
   test('strength: zxcvbn must score 3 of 4; the message is one line and says why', async () => {
     const weak = await passwordProblem('password1234');
-    expect(weak).toMatch(/^the password is too easy to guess \(strength \d of 4, 3 needed\): This is similar to a commonly used password\./);
+    expect(weak).toMatch(
+      /^the password is too easy to guess \(strength \d of 4, 3 needed\): This is similar to a commonly used password\./,
+    );
     expect(weak).not.toContain('\n');
     expect(await passwordProblem('qwertyuiop12')).toMatch(/too easy to guess/);
     expect(await passwordProblem('correct horse battery staple')).toBeUndefined();

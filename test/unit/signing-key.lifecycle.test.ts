@@ -70,7 +70,10 @@ describe('planKeys', () => {
   });
 
   test('a revoked pending key un-schedules its predecessor’s retirement', () => {
-    const rows = [key('a', 0, 0, { retires_at: 100 * S, removed_at: 121 * S }), key('b', 1, 100 * S, { revoked_at: 92 * S, removed_at: 92 * S })];
+    const rows = [
+      key('a', 0, 0, { retires_at: 100 * S, removed_at: 121 * S }),
+      key('b', 1, 100 * S, { revoked_at: 92 * S, removed_at: 92 * S }),
+    ];
     const plan = planKeys(rows, 92 * S, policy);
     expect(plan.retire).toEqual([{ kid: 'a', retires_at: null, removed_at: null }]);
     // and then the next key is due again, prepublished from now

@@ -1,4 +1,12 @@
-import { checkTotp, hashOneTimeCode, newRecoveryCodes, newTotpSecret, normaliseOneTimeCode, totpCode, totpUri } from '../../src/accounts/totp.service.ts';
+import {
+  checkTotp,
+  hashOneTimeCode,
+  newRecoveryCodes,
+  newTotpSecret,
+  normaliseOneTimeCode,
+  totpCode,
+  totpUri,
+} from '../../src/accounts/totp.service.ts';
 
 // RFC 6238 appendix B: SHA-1 secret "12345678901234567890" (base32 below), 8-digit vectors;
 // the 6-digit codes are their last six digits.
