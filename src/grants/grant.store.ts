@@ -100,7 +100,7 @@ export async function listGrants(db: Db, filter: { username?: string; clientId?:
   return (await query).map(fromRow).sort((a, b) => (a.issuedAt ?? 0) - (b.issuedAt ?? 0));
 }
 
-/** Live rows issued from each grant (refresh and opaque access tokens, codes), by grant id. */
+/** Usable rows issued from each grant (refresh and opaque access tokens, codes not used yet), by grant id. */
 export async function countIssued(db: Db, grantIds: readonly string[], now: number): Promise<Map<string, number>> {
   if (grantIds.length === 0) return new Map();
   const rows: Array<{ grant_id: string; n: number | string }> = await db(PAYLOAD_TABLE)
@@ -108,6 +108,7 @@ export async function countIssued(db: Db, grantIds: readonly string[], now: numb
     .count({ n: '*' })
     .whereIn('grant_id', grantIds)
     .whereNot({ model: 'Grant' })
+    .whereNull('consumed_at')
     .andWhere(isNullOr('expires_at', '>', now))
     .groupBy('grant_id');
   return new Map(rows.map((row) => [row.grant_id, Number(row.n)]));

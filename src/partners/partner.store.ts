@@ -186,14 +186,19 @@ export async function updatePartnerProfile(
 /**
  * Deletes the partner with everything issued to it (grants, tokens, codes), its allow-list
  * (ON DELETE CASCADE) and remembered consents, in one transaction: its tokens are refused at
- * once. Refused while an API names it as introspector. Returns false when no such partner exists.
+ * once. Refused while an API names it as introspector (decided in the DELETE itself).
  */
 export async function deletePartner(db: Db, clientId: string): Promise<'deleted' | 'missing' | { introspects: string }> {
   return db.transaction(async (trx) => {
-    const introspected = await findResourceIntrospectedBy(trx, clientId);
-    if (introspected !== undefined) return { introspects: introspected };
-    await trx(ALLOWED).where({ client_id: clientId }).delete();
-    if ((await trx(TABLE).where({ client_id: clientId }).delete()) === 0) return 'missing';
+    // a write first (SQLite: a transaction that read first cannot write once another connection has)
+    const deleted = await trx(TABLE)
+      .where({ client_id: clientId })
+      .whereNotExists((q) => void q.select('uri').from('resources').where('introspector_client_id', clientId))
+      .delete();
+    if (deleted === 0) {
+      const introspected = await findResourceIntrospectedBy(trx, clientId);
+      return introspected === undefined ? 'missing' : { introspects: introspected };
+    }
     await deletePartnerGrants(trx, clientId);
     await deletePartnerConsents(trx, clientId);
     return 'deleted';
