@@ -114,6 +114,11 @@ export async function deleteLoginState(db: Db, interactionUid: string): Promise<
   await db(TABLE).where({ interaction_uid: interactionUid }).delete();
 }
 
+/** Ends every login of the person under way (past the password, before the second factor). */
+export async function deleteUserLoginStates(db: Db, userId: string): Promise<number> {
+  return db(TABLE).where({ user_id: userId }).delete();
+}
+
 /**
  * Ends the enrolments under way whose offered secret is not sealed with `prefix` (the current
  * format, or the current format under the first KEK): after a KEK rotation or the upgrade of

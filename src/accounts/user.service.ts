@@ -19,6 +19,7 @@ import {
   recordTotpSuccess,
   replacePasswordHash,
   resetAuthenticator,
+  setPasswordHash,
   swapTotpSecret,
   updateUser,
   type User,
@@ -90,7 +91,7 @@ export async function createUser(deps: AccountDeps, input: { username: string; p
     : { id: user.id, username, totp_uri: totpUri(factor.secret, username, TOTP_ISSUER) };
 }
 
-async function userNamed(db: Db, username: string): Promise<User> {
+export async function userNamed(db: Db, username: string): Promise<User> {
   const user = await findUserByUsername(db, normaliseUsername(username));
   if (!user) throw notFound(`no user named ${username}`);
   return user;
@@ -131,6 +132,27 @@ export async function disableUser(deps: AccountDeps, username: string) {
   await updateUser(deps.db, user.id, { status: 'disabled' }, deps.now());
   await deleteAccountGrants(deps.db, user.id); // sessions, grants and tokens: signed out everywhere, now
   return describeUser(await reread(deps.db, user), deps.now());
+}
+
+/** The reverse of disableUser: the person may log in again; nothing deleted at disabling comes back. */
+export async function enableUser(deps: AccountDeps, username: string) {
+  const user = await userNamed(deps.db, username);
+  await updateUser(deps.db, user.id, { status: 'active' }, deps.now());
+  return describeUser(await reread(deps.db, user), deps.now());
+}
+
+/**
+ * An operator sets a new password (after a compromise, or a forgotten one), under the rules of
+ * createUser. Everyone signed in as the person is signed out (setPasswordHash), so an attacker who
+ * had the old password loses their sessions and tokens too.
+ */
+export async function setPassword(deps: AccountDeps, username: string, password: string) {
+  const user = await userNamed(deps.db, username);
+  const problem = await passwordProblem(password, { admin: user.isAdmin, userInputs: [user.username] });
+  if (problem) throw invalidInput(problem);
+  if (await checkPassword(password, user.passwordHash)) throw invalidInput('the new password is the current one: choose another');
+  if (!(await setPasswordHash(deps.db, user.id, await hashPassword(password), deps.now()))) throw notFound(`no user named ${username}`);
+  return { ...describeUser(await reread(deps.db, user), deps.now()), signed_out: true };
 }
 
 /** The account a session or token names, if it may still be used. */

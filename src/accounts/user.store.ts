@@ -1,4 +1,6 @@
 import { isNullOr, type Db } from '../db/knex.ts';
+import { deleteAccountGrants } from '../grants/grant.store.ts';
+import { deleteUserLoginStates } from './login-state.store.ts';
 import { doublingsToCap, type FailureKind, type LockPolicy, type LockState } from './lockout.policy.ts';
 
 type UserStatus = 'active' | 'disabled';
@@ -245,6 +247,22 @@ export async function bindAuthenticator(
     if (bound === 0) return false;
     await trx(RECOVERY).where({ user_id: id }).delete();
     await trx(RECOVERY).insert(binding.recoveryCodeHashes.map((hash) => ({ user_id: id, code_hash: hash, used_at: null })));
+    return true;
+  });
+}
+
+/**
+ * A new password set by an operator, in one transaction: the hash, the count of wrong passwords
+ * started again (they were guesses at the old one), and the person signed out everywhere —
+ * sessions, grants and stored tokens deleted, logins under way past the old password ended.
+ * A lock and the second-factor count stay (`user unlock` lifts a lock). False: no such user.
+ */
+export async function setPasswordHash(db: Db, id: string, passwordHash: string, at: number): Promise<boolean> {
+  return db.transaction(async (trx) => {
+    const updated = await trx(USERS).where({ id }).update({ password_hash: passwordHash, failed_passwords: 0, updated_at: at });
+    if (updated === 0) return false;
+    await deleteUserLoginStates(trx, id);
+    await deleteAccountGrants(trx, id);
     return true;
   });
 }

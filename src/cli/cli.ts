@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { loadConfig, type Config } from '../config/config.ts';
 import type { Db } from '../db/knex.ts';
@@ -9,21 +10,49 @@ import { rotateCookieKeys } from '../keys/cookie-key.service.ts';
 import { describeKeys, revokeKey, rotateKeys, rotationPolicy } from '../keys/signing-key.service.ts';
 import {
   createPartner,
+  deletePartner,
   describePartner,
   getPartner,
   listPartners,
   rotatePartnerSecret,
   setPartnerStatus,
+  updatePartnerDetails,
 } from '../partners/partner.service.ts';
+import { listGrantsDescribed, revokeGrantById } from '../grants/grant.service.ts';
 import { createResource, describeResource, updateResource } from '../resources/resource.service.ts';
-import { createUser, disableUser, listAllUsers, resetTotp, unlockUser, type AccountDeps } from '../accounts/user.service.ts';
+import {
+  createUser,
+  disableUser,
+  enableUser,
+  listAllUsers,
+  resetTotp,
+  setPassword,
+  unlockUser,
+  userNamed,
+  type AccountDeps,
+} from '../accounts/user.service.ts';
 import { listResources } from '../resources/resource.store.ts';
 import { openStorage, rewrapAll } from '../storage.ts';
-import { commandUsage, usage, type CommandName } from './usage.ts';
+import { closest, COMMAND_NAMES, COMMAND_TABLE, commandUsage, GROUPS, groupUsage, optionsOf, usage, type CommandName } from './usage.ts';
 
 type Io = { stdout(text: string): void; stderr(text: string): void; stdin?: () => Promise<string> };
 type Storage = { db: Db; keyring: Keyring; config: Config; stdin(): Promise<string> };
-type Command = (args: string[], storage: Storage) => Promise<unknown>;
+
+/** The options of a command as parsed: typed by its entry in COMMAND_TABLE. */
+type OptionsOf<N extends CommandName> = (typeof COMMAND_TABLE)[N] extends { options: infer O } ? O : Record<string, never>;
+type ValueOf<O> = O extends { type: 'boolean' }
+  ? boolean
+  : O extends { multiple: true }
+    ? string[]
+    : O extends { required: true }
+      ? string
+      : string | undefined;
+type Parsed<N extends CommandName> = {
+  values: { [K in keyof OptionsOf<N>]: ValueOf<OptionsOf<N>[K]> };
+  /** the positional argument (empty for a command without one) */
+  argument: string;
+};
+type Handler<N extends CommandName> = (parsed: Parsed<N>, storage: Storage) => Promise<unknown>;
 
 async function readStdin(): Promise<string> {
   if (process.stdin.isTTY) throw new UsageError('--password-stdin reads the password from standard input: pipe it in');
@@ -42,33 +71,52 @@ class UsageError extends Error {}
  */
 const DASHED_VALUE = /^-[^-]/;
 
-function options<T extends Record<string, { type: 'string' | 'boolean'; multiple?: boolean }>>(args: string[], spec: T, positionals = 0) {
+/** The arguments after the command name, checked against its entry in COMMAND_TABLE. */
+function parse<N extends CommandName>(name: N, args: string[]): Parsed<N> {
+  const spec = optionsOf(name);
+  const expected = (COMMAND_TABLE[name] as { argument?: string }).argument;
+  const dashed = new Map<string, string>();
+  const masked = args.map((arg, i) => {
+    if (!DASHED_VALUE.test(arg)) return arg;
+    const placeholder = `\u0000${i}`;
+    dashed.set(placeholder, arg);
+    return placeholder;
+  });
+  const unmask = (value: unknown): unknown =>
+    typeof value === 'string' ? (dashed.get(value) ?? value) : Array.isArray(value) ? value.map(unmask) : value;
+  let parsed;
   try {
-    const dashed = new Map<string, string>();
-    const masked = args.map((arg, i) => {
-      if (!DASHED_VALUE.test(arg)) return arg;
-      const placeholder = `\u0000${i}`;
-      dashed.set(placeholder, arg);
-      return placeholder;
-    });
-    const unmask = (value: unknown): unknown =>
-      typeof value === 'string' ? (dashed.get(value) ?? value) : Array.isArray(value) ? value.map(unmask) : value;
-    const parsed = parseArgs({ args: masked, options: spec, allowPositionals: positionals > 0, strict: true });
-    parsed.positionals = parsed.positionals.map((value) => dashed.get(value) ?? value);
-    for (const name of Object.keys(parsed.values))
-      (parsed.values as Record<string, unknown>)[name] = unmask((parsed.values as Record<string, unknown>)[name]);
-    if (parsed.positionals.length !== positionals)
-      throw new UsageError(`expected ${positionals} argument(s), got ${parsed.positionals.length}`);
-    return parsed;
+    const options = Object.fromEntries(
+      Object.entries(spec).map(([flag, option]) => [flag, { type: option.type, multiple: option.multiple ?? false }]),
+    );
+    parsed = parseArgs({ args: masked, options, allowPositionals: expected !== undefined, strict: true });
   } catch (error) {
-    if (error instanceof UsageError) throw error;
-    throw new UsageError((error as Error).message.split('\n')[0]);
+    throw new UsageError(parseError(error as Error & { code?: string }, Object.keys(spec)));
   }
+  const positionals = parsed.positionals.map((value) => dashed.get(value) ?? value);
+  if (expected !== undefined && positionals.length !== 1)
+    throw new UsageError(`expected one argument ${expected}, got ${positionals.length} (portcullis ${name} --help)`);
+  const values: Record<string, unknown> = {};
+  for (const [flag, option] of Object.entries(spec)) {
+    const value = unmask((parsed.values as Record<string, unknown>)[flag]);
+    if (option.required && (value === undefined || (typeof value === 'string' && value.trim() === '')))
+      throw new UsageError(
+        flag === 'password-stdin' ? '--password-stdin is required (passwords never go on the command line)' : `--${flag} is required`,
+      );
+    values[flag] = option.type === 'boolean' ? (value ?? false) : option.multiple ? (value ?? []) : value;
+  }
+  return { values, argument: positionals[0] ?? '' } as Parsed<N>;
 }
 
-function required(value: string | undefined, flag: string): string {
-  if (value === undefined || value.trim() === '') throw new UsageError(`${flag} is required`);
-  return value;
+/** parseArgs' message, on one line, with a suggestion for a mistyped option. */
+function parseError(error: Error & { code?: string }, flags: string[]): string {
+  const unknown = /^Unknown option '(--?[^']+)'/.exec(error.message)?.[1];
+  if (error.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION' && unknown) {
+    const suggestion = closest(unknown.replace(/^--?/, ''), flags);
+    return `unknown option ${unknown}${suggestion ? ` (did you mean --${suggestion}?)` : ''}`;
+  }
+  if (error.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return `${error.message.split('.')[0]} (this command takes no argument)`;
+  return error.message.split('\n')[0];
 }
 
 const words = (text: string | undefined) => (text ?? '').split(/\s+/).filter(Boolean);
@@ -79,146 +127,153 @@ function seconds(value: string | undefined): number | undefined {
   return ttl;
 }
 
-const RESOURCE_FLAGS = {
-  uri: { type: 'string' },
-  scope: { type: 'string' },
-  ttl: { type: 'string' },
-  format: { type: 'string' },
-  introspector: { type: 'string' },
-  default: { type: 'boolean' },
-  describe: { type: 'string', multiple: true },
-} as const;
+async function password(storage: Storage, command: string): Promise<string> {
+  const text = (await storage.stdin()).replace(/\r?\n$/, '');
+  if (!text) throw new UsageError(`no password on standard input (pipe it in: printf %s "$PASSWORD" | portcullis ${command} …)`);
+  return text;
+}
 
 /** One handler for each command of the table in usage.ts, no more, no fewer. */
-const COMMANDS: Record<CommandName, Command> = {
-  migrate(args) {
-    options(args, {}); // no options; the migration itself ran when storage was opened
-    return Promise.resolve({ migrated: true });
+const COMMANDS: { [N in CommandName]: Handler<N> } = {
+  migrate() {
+    return Promise.resolve({ migrated: true }); // the migration itself ran when storage was opened
   },
-  async 'resource create'(args, { db }) {
-    const { values } = options(args, RESOURCE_FLAGS);
+  async 'resource create'({ values }, { db }) {
     return createResource(db, {
-      uri: required(values.uri, '--uri'),
-      scopes: words(required(values.scope, '--scope')),
+      uri: values.uri,
+      scopes: words(values.scope),
       ttl: seconds(values.ttl),
       format: values.format,
       introspector: values.introspector,
-      isDefault: values.default ?? false,
-      describe: values.describe ?? [],
+      isDefault: values.default,
+      describe: values.describe,
     });
   },
-  async 'resource update'(args, { db }) {
-    const { values } = options(args, { ...RESOURCE_FLAGS, 'no-introspector': { type: 'boolean' } });
+  async 'resource update'({ values }, { db }) {
     if (values.introspector !== undefined && values['no-introspector'])
       throw new UsageError('--introspector and --no-introspector exclude each other');
     return updateResource(db, {
-      uri: required(values.uri, '--uri'),
+      uri: values.uri,
       scopes: values.scope === undefined ? undefined : words(values.scope),
       ttl: seconds(values.ttl),
       format: values.format,
       introspector: values['no-introspector'] ? null : values.introspector,
-      isDefault: values.default ?? false,
-      describe: values.describe ?? [],
+      isDefault: values.default,
+      describe: values.describe,
     });
   },
-  async 'resource list'(args, { db }) {
-    options(args, {});
+  async 'resource list'(_, { db }) {
     return (await listResources(db)).map(describeResource);
   },
-  async 'partner create'(args, { db }) {
-    const { values } = options(args, {
-      name: { type: 'string' },
-      scope: { type: 'string' },
-      grant: { type: 'string', multiple: true },
-      'redirect-uri': { type: 'string', multiple: true },
-      public: { type: 'boolean' },
-    });
+  async 'partner create'({ values }, { db }) {
     const created = await createPartner(db, {
-      name: required(values.name, '--name'),
-      scopes: words(required(values.scope, '--scope')),
-      grantTypes: values.grant ?? [],
-      redirectUris: values['redirect-uri'] ?? [],
-      isPublic: values.public ?? false,
+      name: values.name,
+      scopes: words(values.scope),
+      grantTypes: values.grant,
+      redirectUris: values['redirect-uri'],
+      isPublic: values.public,
+      allowDuplicateName: values['allow-duplicate-name'],
     });
     const { client_id: clientId, ...partner } = created.partner;
     return created.client_secret === null
       ? { client_id: clientId, ...partner }
       : { client_id: clientId, client_secret: created.client_secret, ...partner };
   },
-  async 'partner list'(args, { db }) {
-    options(args, {});
+  async 'partner update'({ values, argument }, { db }) {
+    if (values.name !== undefined && !values.name.trim()) throw new UsageError('--name may not be empty');
+    return updatePartnerDetails(db, argument, {
+      name: values.name,
+      scopes: values.scope === undefined ? undefined : words(values.scope),
+      grantTypes: values.grant.length ? values.grant : undefined,
+      redirectUris: values['redirect-uri'].length ? values['redirect-uri'] : undefined,
+      allowDuplicateName: values['allow-duplicate-name'],
+    });
+  },
+  async 'partner delete'({ argument }, { db }) {
+    return deletePartner(db, argument);
+  },
+  async 'partner list'(_, { db }) {
     return (await listPartners(db)).map(describePartner);
   },
-  async 'partner show'(args, { db }) {
-    const { positionals } = options(args, {}, 1);
-    return describePartner(await getPartner(db, positionals[0]));
+  async 'partner show'({ argument }, { db }) {
+    return describePartner(await getPartner(db, argument));
   },
-  async 'partner suspend'(args, { db }) {
-    const { positionals } = options(args, {}, 1);
-    return setPartnerStatus(db, positionals[0], 'suspended');
+  async 'partner suspend'({ argument }, { db }) {
+    return setPartnerStatus(db, argument, 'suspended');
   },
-  async 'partner resume'(args, { db }) {
-    const { positionals } = options(args, {}, 1);
-    return setPartnerStatus(db, positionals[0], 'active');
+  async 'partner resume'({ argument }, { db }) {
+    return setPartnerStatus(db, argument, 'active');
   },
-  async 'partner rotate-secret'(args, { db }) {
-    const { positionals } = options(args, {}, 1);
-    return rotatePartnerSecret(db, positionals[0]);
+  async 'partner rotate-secret'({ argument }, { db }) {
+    return rotatePartnerSecret(db, argument);
   },
-  async 'keys list'(args, { db }) {
-    options(args, {});
-    return describeKeys(await listKeys(db), Date.now());
-  },
-  async 'keys rotate'(args, { db, keyring, config }) {
-    const { values } = options(args, { now: { type: 'boolean' } });
-    return rotateKeys(db, keyring, rotationPolicy(config.keys), { immediately: values.now ?? false });
-  },
-  async 'keys revoke'(args, { db, keyring, config }) {
-    const { positionals } = options(args, {}, 1);
-    return revokeKey(db, keyring, rotationPolicy(config.keys), positionals[0]);
-  },
-  async 'keys rewrap'(args, { db, keyring }) {
-    options(args, {});
-    return rewrapAll(db, keyring);
-  },
-  async 'keys rotate-cookie-keys'(args, { db, keyring }) {
-    options(args, {});
-    return rotateCookieKeys(db, keyring);
-  },
-  async 'user create'(args, storage) {
-    const { values } = options(args, {
-      username: { type: 'string' },
-      'password-stdin': { type: 'boolean' },
-      admin: { type: 'boolean' },
-      'with-totp': { type: 'boolean' },
+  async 'user create'({ values }, storage) {
+    return createUser(accounts(storage), {
+      username: values.username,
+      password: await password(storage, 'user create'),
+      isAdmin: values.admin,
+      withTotp: values['with-totp'],
     });
-    const username = required(values.username, '--username');
-    if (!values['password-stdin']) throw new UsageError('--password-stdin is required (passwords never go on the command line)');
-    const password = (await storage.stdin()).replace(/\r?\n$/, '');
-    if (!password) throw new UsageError('no password on standard input (pipe it in: printf %s "$PASSWORD" | portcullis user create …)');
-    return createUser(accounts(storage), { username, password, isAdmin: values.admin ?? false, withTotp: values['with-totp'] ?? false });
   },
-  async 'user list'(args, storage) {
-    options(args, {});
+  async 'user list'(_, storage) {
     return listAllUsers(accounts(storage));
   },
-  async 'user unlock'(args, storage) {
-    const { positionals } = options(args, {}, 1);
-    return unlockUser(accounts(storage), positionals[0]);
+  async 'user unlock'({ argument }, storage) {
+    return unlockUser(accounts(storage), argument);
   },
-  async 'user reset-totp'(args, storage) {
-    const { positionals } = options(args, {}, 1);
-    return resetTotp(accounts(storage), positionals[0]);
+  async 'user reset-totp'({ argument }, storage) {
+    return resetTotp(accounts(storage), argument);
   },
-  async 'user disable'(args, storage) {
-    const { positionals } = options(args, {}, 1);
-    return disableUser(accounts(storage), positionals[0]);
+  async 'user set-password'({ argument }, storage) {
+    return setPassword(accounts(storage), argument, await password(storage, 'user set-password NAME'));
+  },
+  async 'user disable'({ argument }, storage) {
+    return disableUser(accounts(storage), argument);
+  },
+  async 'user enable'({ argument }, storage) {
+    return enableUser(accounts(storage), argument);
+  },
+  async 'grant list'({ values }, { db }) {
+    const username = values.user === undefined ? undefined : (await userNamed(db, values.user)).username;
+    if (values.partner !== undefined) await getPartner(db, values.partner);
+    return listGrantsDescribed(db, { username, clientId: values.partner });
+  },
+  async 'grant revoke'({ argument }, { db }) {
+    return revokeGrantById(db, argument);
+  },
+  async 'keys list'(_, { db, config }) {
+    return describeKeys(await listKeys(db), Date.now(), rotationPolicy(config.keys));
+  },
+  async 'keys rotate'({ values }, { db, keyring, config }) {
+    return rotateKeys(db, keyring, rotationPolicy(config.keys), { immediately: values.now });
+  },
+  async 'keys revoke'({ argument }, { db, keyring, config }) {
+    return revokeKey(db, keyring, rotationPolicy(config.keys), argument);
+  },
+  async 'keys rewrap'(_, { db, keyring }) {
+    return rewrapAll(db, keyring);
+  },
+  async 'keys rotate-cookie-keys'(_, { db, keyring }) {
+    return rotateCookieKeys(db, keyring);
   },
 };
 
 const HELP = ['help', '--help', '-h'];
 
-const isCommand = (candidate: string): candidate is CommandName => Object.hasOwn(COMMANDS, candidate);
+function version(): string {
+  const manifest = JSON.parse(fs.readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return manifest.version;
+}
+
+/** One line for a command that does not exist, with the nearest one if it looks like a typo. */
+function unknownCommand(argv: string[]): string {
+  const typed = argv.slice(0, 2).join(' ');
+  const group = GROUPS.includes(argv[0]) ? argv[0] : closest(argv[0], GROUPS);
+  const inGroup = group ? COMMAND_NAMES.filter((name) => name.startsWith(`${group} `)).map((name) => name.slice(group.length + 1)) : [];
+  const sub = group && argv.length > 1 ? closest(argv[1], inGroup) : undefined;
+  const suggestion = sub ? `${group} ${sub}` : group !== argv[0] ? group : undefined;
+  return `portcullis: unknown command "${typed}"${suggestion ? `: did you mean "${suggestion}"?` : ''} (run portcullis --help)\n`;
+}
 
 /**
  * Runs one command: JSON on stdout, one line on stderr and exit code 1 (2 for usage) on error.
@@ -229,21 +284,31 @@ export async function runCli(argv: string[], io: Io, env?: Record<string, string
     io.stdout(`${usage()}\n`);
     return argv.length === 0 ? 2 : 0;
   }
-  const name = [`${argv[0]} ${argv[1] ?? ''}`, argv[0]].find(isCommand);
+  if (argv[0] === '--version') {
+    io.stdout(`portcullis ${version()}\n`);
+    return 0;
+  }
+  const name = COMMAND_NAMES.find((candidate) => candidate === `${argv[0]} ${argv[1] ?? ''}` || candidate === argv[0]);
   if (!name) {
-    io.stderr(`portcullis: unknown command "${argv.slice(0, 2).join(' ')}" (run portcullis --help)\n`);
+    // `portcullis partner`, `portcullis partner --help`: the group's commands
+    if (GROUPS.includes(argv[0]) && (argv.length === 1 || HELP.includes(argv[1]))) {
+      io.stdout(`${groupUsage(argv[0])}\n`);
+      return argv.length === 1 ? 2 : 0;
+    }
+    io.stderr(unknownCommand(argv));
     return 2;
   }
   const rest = argv.slice(name.split(' ').length);
-  if (rest.includes('--help')) {
+  if (rest.includes('--help') || rest.includes('-h')) {
     io.stdout(`${commandUsage(name)}\n`);
     return 0;
   }
   let storage: Storage | undefined;
   try {
+    const parsed = parse(name, rest);
     const config = loadConfig(env);
     storage = { ...(await openStorage(config)), config, stdin: io.stdin ?? readStdin };
-    const result = await COMMANDS[name](rest, storage);
+    const result = await (COMMANDS[name] as Handler<CommandName>)(parsed, storage);
     io.stdout(`${JSON.stringify(result, null, 2)}\n`);
     return 0;
   } catch (error) {

@@ -104,6 +104,17 @@ export function planKeys(rows: readonly SigningKeyRow[], now: number, policy: Ro
 }
 
 /**
+ * Until when a key signs, seen at `at`: its retirement once its successor exists (`retires_at`);
+ * before that, the end of its period as planKeys will schedule it (KEY_ROTATION_INTERVAL after
+ * it activates, or KEY_PREPUBLISH from now if the rotation is overdue). A revoked key signs no more.
+ */
+export function signsUntil(row: SigningKeyRow, at: number, policy: RotationPolicy): number | null {
+  if (row.revoked_at !== null) return null;
+  if (row.retires_at !== null) return row.retires_at;
+  return Math.max(row.activates_at + policy.intervalMs, at + policy.prepublishMs);
+}
+
+/**
  * The next instant after `now` at which the signer or the JWKS changes, or a key falls due:
  * the rotation job wakes then, so a switch happens on time and not at the next poll.
  */

@@ -3,7 +3,7 @@ import type { Config } from '../config/config.ts';
 import type { Db } from '../db/knex.ts';
 import { invalidInput, notFound } from '../shared/errors.ts';
 import { isLegacySealed, type Keyring, type SealContext } from './kek.ts';
-import { planKeys, publishedAt, signerAt, stateAt, type RotationPolicy } from './signing-key.lifecycle.ts';
+import { planKeys, publishedAt, signerAt, signsUntil, stateAt, type RotationPolicy } from './signing-key.lifecycle.ts';
 import { findKey, insertKey, listKeys, markRevoked, replaceSealedKey, setRetirement, type SigningKeyRow } from './signing-key.store.ts';
 
 export const ALG = 'ES256';
@@ -96,13 +96,18 @@ export async function loadKeySet(db: Db, keyring: Keyring, at: number = Date.now
 
 const iso = (at: number | null) => (at === null ? null : new Date(at).toISOString());
 
-export function describeKeys(rows: readonly SigningKeyRow[], at: number) {
+/**
+ * `keys list`: `signs_until` is when the key stops signing — its `retires_at` once the next key
+ * exists, else when the rotation policy will retire it; `retires_at` stays null until then.
+ */
+export function describeKeys(rows: readonly SigningKeyRow[], at: number, policy: RotationPolicy) {
   return rows.map((row) => ({
     kid: row.kid,
     alg: row.alg,
     state: stateAt(row, rows, at),
     created_at: iso(row.created_at),
     activates_at: iso(row.activates_at),
+    signs_until: iso(signsUntil(row, at, policy)),
     retires_at: iso(row.retires_at),
     removed_at: iso(row.removed_at),
   }));
@@ -124,7 +129,7 @@ export async function rotateKeys(db: Db, keyring: Keyring, policy: RotationPolic
     // an instance creating its scheduled key may take the slot first: then take the one after
     if (await insertKey(db, row)) {
       const after = await maintainKeys(db, keyring, policy, now);
-      return describeKeys(after, now).find((key) => key.kid === row.kid);
+      return describeKeys(after, now, policy).find((key) => key.kid === row.kid);
     }
   }
   throw new Error(`could not claim a rotation slot in ${SLOT_ATTEMPTS} attempts`);
@@ -136,7 +141,7 @@ export async function revokeKey(db: Db, keyring: Keyring, policy: RotationPolicy
   if (!(await findKey(db, kid))) throw notFound(`no signing key ${kid}`);
   checkKeyring(await listKeys(db), keyring);
   await markRevoked(db, kid, now);
-  return describeKeys(await maintainKeys(db, keyring, policy, now), now);
+  return describeKeys(await maintainKeys(db, keyring, policy, now), now, policy);
 }
 
 /**

@@ -1,6 +1,6 @@
 import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { isNullOr, type Db } from '../db/knex.ts';
-import { PAYLOAD_TABLE } from '../grants/grant.store.ts';
+import { PAYLOAD_TABLE, revokeGrant } from '../grants/grant.store.ts';
 import { sha256Base64url } from '../shared/hashing.ts';
 import { shareInFlight } from '../shared/in-flight.ts';
 
@@ -90,7 +90,8 @@ export function createAdapterClass(db: Db, findClient: ClientSource, now: () => 
           model: this.model,
           id: hashId(id),
           payload: JSON.stringify(stored),
-          grant_id: payload.grantId ?? null,
+          // a Grant keeps its own id in clear (not a bearer value): `grant list` and `grant revoke` use it
+          grant_id: payload.grantId ?? (this.model === 'Grant' ? id : null),
           client_id: payload.clientId ?? null,
           account_id: payload.accountId ?? null,
           uid: payload.uid ?? null,
@@ -148,14 +149,6 @@ export function createAdapterClass(db: Db, findClient: ClientSource, now: () => 
       await db(TABLE).where({ model: this.model, grant_id: grantId }).delete();
     }
   };
-}
-
-/** A grant and every row issued from it (codes, tokens), in one statement. */
-async function revokeGrant(db: Db, grantId: string): Promise<number> {
-  return db(TABLE)
-    .where('grant_id', grantId)
-    .orWhere((q) => void q.where({ model: 'Grant', id: hashId(grantId) }))
-    .delete();
 }
 
 /** Deletes expired rows in batches; returns how many went. */

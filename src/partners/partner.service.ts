@@ -11,11 +11,16 @@ import { findScopeOwners } from '../resources/resource.store.ts';
 import { SCOPE_PATTERN } from '../resources/resource.service.ts';
 import {
   changePartnerStatus,
+  deletePartner as deletePartnerRows,
+  DuplicateNameError,
+  findNamesake,
   findPartner,
   insertPartner,
   listPartners,
   updatePartner,
+  updatePartnerProfile,
   type Partner,
+  type PartnerProfile,
   type Permission,
 } from './partner.store.ts';
 
@@ -44,7 +49,23 @@ function newClientId(): string {
 /** What a client_id can be (ours are `ptn_` + 16 base64url); anything else is no partner. */
 const CLIENT_ID_PATTERN = /^[\w.~-]{1,64}$/;
 
-export type PartnerInput = { name: string; scopes: string[]; grantTypes: string[]; redirectUris: string[]; isPublic?: boolean };
+export type PartnerInput = {
+  name: string;
+  scopes: string[];
+  grantTypes: string[];
+  redirectUris: string[];
+  isPublic?: boolean;
+  /** another partner may have the same name (else refused) */
+  allowDuplicateName?: boolean;
+};
+
+/**
+ * The grants the partner can actually use: a partner allowed authorization_code also refreshes
+ * (rotating refresh tokens). What `partner show` prints and what oidc-provider is told.
+ */
+function effectiveGrantTypes(grantTypes: readonly string[]): string[] {
+  return grantTypes.includes('authorization_code') ? [...new Set([...grantTypes, 'refresh_token'])] : [...grantTypes];
+}
 
 function validRedirectUri(uri: string): boolean {
   const url = URL.parse(uri);
@@ -71,7 +92,9 @@ async function permissionsFor(db: Db, scopes: readonly string[]): Promise<Permis
   return permissions.sort((a, b) => (a.resource === b.resource ? (a.scope < b.scope ? -1 : 1) : a.resource < b.resource ? -1 : 1));
 }
 
-function checkInput(input: PartnerInput): void {
+type CheckedInput = Pick<PartnerInput, 'name' | 'grantTypes' | 'redirectUris' | 'isPublic'>;
+
+function checkInput(input: CheckedInput): void {
   const name = input.name.trim();
   if (!name) throw invalidInput('--name is required');
   if (name.length > 200) throw invalidInput('--name is longer than 200 characters');
@@ -108,7 +131,7 @@ export function describePartner(partner: Partner) {
     scope: partner.allowed.map((p) => p.scope).join(' '),
     allowed: Object.fromEntries(Object.entries(scopesByResource(partner)).map(([uri, scopes]) => [uri, scopes.join(' ')])),
     public: partner.secretHash === null,
-    grant_types: partner.grantTypes,
+    grant_types: effectiveGrantTypes(partner.grantTypes),
     redirect_uris: partner.redirectUris,
     created_at: new Date(partner.createdAt).toISOString(),
     updated_at: new Date(partner.updatedAt).toISOString(),
@@ -131,12 +154,71 @@ export async function createPartner(db: Db, input: PartnerInput, now: number = D
     createdAt: now,
     updatedAt: now,
   };
-  await insertPartner(db, partner).catch((error: unknown) => {
-    if (violatedConstraint(error) === 'foreign_key')
-      throw invalidInput('a scope in --scope was just removed from its resource: run `portcullis resource list` and try again');
-    throw error;
-  });
+  await insertPartner(db, partner, { allowDuplicateName: input.allowDuplicateName ?? false }).catch((error: unknown) =>
+    writeFailed(db, error, partner),
+  );
   return { client_id: partner.clientId, client_secret: secret, partner: describePartner(partner) };
+}
+
+/** A refused partner write, in words: a name taken, or a scope that left its API meanwhile. */
+async function writeFailed(db: Db, error: unknown, partner: Pick<Partner, 'clientId' | 'name'>): Promise<never> {
+  if (error instanceof DuplicateNameError) {
+    const holder = await findNamesake(db, partner.name, partner.clientId);
+    throw invalidInput(
+      `a partner named "${partner.name}" exists${holder ? ` (${holder})` : ''}: choose another --name, or pass --allow-duplicate-name`,
+    );
+  }
+  if (violatedConstraint(error) === 'foreign_key')
+    throw invalidInput('a scope in --scope was just removed from its resource: run `portcullis resource list` and try again');
+  throw error;
+}
+
+/** `partner update`: only what is given changes; `--scope`, `--grant` and `--redirect-uri` replace the lists. */
+export type PartnerChange = Partial<Pick<PartnerInput, 'name' | 'scopes' | 'grantTypes' | 'redirectUris' | 'allowDuplicateName'>>;
+
+/**
+ * Changes a partner under the same rules as createPartner, checked on the result. Nothing is
+ * cached beyond one query in flight (createClientDirectory), so every instance uses the new
+ * allow-list and grants for the next token request. Tokens already issued keep what they carry
+ * until they expire (`partner suspend` + `resume` cuts them all).
+ */
+export async function updatePartnerDetails(db: Db, clientId: string, change: PartnerChange, now: number = Date.now()) {
+  const current = await getPartner(db, clientId);
+  const grantTypes = change.grantTypes?.length ? [...new Set(change.grantTypes)] : undefined;
+  const merged: CheckedInput = {
+    name: change.name ?? current.name,
+    grantTypes: grantTypes ?? [...current.grantTypes],
+    redirectUris: change.redirectUris ?? [...current.redirectUris],
+    isPublic: current.secretHash === null,
+  };
+  checkInput(merged);
+  const profile: Partial<PartnerProfile> = {
+    name: change.name?.trim(),
+    grantTypes,
+    redirectUris: change.redirectUris && [...new Set(change.redirectUris)],
+    allowed: change.scopes && (await permissionsFor(db, change.scopes)),
+  };
+  const updated = await updatePartnerProfile(db, clientId, profile, { allowDuplicateName: change.allowDuplicateName ?? false }, now).catch(
+    (error: unknown) => writeFailed(db, error, { clientId, name: merged.name.trim() }),
+  );
+  if (!updated) throw notFound(`no partner with client_id ${clientId}`);
+  return describePartner(await getPartner(db, clientId));
+}
+
+/**
+ * Deletes the partner and everything issued to it, in one transaction: its client_id, refresh
+ * tokens and opaque access tokens are refused from the next request on (JWT access tokens already
+ * issued are checked offline and live out their short life). An API's introspector is refused:
+ * `resource update --no-introspector` first.
+ */
+export async function deletePartner(db: Db, clientId: string) {
+  const outcome = CLIENT_ID_PATTERN.test(clientId) ? await deletePartnerRows(db, clientId) : 'missing';
+  if (outcome === 'missing') throw notFound(`no partner with client_id ${clientId}`);
+  if (outcome !== 'deleted')
+    throw invalidInput(
+      `partner ${clientId} introspects tokens for ${outcome.introspects}: run \`portcullis resource update --uri ${outcome.introspects} --no-introspector\` first`,
+    );
+  return { client_id: clientId, deleted: true };
 }
 
 export async function getPartner(db: Db, clientId: string): Promise<Partner> {
@@ -174,7 +256,7 @@ export function toClientMetadata(partner: Partner | undefined): AdapterPayload |
   const metadata: AdapterPayload = {
     client_id: partner.clientId,
     client_name: partner.name,
-    grant_types: code ? [...new Set([...partner.grantTypes, 'refresh_token'])] : [...partner.grantTypes],
+    grant_types: effectiveGrantTypes(partner.grantTypes),
     response_types: code ? ['code'] : [],
     redirect_uris: [...partner.redirectUris],
     post_logout_redirect_uris: code ? [...partner.redirectUris] : [],

@@ -1,5 +1,7 @@
 import type { Db } from '../db/knex.ts';
-import { deletePartnerGrants } from '../grants/grant.store.ts';
+import { violatedConstraint } from '../db/constraint.ts';
+import { findResourceIntrospectedBy } from '../resources/resource.store.ts';
+import { deletePartnerConsents, deletePartnerGrants } from '../grants/grant.store.ts';
 
 export type PartnerStatus = 'active' | 'suspended';
 
@@ -87,20 +89,119 @@ export async function listPartners(db: Db): Promise<Partner[]> {
   return withPermissions(db, await db<Row>(TABLE).select('*').orderBy('created_at'));
 }
 
-/** The partner and its allow-list, together; fails (foreign key) if a scope left its API meanwhile. */
-export async function insertPartner(db: Db, partner: Partner): Promise<void> {
+/** How a partner's name is compared for duplicates ("ACME  bank" is "Acme Bank"). */
+function partnerNameKey(name: string): string {
+  return name.normalize('NFKC').trim().replace(/\s+/gu, ' ').toLowerCase();
+}
+
+/** Another partner has the name: refused unless duplicates are allowed. */
+export class DuplicateNameError extends Error {}
+
+/** A partner other than `clientId` named `name` (as compared), if any. */
+export async function findNamesake(db: Db, name: string, clientId: string): Promise<string | undefined> {
+  const row: Pick<Row, 'client_id'> | undefined = await db(TABLE)
+    .where({ name_key: partnerNameKey(name) })
+    .whereNot({ client_id: clientId })
+    .orderBy('created_at')
+    .first('client_id');
+  return row?.client_id;
+}
+
+/**
+ * The columns that decide name uniqueness: `name_claim` is unique (an index), so of two racing
+ * writers claiming one name only one commits; a writer allowed a duplicate claims nothing.
+ */
+function nameColumns(name: string, allowDuplicate: boolean) {
+  const key = partnerNameKey(name);
+  return { name, name_key: key, name_claim: allowDuplicate ? null : key };
+}
+
+/**
+ * After a write claiming a name, in its transaction: a namesake made with --allow-duplicate-name
+ * holds no claim, so it is looked for by name; a racing claimant is stopped by the unique index.
+ */
+async function refuseNamesake(trx: Db, clientId: string, name: string, allowDuplicate: boolean): Promise<void> {
+  if (!allowDuplicate && (await findNamesake(trx, name, clientId)) !== undefined) throw new DuplicateNameError();
+}
+
+function claimFailed(error: unknown): never {
+  throw violatedConstraint(error) === 'unique' ? new DuplicateNameError() : error;
+}
+
+/**
+ * The partner and its allow-list, together; fails (foreign key) if a scope left its API meanwhile,
+ * and with DuplicateNameError if another partner has the name (unless `allowDuplicateName`).
+ */
+export async function insertPartner(db: Db, partner: Partner, options: { allowDuplicateName: boolean }): Promise<void> {
   await db.transaction(async (trx) => {
-    await trx(TABLE).insert({
-      client_id: partner.clientId,
-      name: partner.name,
-      secret_hash: partner.secretHash,
-      grant_types: JSON.stringify(partner.grantTypes),
-      redirect_uris: JSON.stringify(partner.redirectUris),
-      status: partner.status,
-      created_at: partner.createdAt,
-      updated_at: partner.updatedAt,
-    });
-    await trx(ALLOWED).insert(partner.allowed.map((p) => ({ client_id: partner.clientId, resource_uri: p.resource, scope: p.scope })));
+    await trx(TABLE)
+      .insert({
+        client_id: partner.clientId,
+        ...nameColumns(partner.name, options.allowDuplicateName),
+        secret_hash: partner.secretHash,
+        grant_types: JSON.stringify(partner.grantTypes),
+        redirect_uris: JSON.stringify(partner.redirectUris),
+        status: partner.status,
+        created_at: partner.createdAt,
+        updated_at: partner.updatedAt,
+      })
+      .catch(claimFailed);
+    await refuseNamesake(trx, partner.clientId, partner.name, options.allowDuplicateName);
+    await trx(ALLOWED).insert(permissionRows(partner.clientId, partner.allowed));
+  });
+}
+
+const permissionRows = (clientId: string, allowed: readonly Permission[]) =>
+  allowed.map((p) => ({ client_id: clientId, resource_uri: p.resource, scope: p.scope }));
+
+export type PartnerProfile = Pick<Partner, 'name' | 'allowed' | 'grantTypes' | 'redirectUris'>;
+
+/**
+ * Replaces what `partner update` changes, in one transaction: name (with the same uniqueness as
+ * insertPartner), grants, redirect URIs and the allow-list. Returns false when no such partner exists.
+ */
+export async function updatePartnerProfile(
+  db: Db,
+  clientId: string,
+  change: Partial<PartnerProfile>,
+  options: { allowDuplicateName: boolean },
+  at: number,
+): Promise<boolean> {
+  return db.transaction(async (trx) => {
+    const fields: Record<string, unknown> = { updated_at: at };
+    if (change.name !== undefined) Object.assign(fields, nameColumns(change.name, options.allowDuplicateName));
+    if (change.grantTypes !== undefined) fields.grant_types = JSON.stringify(change.grantTypes);
+    if (change.redirectUris !== undefined) fields.redirect_uris = JSON.stringify(change.redirectUris);
+    const updated = await trx(TABLE).where({ client_id: clientId }).update(fields).catch(claimFailed);
+    if (updated === 0) return false;
+    if (change.name !== undefined) await refuseNamesake(trx, clientId, change.name, options.allowDuplicateName);
+    if (change.allowed !== undefined) {
+      await trx(ALLOWED).where({ client_id: clientId }).delete();
+      await trx(ALLOWED).insert(permissionRows(clientId, change.allowed));
+    }
+    return true;
+  });
+}
+
+/**
+ * Deletes the partner with everything issued to it (grants, tokens, codes), its allow-list
+ * (ON DELETE CASCADE) and remembered consents, in one transaction: its tokens are refused at
+ * once. Refused while an API names it as introspector (decided in the DELETE itself).
+ */
+export async function deletePartner(db: Db, clientId: string): Promise<'deleted' | 'missing' | { introspects: string }> {
+  return db.transaction(async (trx) => {
+    // a write first (SQLite: a transaction that read first cannot write once another connection has)
+    const deleted = await trx(TABLE)
+      .where({ client_id: clientId })
+      .whereNotExists((q) => void q.select('uri').from('resources').where('introspector_client_id', clientId))
+      .delete();
+    if (deleted === 0) {
+      const introspected = await findResourceIntrospectedBy(trx, clientId);
+      return introspected === undefined ? 'missing' : { introspects: introspected };
+    }
+    await deletePartnerGrants(trx, clientId);
+    await deletePartnerConsents(trx, clientId);
+    return 'deleted';
   });
 }
 

@@ -149,6 +149,12 @@ export async function updateResource(db: Db, uri: string, change: ResourceChange
  * `partners`): whether it exists and holds a client secret. Read here, not through partners/,
  * because partners/ builds on resources/ (allow-lists name their scopes).
  */
+/** An API whose introspector is `clientId`, if any. */
+export async function findResourceIntrospectedBy(db: Db, clientId: string): Promise<string | undefined> {
+  const row: { uri: string } | undefined = await db(TABLE).where({ introspector_client_id: clientId }).first('uri');
+  return row?.uri;
+}
+
 export async function findIntrospectorCandidate(db: Db, clientId: string): Promise<{ confidential: boolean } | undefined> {
   const row: { secret_hash: string | null } | undefined = await db<{ client_id: string; secret_hash: string | null }>('partners')
     .first('secret_hash')

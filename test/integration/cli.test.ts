@@ -133,3 +133,60 @@ describe('arguments that begin with a dash', () => {
     expect(named.json.scope).toBe('-odd:scope');
   });
 });
+
+describe('help everywhere', () => {
+  const pkg = JSON.parse(fs.readFileSync(path.join(path.dirname(new URL(import.meta.url).pathname), '../../package.json'), 'utf8')) as {
+    version: string;
+  };
+
+  test('portcullis partner --help lists the partner commands; portcullis partner alone prints it and exits 2', async () => {
+    const help = await cli(env, 'partner', '--help');
+    expect(help.code).toBe(0);
+    for (const command of ['create', 'update', 'delete', 'list', 'show', 'suspend', 'resume', 'rotate-secret'])
+      expect(help.stdout).toContain(`  partner ${command}`);
+    expect(help.stdout).not.toContain('user create');
+    expect(await cli(env, 'partner', '-h')).toEqual(help);
+    expect(await cli(env, 'partner')).toEqual({ ...help, code: 2 });
+  });
+
+  test('portcullis partner create --help explains each option and the settings it reads', async () => {
+    const help = await cli(env, 'partner', 'create', '--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toMatch(/^usage: portcullis partner create --name NAME --scope "a b" \[--grant TYPE\]\.\.\./);
+    for (const option of ['--name NAME', '--scope "a b"', '--grant TYPE', '--redirect-uri URI', '--public', '--allow-duplicate-name'])
+      expect(help.stdout).toMatch(new RegExp(`\\n  ${option.replace(/[[\]".]/g, '\\$&')} +\\S`));
+    for (const variable of ['DATABASE_URL', 'KEYS_DIR', 'PORTCULLIS_KEK']) expect(help.stdout).toContain(`  ${variable}`);
+    expect(help.stdout).not.toContain('`');
+    expect((await cli(env, 'partner', 'create', '-h')).stdout).toBe(help.stdout);
+    expect((await cli(env, 'keys', 'rotate', '--help')).stdout).toContain('KEY_PREPUBLISH');
+  });
+
+  test('--version prints the version from package.json', async () => {
+    expect(await cli(env, '--version')).toEqual(expect.objectContaining({ code: 0, stdout: `portcullis ${pkg.version}\n`, stderr: '' }));
+  });
+
+  test.each([
+    [['partner', 'craete'], 'portcullis: unknown command "partner craete": did you mean "partner create"? (run portcullis --help)\n'],
+    [['partnr', 'list'], 'portcullis: unknown command "partnr list": did you mean "partner list"? (run portcullis --help)\n'],
+    [['parnter'], 'portcullis: unknown command "parnter": did you mean "partner"? (run portcullis --help)\n'],
+    [['grant', 'revok', 'x'], 'portcullis: unknown command "grant revok": did you mean "grant revoke"? (run portcullis --help)\n'],
+    [['partner', 'create', '--nmae', 'X'], 'portcullis partner create: unknown option --nmae (did you mean --name?)\n'],
+    [['partner', 'list', 'extra'], /^portcullis partner list: Unexpected argument 'extra' \(this command takes no argument\)\n$/],
+  ])('a typo: %j gets one line on stderr and exit 2', async (argv, message) => {
+    const result = await cli(env, ...argv);
+    expect(result).toEqual(expect.objectContaining({ code: 2, stdout: '' }));
+    expect(result.stderr).toMatch(
+      typeof message === 'string' ? new RegExp(`^${message.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`) : message,
+    );
+  });
+
+  test('as a real process: a typo exits 2 with one line, --help exits 0', async () => {
+    const typo = await cliProcess(env, 'partner', 'craete');
+    expect(typo.code).toBe(2);
+    oneLine(typo.stderr);
+    expect(typo.stderr).toMatch(/did you mean "partner create"/);
+    const help = await cliProcess(env, 'user', 'set-password', '--help');
+    expect(help.code).toBe(0);
+    expect(help.stdout).toContain('--password-stdin');
+  });
+});

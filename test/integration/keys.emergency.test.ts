@@ -21,7 +21,14 @@ afterAll(async () => {
   await server?.stop();
 });
 
-type KeyListing = { kid: string; state: string; retires_at: string | null; removed_at: string | null };
+type KeyListing = {
+  kid: string;
+  state: string;
+  activates_at: string;
+  signs_until: string | null;
+  retires_at: string | null;
+  removed_at: string | null;
+};
 const listKeys = async () => (await cli(env, 'keys', 'list')).json as KeyListing[];
 const stateOf = async (kid: string) => (await listKeys()).find((key) => key.kid === kid)?.state;
 const token = async () => (await requestToken(server.url, partner)).token!;
@@ -45,6 +52,8 @@ describe('keys CLI on a running server', () => {
     expect(keys).toEqual([expect.objectContaining({ alg: 'ES256', state: 'active', retires_at: null, removed_at: null })]);
     for (const field of ['created_at', 'activates_at'] as const)
       expect((keys[0] as Record<string, unknown>)[field]).toMatch(/^\d{4}-\d\d-\d\dT.*Z$/);
+    // no successor yet: retires_at is not scheduled, but the policy says when it stops signing
+    expect(Date.parse(keys[0].signs_until!) - Date.parse(keys[0].activates_at)).toBe(30 * 86_400_000);
     original = keys[0].kid;
     expect(kidOf(await token())).toBe(original);
     expect((await fetchJwks(server.url)).maxAge).toBe(300);
@@ -56,6 +65,9 @@ describe('keys CLI on a running server', () => {
     expect(rotated.json.state).toBe('next');
     expect(Date.parse(rotated.json.activates_at) - Date.parse(rotated.json.created_at)).toBe(86_400_000);
     scheduled = rotated.json.kid;
+    const originalNow = (await listKeys()).find((key) => key.kid === original)!;
+    expect(originalNow.signs_until).toBe(rotated.json.activates_at); // its successor takes over then
+    expect(originalNow.retires_at).toBe(rotated.json.activates_at);
     expect(await published(scheduled)).toBe(true);
     expect(await signing(original)).toBe(true);
     expect(await stateOf(original)).toBe('active');

@@ -1,45 +1,23 @@
-import fs from 'node:fs/promises';
-import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Knex } from 'knex';
-import { createDb, type Db } from '../../src/db/knex.ts';
-import { freshDatabaseUrl, ROOT, TEST_PG_URL, tempDir } from '../support/harness.ts';
+import type { Db } from '../../src/db/knex.ts';
+import { TEST_PG_URL } from '../support/harness.ts';
+import { databaseBefore } from '../support/migrations.ts';
 
 // 20261129110000_token_ownership on a database holding rows written before it: owners are
 // backfilled from the JSON payloads, flat scope lists become (API, scope) rows, and down restores.
 
 const ENGINE = TEST_PG_URL ? 'postgres' : 'sqlite';
 const THIS = '20261129110000_token_ownership.ts';
-const dir = path.join(ROOT, 'migrations');
-
-const source: Knex.MigrationSource<string> = {
-  async getMigrations() {
-    return (await fs.readdir(dir)).filter((name) => /^\d{14}_[a-z0-9_]+\.ts$/.test(name)).sort();
-  },
-  getMigrationName: (name) => name,
-  getMigration: async (name) => import(pathToFileURL(path.join(dir, name)).href),
-};
-
 let db: Db;
 let config: Knex.MigratorConfig;
+let drop: () => Promise<void>;
 
 beforeAll(async () => {
-  db = createDb(freshDatabaseUrl(tempDir()));
-  const schema = db.client.config.searchPath?.[0] as string | undefined;
-  if (schema) await db.raw('CREATE SCHEMA IF NOT EXISTS ??', [schema]);
-  config = { migrationSource: source, schemaName: schema };
-  for (;;) {
-    const [, pending] = (await db.migrate.list(config)) as [unknown[], Array<{ file?: string } | string>];
-    const next = pending[0];
-    if (!next || (typeof next === 'string' ? next : next.file) === THIS) break;
-    await db.migrate.up(config);
-  }
+  ({ db, config, drop } = await databaseBefore(THIS));
 });
 
 afterAll(async () => {
-  const schema = db.client.config.searchPath?.[0] as string | undefined;
-  if (schema) await db.raw('DROP SCHEMA IF EXISTS ?? CASCADE', [schema]);
-  await db.destroy();
+  await drop();
 });
 
 test(`up backfills owners and allow-list pairs; down restores the flat lists (${ENGINE})`, async () => {

@@ -1,6 +1,14 @@
-import { cli, freshDatabaseUrl, instanceEnv, TEST_PG_URL, tempDir } from '../support/harness.ts';
-import { startInProcess, type InProcessServer } from '../support/in-process.ts';
-import { introspectAs, personTokens, registerApp, registerService, tokenCall, type App } from '../support/person-flow.ts';
+import { cli, TEST_PG_URL } from '../support/harness.ts';
+import type { InProcessServer } from '../support/in-process.ts';
+import {
+  introspectAs,
+  personTokens,
+  registerApp,
+  registerService,
+  startWithIntrospectedApi,
+  tokenCall,
+  type App,
+} from '../support/person-flow.ts';
 
 // Suspended and disabled mean now (issue 8, item 4): a suspended partner's and a disabled
 // person's tokens introspect inactive at once, whoever asks, and their grants, refresh tokens,
@@ -12,25 +20,17 @@ const API = 'https://api.bank.test/payments';
 let server: InProcessServer;
 let env: Record<string, string>;
 let introspector: App;
+let clientCredentials: Awaited<ReturnType<typeof startWithIntrospectedApi>>['clientCredentials'];
+let refresh: Awaited<ReturnType<typeof startWithIntrospectedApi>>['refresh'];
+let rowsOf: Awaited<ReturnType<typeof startWithIntrospectedApi>>['rowsOf'];
 
 beforeAll(async () => {
-  const dir = tempDir();
-  server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir), { LOG_LEVEL: 'warn' }));
-  env = server.env;
-  await cli(env, 'resource', 'create', '--uri', API, '--scope', 'payments:read payments:write', '--format', 'opaque', '--default');
-  introspector = await registerService(env, 'Payments API');
-  expect((await cli(env, 'resource', 'update', '--uri', API, '--introspector', introspector.clientId)).code).toBe(0);
+  ({ server, env, introspector, clientCredentials, refresh, rowsOf } = await startWithIntrospectedApi(API));
 }, 60_000);
 
 afterAll(async () => {
   await server?.stop();
 });
-
-const clientCredentials = (partner: App) => tokenCall(server.url, partner, { grant_type: 'client_credentials', scope: 'payments:read' });
-const refresh = (app: App, refreshToken: string) =>
-  tokenCall(server.url, app, { grant_type: 'refresh_token', refresh_token: refreshToken });
-const rowsOf = async (column: 'client_id' | 'account_id', value: string) =>
-  Number((await server.db('oidc_payloads').where(column, value).count({ n: '*' }))[0].n);
 
 describe(`a suspended partner's tokens die at once (${ENGINE})`, () => {
   test('partner suspend: its person-bound and client-credentials tokens introspect inactive (no 500), its refresh token is refused, and resume brings none back', async () => {

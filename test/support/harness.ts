@@ -58,6 +58,17 @@ export async function cli(env: Record<string, string>, ...argv: string[]): Promi
   return cliResult(code, stdout, stderr);
 }
 
+/** `portcullis …` in this process with `input` on standard input (`--password-stdin`). */
+export async function cliWithInput(env: Record<string, string>, input: string, ...argv: string[]): Promise<CliResult> {
+  const out = { stdout: '', stderr: '' };
+  const code = await runCli(
+    argv,
+    { stdout: (text) => (out.stdout += text), stderr: (text) => (out.stderr += text), stdin: () => Promise.resolve(input) },
+    env,
+  );
+  return cliResult(code, out.stdout, out.stderr);
+}
+
 /** A command's outcome, with its standard output parsed when it is JSON. */
 export function cliResult(code: number, stdout: string, stderr: string): CliResult {
   let json: unknown;

@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { cli } from './harness.ts';
+import { cli, freshDatabaseUrl, instanceEnv, tempDir } from './harness.ts';
+import { startInProcess } from './in-process.ts';
 import { httpLogin } from './http-login.ts';
 import { codeFor, createUser, secretOf } from './login.ts';
 import { basic, form } from './http.ts';
@@ -111,4 +112,29 @@ export async function registerService(env: Record<string, string>, name: string,
   const created = await cli(env, 'partner', 'create', '--name', name, '--scope', scope);
   if (created.code !== 0) throw new Error(created.stderr);
   return { clientId: created.json.client_id, clientSecret: created.json.client_secret };
+}
+
+/**
+ * A server in process with one opaque-token API (the default) introspected by its own credential:
+ * where tests watch tokens die (suspend, delete, disable, revoke). Helpers bound to that server.
+ */
+export async function startWithIntrospectedApi(api: string) {
+  const dir = tempDir();
+  const server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir), { LOG_LEVEL: 'warn' }));
+  const { env } = server;
+  await cli(env, 'resource', 'create', '--uri', api, '--scope', 'payments:read payments:write', '--format', 'opaque', '--default');
+  const introspector = await registerService(env, 'Payments API');
+  const assigned = await cli(env, 'resource', 'update', '--uri', api, '--introspector', introspector.clientId);
+  if (assigned.code !== 0) throw new Error(assigned.stderr);
+  return {
+    server,
+    env,
+    introspector,
+    clientCredentials: (partner: App, scope = 'payments:read') =>
+      tokenCall(server.url, partner, { grant_type: 'client_credentials', scope }),
+    refresh: (app: App, refreshToken: string) => tokenCall(server.url, app, { grant_type: 'refresh_token', refresh_token: refreshToken }),
+    /** oidc_payloads rows of a partner or a person */
+    rowsOf: async (column: 'client_id' | 'account_id', value: string) =>
+      Number((await server.db('oidc_payloads').where(column, value).count({ n: '*' }))[0].n),
+  };
 }

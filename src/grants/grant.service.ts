@@ -1,0 +1,49 @@
+import type { Db } from '../db/knex.ts';
+import { notFound } from '../shared/errors.ts';
+import { countIssued, listGrants, revokeGrant, type StoredGrant } from './grant.store.ts';
+
+/** What a grant id can be (oidc-provider's are 43 base64url characters, as are hashed ids); anything else is no grant. */
+const GRANT_ID_PATTERN = /^[\w-]{1,128}$/;
+
+const iso = (seconds: number | null) => (seconds === null ? null : new Date(seconds * 1000).toISOString());
+
+function describeGrant(grant: StoredGrant, live: number) {
+  const scopes = [grant.openidScope, ...Object.values(grant.resources)].join(' ').split(' ').filter(Boolean);
+  return {
+    id: grant.id,
+    user: grant.username,
+    account_id: grant.accountId,
+    client_id: grant.clientId,
+    partner: grant.partnerName,
+    scope: [...new Set(scopes)].join(' '),
+    resources: grant.resources,
+    granted_at: iso(grant.issuedAt),
+    expires_at: iso(grant.expiresAt),
+    /** refresh and opaque access tokens (and codes) issued from it and still live; JWT access tokens are not stored */
+    live_tokens: live,
+  };
+}
+
+/**
+ * `grant list`: the consents people gave partners, as oidc-provider stored them. Never a token
+ * value: the listing holds ids, names, scopes and times only.
+ */
+export async function listGrantsDescribed(db: Db, filter: { username?: string; clientId?: string }, now: number = Date.now()) {
+  const grants = await listGrants(db, filter, now);
+  const live = await countIssued(
+    db,
+    grants.map((grant) => grant.id),
+    now,
+  );
+  return grants.map((grant) => describeGrant(grant, live.get(grant.id) ?? 0));
+}
+
+/**
+ * `grant revoke`: the grant and every token and code issued from it go, in one statement (the
+ * person is asked to consent again; JWT access tokens already issued live out their short life).
+ */
+export async function revokeGrantById(db: Db, id: string) {
+  const deleted = GRANT_ID_PATTERN.test(id) ? await revokeGrant(db, id, { byHash: true }) : 0;
+  if (deleted === 0) throw notFound(`no grant ${id}`);
+  return { id, revoked: true, rows_deleted: deleted };
+}
