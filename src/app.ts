@@ -75,6 +75,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     metrics: metrics.login,
     binding: createBrowserBinding({ keys: deriveKeys(deps.keyring, 'login form binding'), secure }),
     attempts: attemptThrottles(limits, throttleOptions),
+    trustProxy: config.trustProxy,
   });
   const throttleEndpoints = endpointThrottles(limits, throttleOptions);
   const loadExistingGrant = outageAware(availability, createGrantLoader(db));

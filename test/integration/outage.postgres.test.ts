@@ -132,6 +132,7 @@ function requestLoop() {
       loop.answers.filter((a) => a.at > at && a.kind === kind && a.status !== 200).length >= 5;
     const readySince = (at: number, status: number) => () => loop.readiness.some((r) => r.at > at && r.status === status);
     const outages: Array<{ mode: string; down: number; up: number; recoveredMs: number }> = [];
+    const pages: Array<{ status: number; retryAfter: string | null; type: string | null; html: string }> = [];
     try {
       await loop.until(okSince(0, 'jwt'), 'a JWT token before the restart');
       await loop.until(okSince(0, 'opaque'), 'an opaque token before the restart');
@@ -141,6 +142,16 @@ function requestLoop() {
         await loop.until(refusedSince(down, 'jwt'), `JWT requests refused (${mode} stop)`);
         await loop.until(refusedSince(down, 'opaque'), `opaque requests refused (${mode} stop)`);
         await loop.until(readySince(down, 503), `/readyz 503 (${mode} stop)`);
+        // a person's browser arriving at /auth meanwhile gets a readable page, not a 500
+        const page = await fetch(`${server.local}/auth?client_id=${partner.clientId}&response_type=code&scope=openid`, {
+          headers: { accept: 'text/html' },
+        });
+        pages.push({
+          status: page.status,
+          retryAfter: page.headers.get('retry-after'),
+          type: page.headers.get('content-type'),
+          html: await page.text(),
+        });
         await loop.until(() => Date.now() - down >= OUTAGE_MS, `${OUTAGE_MS} ms of outage`);
         await pg.start();
         const up = Date.now();
@@ -173,6 +184,15 @@ function requestLoop() {
     expect(tally(wrong)).toEqual({});
     expect(count((a) => a.status === 503 && a.kind === 'jwt')).toBeGreaterThan(0);
     expect(count((a) => a.status === 503 && a.kind === 'opaque')).toBeGreaterThan(0);
+
+    for (const page of pages) {
+      expect(page).toEqual({
+        status: 503,
+        retryAfter: expect.stringMatching(/^\d+$/),
+        type: expect.stringMatching(/^text\/html/),
+        html: expect.stringContaining('temporarily_unavailable'),
+      });
+    }
 
     // every opaque token acknowledged (200), before, during or after, is still there
     const acknowledged = answers.filter((a) => a.kind === 'opaque' && a.status === 200).map((a) => a.token as string);
