@@ -8,7 +8,12 @@ import { showLogin } from './sign-in.step.ts';
 const TOO_MANY_CODES = 'Too many wrong codes. Sign in again with your username and password.';
 
 function endedByCap(deps: LoginRouteDeps, ctx: Ctx): void {
-  deps.log.info('login ended: too many wrong codes', { ...loginLogFields(deps, ctx), account: ctx.state.flow.login?.userId });
+  const { interaction, login } = ctx.state.flow;
+  deps.log.info('login ended: too many wrong codes', {
+    ...loginLogFields(deps, ctx),
+    account: login?.userId,
+    client_id: interaction.params.client_id,
+  });
   showLogin(deps, ctx, TOO_MANY_CODES, 401);
 }
 

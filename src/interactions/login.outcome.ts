@@ -14,15 +14,11 @@ export async function finish(ctx: Ctx, result: Parameters<Provider['interactionR
 }
 
 /**
- * What every login log line carries: the request id (as in the request's own line), the client
- * address (the proxy's view with TRUST_PROXY) and the partner the person is signing in to.
+ * What every login log line carries besides the account and the partner (client_id): the request
+ * id (as in the request's own line) and the client address (the proxy's view with TRUST_PROXY).
  */
 export function loginLogFields(deps: LoginRouteDeps, ctx: Ctx) {
-  return {
-    request_id: requestIdOf(ctx),
-    client_ip: clientAddress(ctx, deps.trustProxy),
-    client_id: ctx.state.flow.interaction.params.client_id,
-  };
+  return { request_id: requestIdOf(ctx), client_ip: clientAddress(ctx, deps.trustProxy) };
 }
 
 /**
@@ -31,7 +27,13 @@ export function loginLogFields(deps: LoginRouteDeps, ctx: Ctx) {
  */
 export function logRefusal(deps: LoginRouteDeps, ctx: Ctx, step: string, outcome: Outcome): void {
   if (outcome.ok) return;
-  const fields = { ...loginLogFields(deps, ctx), step, account: outcome.accountId, locked: outcome.locked === true };
+  const fields = {
+    ...loginLogFields(deps, ctx),
+    locked: outcome.locked === true,
+    step,
+    account: outcome.accountId,
+    client_id: ctx.state.flow.interaction.params.client_id,
+  };
   deps.log.info('login refused', fields);
   // not the person's doing: the operator must look at this row (see `keys rewrap`, KEK settings)
   if (outcome.unreadable) deps.log.error('the stored TOTP secret does not open for this account', fields);
@@ -49,7 +51,7 @@ export function finishLogin(deps: LoginRouteDeps) {
     const { interaction } = ctx.state.flow;
     await deleteLoginState(deps.accounts.db, interaction.uid);
     deps.binding.clear(ctx, interaction.uid);
-    deps.log.info('login', { ...loginLogFields(deps, ctx), account: outcome.user.id });
+    deps.log.info('login', { ...loginLogFields(deps, ctx), account: outcome.user.id, client_id: interaction.params.client_id });
     deps.metrics?.success();
     await finish(ctx, { login: { accountId: outcome.user.id, amr: AMR, acr: ACR_MFA, remember: true } }, false);
     return true;
