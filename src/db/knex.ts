@@ -80,6 +80,12 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
       connectionString: url.toString(),
       ssl,
       application_name: 'portcullis',
+      // a connection attempt to a server that is not answering (a failover under way) gives up
+      // after 5 s, and TCP keepalive finds an idle connection whose server vanished without a word;
+      // knex drops a connection that errored or ended before lending it again (no restart needed)
+      connectionTimeoutMillis: 5000,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
     },
     searchPath: schema ? [schema] : undefined,
