@@ -3,9 +3,11 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import { findActiveUser } from './accounts/user.service.ts';
 import type { Config } from './config/config.ts';
 import { workerMetricsRenderer } from './cluster/cluster-metrics.ipc.ts';
+import { watchAvailability } from './db/availability.ts';
 import { ping, poolUse, type Db } from './db/knex.ts';
 import { healthRoutes } from './http/health.routes.ts';
 import { oauthErrorText } from './http/oauth-error-text.ts';
+import { answerOutages } from './http/outage.middleware.ts';
 import { createMetrics } from './http/metrics.registry.ts';
 import { metricsRoute } from './http/metrics.routes.ts';
 import { requestIdOf, requestLog } from './http/request-log.middleware.ts';
@@ -24,6 +26,7 @@ import { jwtTokenTypeGuard } from './oidc/jwt-token-type.ts';
 import { createAdapterClass } from './oidc/payload.store.ts';
 import { buildProvider } from './oidc/provider.factory.ts';
 import { createProviderHolder } from './oidc/provider.holder.ts';
+import { outageAware, outageAwareAdapter } from './oidc/temporarily-unavailable.ts';
 import { createClientDirectory } from './partners/partner.service.ts';
 import { isPartnerActive } from './partners/partner.store.ts';
 import { createResourceDirectory } from './resources/resource.service.ts';
@@ -50,6 +53,8 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
   let cookieKeys = deps.cookieKeys;
 
   const secure = config.issuer.startsWith('https:');
+  // what touches the database answers 503 + Retry-After while it is away, never 500
+  const availability = watchAvailability(db, log);
   const accounts = { db, keyring: deps.keyring, now: deps.now ?? Date.now };
   const metrics = createMetrics({
     signingKeyAgeSeconds: () => Math.max(0, (Date.now() - keySet.signingSince) / 1000),
@@ -70,15 +75,18 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     metrics: metrics.login,
     binding: createBrowserBinding({ keys: deriveKeys(deps.keyring, 'login form binding'), secure }),
     attempts: attemptThrottles(limits, throttleOptions),
+    trustProxy: config.trustProxy,
   });
   const throttleEndpoints = endpointThrottles(limits, throttleOptions);
-  const loadExistingGrant = createGrantLoader(db);
-  const findAccount = async (_ctx: unknown, id: string) => {
+  const loadExistingGrant = outageAware(availability, createGrantLoader(db));
+  const findAccount = outageAware(availability, async (_ctx: unknown, id: string) => {
     const user = await findActiveUser(db, id);
     return user ? { accountId: user.id, claims: () => ({ sub: user.id }) } : undefined;
-  };
+  });
+  const directory = createResourceDirectory(db, undefined, deps.now);
+  const resources = { find: outageAware(availability, directory.find), findDefault: outageAware(availability, directory.findDefault) };
 
-  const Adapter = createAdapterClass(db, createClientDirectory(db));
+  const Adapter = outageAwareAdapter(availability, createAdapterClass(db, createClientDirectory(db)));
 
   const readiness = async () => {
     const checks: Record<string, string> = {};
@@ -99,11 +107,12 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
         config,
         Adapter,
         cookieKeys,
-        resources: createResourceDirectory(db, undefined, deps.now),
+        resources,
         findAccount,
         loadExistingGrant,
         middleware: [
           logRequests,
+          answerOutages(availability),
           metricsEndpoint,
           securityHeaders({ https: secure }),
           healthRoutes(readiness),
@@ -120,13 +129,13 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
           else log.info('request refused', { ...fields, error: safeError(error).message });
         },
         onTokenIssued: metrics.tokenIssued,
-        tokenOwnerActive: async (clientId, accountId) => {
+        tokenOwnerActive: outageAware(availability, async (clientId: string | undefined, accountId: string | undefined) => {
           const [partner, person] = await Promise.all([
             clientId === undefined || isPartnerActive(db, clientId),
             accountId === undefined || findActiveUser(db, accountId),
           ]);
           return partner && Boolean(person);
-        },
+        }),
       },
       keys,
     );

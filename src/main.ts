@@ -13,7 +13,7 @@ async function main(): Promise<void> {
 
   if (config.workers > 1 && cluster.isPrimary) {
     // migrate, check the KEK and make keys once, then fork: workers find everything in place
-    const { db } = await prepareStorage(config);
+    const { db } = await prepareStorage(config, log);
     await db.destroy();
     runPrimary(config, log.child({ role: 'primary' }));
     return;

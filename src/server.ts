@@ -37,7 +37,7 @@ export async function startServer(
   log: Logger,
   options: { clusterWorker?: boolean; now?: () => number } = {},
 ): Promise<RunningServer> {
-  const { db, keyring, policy, keySet, cookieKeys } = await prepareStorage(config);
+  const { db, keyring, policy, keySet, cookieKeys } = await prepareStorage(config, log);
   try {
     await warnIfRetainCapsTokens(db, config, log);
     const app = createApp({ config, db, log, keyring, cookieKeys, clusterWorker: options.clusterWorker, now: options.now }, keySet);
@@ -82,7 +82,7 @@ export async function startServer(
       current: () => app.cookieKeys,
       use: (next) => app.useCookieKeys(next),
     });
-    log.info('listening', {
+    log.notice('listening', {
       port,
       issuer: config.issuer,
       database: config.databaseUrl.startsWith('sqlite:') ? 'sqlite' : 'postgres',

@@ -8,16 +8,20 @@ import { createKeyring, loadKekTexts, type Keyring } from './keys/kek.ts';
 import { signerAt } from './keys/signing-key.lifecycle.ts';
 import { checkKeyring, maintainKeys, rewrapKeys, rotationPolicy, toKeySet, type KeySet } from './keys/signing-key.service.ts';
 import { countKeys, listKeys, type SigningKeyRow } from './keys/signing-key.store.ts';
+import { createLogger, type Logger } from './log/logger.ts';
+
+/** Where knex's own warnings go when no logger is given (the CLI): JSON on stderr, stdout stays the command's answer. */
+const stderrLog = (): Logger => createLogger('warn', (line) => process.stderr.write(line));
 
 /** Database, migrations and the key-encryption key: what both the server and the CLI need. */
-export async function openStorage(config: Config): Promise<{ db: Db; keyring: Keyring }> {
-  const db = createDb(config.databaseUrl, config.database);
+export async function openStorage(config: Config, log: Logger = stderrLog()): Promise<{ db: Db; keyring: Keyring }> {
+  const db = createDb(config.databaseUrl, { ...config.database, log });
   try {
     if (config.databaseUrl.startsWith('sqlite:')) {
       await migrate(db);
     } else {
       // migrations (and the wait for another instance's) are exempt from DATABASE_STATEMENT_TIMEOUT
-      const migrator = createDb(config.databaseUrl, { poolMax: 2, statementTimeoutMs: 0 });
+      const migrator = createDb(config.databaseUrl, { poolMax: 2, statementTimeoutMs: 0, log });
       try {
         await migrate(migrator);
       } finally {
@@ -82,8 +86,8 @@ async function currentKeySet(rows: SigningKeyRow[], keyring: Keyring, maxWaitMs 
  * (made if due) and the shared cookie keys (made on first start). Idempotent and safe to race:
  * with WORKERS>1 the primary runs it once before forking, then each worker again (a no-op).
  */
-export async function prepareStorage(config: Config) {
-  const { db, keyring } = await openStorage(config);
+export async function prepareStorage(config: Config, log?: Logger) {
+  const { db, keyring } = await openStorage(config, log);
   try {
     // a wrong KEK stops start-up here, before a key could be created under it
     checkKeyring(await listKeys(db), keyring);

@@ -163,13 +163,23 @@ export async function findActiveUser(db: Db, id: string): Promise<User | undefin
 
 /** A refusal names the account (for the log, never the page) when there is one, and a fresh lock. */
 /** `unreadable`: the stored secret does not open (a wrong KEK, or a value moved from another row). */
-export type Outcome = { ok: true; user: User } | { ok: false; accountId?: string; lockedNow?: boolean; unreadable?: boolean };
+export type Outcome =
+  | { ok: true; user: User }
+  | {
+      ok: false;
+      accountId?: string;
+      /** this refusal locked the account */
+      lockedNow?: boolean;
+      /** the account is locked: by this refusal, or it already was (the log says which refusals were locks) */
+      locked?: boolean;
+      unreadable?: boolean;
+    };
 export type Refusal = Extract<Outcome, { ok: false }>;
 
 /** Counts the failure in SQL (nothing is counted on a locked or disabled account). */
 async function failed(deps: AccountDeps, userId: string, kind: FailureKind): Promise<Refusal> {
   const { lockedUntil } = await recordFailure(deps.db, userId, kind, deps.now(), DEFAULT_LOCK_POLICY);
-  return { ok: false, accountId: userId, lockedNow: lockedUntil !== null };
+  return { ok: false, accountId: userId, lockedNow: lockedUntil !== null, locked: lockedUntil !== null };
 }
 
 /**
@@ -183,22 +193,27 @@ export async function authenticatePassword(deps: AccountDeps, username: string, 
   const user = USERNAME_PATTERN.test(name) ? await findUserByUsername(deps.db, name) : undefined;
   const matches = await checkPassword(password.slice(0, MAX_PASSWORD_LENGTH), user?.passwordHash);
   if (!user) return { ok: false };
-  if (!matches) return failed(deps, user.id, 'password');
-  if (!(await recordPasswordSuccess(deps.db, user.id, deps.now()))) return { ok: false, accountId: user.id };
+  const lockedBefore = isLocked(user.lock.lockedUntil, deps.now());
+  if (!matches) {
+    const refusal = await failed(deps, user.id, 'password'); // counts nothing on a locked account
+    return lockedBefore ? { ...refusal, locked: true } : refusal;
+  }
+  if (!(await recordPasswordSuccess(deps.db, user.id, deps.now()))) return { ok: false, accountId: user.id, locked: lockedBefore };
   if (needsRehash(user.passwordHash))
     await replacePasswordHash(deps.db, user.id, user.passwordHash, await hashPassword(password.slice(0, MAX_PASSWORD_LENGTH)));
   return { ok: true, user };
 }
 
-/** The fresh user row, if it may continue a login (not disabled, not locked meanwhile). */
-async function loginable(deps: AccountDeps, userId: string): Promise<User | undefined> {
+/** The fresh user row, if it may continue a login (not disabled, not locked meanwhile), and whether it is locked. */
+async function loginable(deps: AccountDeps, userId: string): Promise<{ user?: User; locked: boolean }> {
   const user = await findActiveUser(deps.db, userId);
-  return user && !isLocked(user.lock.lockedUntil, deps.now()) ? user : undefined;
+  const locked = user !== undefined && isLocked(user.lock.lockedUntil, deps.now());
+  return { user: locked ? undefined : user, locked };
 }
 
 export async function verifyTotp(deps: AccountDeps, userId: string, code: string): Promise<Outcome> {
-  const user = await loginable(deps, userId);
-  if (!user || user.totpSecret === null) return { ok: false, accountId: userId };
+  const { user, locked } = await loginable(deps, userId);
+  if (!user || user.totpSecret === null) return { ok: false, accountId: userId, locked };
   let secret: string;
   try {
     secret = deps.keyring.open(user.totpSecret, totpSecretContext(user.id));
@@ -212,8 +227,8 @@ export async function verifyTotp(deps: AccountDeps, userId: string, code: string
 }
 
 export async function verifyRecoveryCode(deps: AccountDeps, userId: string, code: string): Promise<Outcome> {
-  const user = await loginable(deps, userId);
-  if (!user || user.totpSecret === null) return { ok: false, accountId: userId };
+  const { user, locked } = await loginable(deps, userId);
+  if (!user || user.totpSecret === null) return { ok: false, accountId: userId, locked };
   if (code.length <= 64 && (await recordRecoverySuccess(deps.db, user.id, hashOneTimeCode(code), deps.now()))) return { ok: true, user };
   return failed(deps, user.id, 'second_factor');
 }
@@ -228,8 +243,8 @@ export async function checkEnrolmentCode(
   userId: string,
   code: string,
 ): Promise<{ ok: true; codeHash: string } | Refusal> {
-  const user = await loginable(deps, userId);
-  if (!user || user.totpSecret !== null) return { ok: false, accountId: userId };
+  const { user, locked } = await loginable(deps, userId);
+  if (!user || user.totpSecret !== null) return { ok: false, accountId: userId, locked };
   const codeHash = hashOneTimeCode(code.slice(0, 64));
   // a comparison of SHA-256 digests of an 80-bit code: its timing tells nothing usable
   const valid = user.enrolmentCodeHash !== null && user.enrolmentCodeHash === codeHash && (user.enrolmentCodeExpiresAt ?? 0) > deps.now();
@@ -262,8 +277,8 @@ export async function confirmEnrolment(
   pending: { sealedSecret: string; interactionUid: string; enrolmentCodeHash: string },
   code: string,
 ): Promise<{ ok: true; user: User; recoveryCodes: string[] } | Refusal> {
-  const user = await loginable(deps, userId);
-  if (!user || user.totpSecret !== null) return { ok: false, accountId: userId };
+  const { user, locked } = await loginable(deps, userId);
+  if (!user || user.totpSecret !== null) return { ok: false, accountId: userId, locked };
   const secret = deps.keyring.open(pending.sealedSecret, pendingSecretContext(pending.interactionUid));
   const check = checkTotp(secret, code, deps.now(), null);
   if (!check.ok) return failed(deps, user.id, 'second_factor');
@@ -286,7 +301,7 @@ export async function confirmEnrolment(
 
 /** The account a finished enrolment continues with, if it may still log in now. */
 export async function continuingUser(deps: AccountDeps, userId: string): Promise<User | undefined> {
-  return loginable(deps, userId);
+  return (await loginable(deps, userId)).user;
 }
 
 /** A person's TOTP secret opens only in their own row. */

@@ -26,7 +26,7 @@ export type Config = Readonly<{
   /** TRUST_PROXY */
   trustProxy: boolean;
   /** LOG_LEVEL */
-  logLevel: 'info' | 'warn' | 'error' | 'silent';
+  logLevel: 'debug' | 'info' | 'warn' | 'error' | 'silent';
   /** Signing-key rotation: the KEY_* settings. */
   keys: KeyConfig;
   /** PostgreSQL connection settings (ignored on SQLite). */
@@ -161,9 +161,12 @@ function flag(raw: string): boolean {
   throw new Error(`"${raw}" is not a boolean (1 or 0)`);
 }
 
+const LOG_LEVELS: ReadonlyArray<Config['logLevel']> = ['debug', 'info', 'warn', 'error', 'silent'];
+
 function logLevel(raw: string): Config['logLevel'] {
-  if (raw === 'info' || raw === 'warn' || raw === 'error' || raw === 'silent') return raw;
-  throw new Error('use info, warn, error or silent');
+  const level = LOG_LEVELS.find((name) => name === raw.trim().toLowerCase());
+  if (level) return level;
+  throw new Error(`"${raw}" is not a log level: use ${LOG_LEVELS.join(', ')} (any case)`);
 }
 
 function count(min: number, max: number) {
@@ -379,7 +382,7 @@ export const SETTINGS = {
     group: 'operations',
     default: { raw: 'info' },
     parse: logLevel,
-    doc: '`info`, `warn`, `error` or `silent`; JSON lines on stdout (pino), never a secret',
+    doc: "`debug`, `info`, `warn`, `error` or `silent`, in any case; JSON lines on stdout (pino), never a secret. The `listening` line is written at every level but `silent`; `debug` adds the database driver's connection errors (one a failed request during an outage)",
   }),
   METRICS_TOKEN: setting({
     group: 'operations',

@@ -3,10 +3,38 @@ import path from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import knexFactory from 'knex';
 import type { Knex } from 'knex';
+import type { Logger } from '../log/logger.ts';
 
 export type Db = Knex;
 
-export type DbOptions = Readonly<{ poolMax?: number; statementTimeoutMs?: number }>;
+export type DbOptions = Readonly<{ poolMax?: number; statementTimeoutMs?: number; log?: Logger }>;
+
+/** knex's warnings about a connection (one a failed request while the database is away): the outage is logged once (availability.ts). */
+const CONNECTION_NOISE = /^(Acquire connection error|Connection Error):/;
+
+/**
+ * knex writes its warnings, errors and deprecations with console.log, as plain coloured text:
+ * they go to our JSON log instead, first line only (the rest is a stack), with any credentials
+ * of a connection URL taken out. Connection errors are `debug`: one line a failed request.
+ */
+function knexLog(log: Logger | undefined): Knex.Config['log'] {
+  if (!log) return undefined;
+  const line = (message: unknown) => {
+    const text = typeof message === 'string' ? message : message instanceof Error ? message.message : JSON.stringify(message);
+    return `knex: ${(text.split('\n')[0] ?? '').replace(/\/\/[^/@\s]*@/g, '//[redacted]@').slice(0, 500)}`;
+  };
+  return {
+    warn: (message: unknown) => {
+      const text = line(message);
+      if (CONNECTION_NOISE.test(text.slice('knex: '.length))) log.debug(text);
+      else log.warn(text);
+    },
+    error: (message: unknown) => log.error(line(message)),
+    // knex hands this one the finished sentence, whatever its typings say
+    deprecate: (message: unknown) => log.warn(line(message)),
+    debug: (message: unknown) => log.debug(line(message)),
+  };
+}
 
 /**
  * Opens the database named by DATABASE_URL. SQLite runs in WAL mode with a busy timeout, so
@@ -20,6 +48,7 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
     if (filename !== ':memory:') fs.mkdirSync(path.dirname(path.resolve(filename)), { recursive: true });
     return knexFactory({
       client: 'sqlite3',
+      log: knexLog(options.log),
       connection: { filename },
       useNullAsDefault: true,
       // an error's message carries the SQL with `?` placeholders, never the bound values
@@ -45,11 +74,18 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
   for (const param of ['schema', 'sslmode', 'sslrootcert']) url.searchParams.delete(param);
   return knexFactory({
     client: 'pg',
+    log: knexLog(options.log),
     compileSqlOnError: false,
     connection: {
       connectionString: url.toString(),
       ssl,
       application_name: 'portcullis',
+      // a connection attempt to a server that is not answering (a failover under way) gives up
+      // after 5 s, and TCP keepalive finds an idle connection whose server vanished without a word;
+      // knex drops a connection that errored or ended before lending it again (no restart needed)
+      connectionTimeoutMillis: 5000,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
       ...(options.statementTimeoutMs ? { statement_timeout: options.statementTimeoutMs } : {}),
     },
     searchPath: schema ? [schema] : undefined,

@@ -2,13 +2,18 @@ import { LOGIN_STEP_ATTEMPTS } from '../accounts/lockout.policy.ts';
 import { claimAttempt, endIfExhausted } from '../accounts/login-state.store.ts';
 import { AppError } from '../shared/errors.ts';
 import { currentLogin, STEP_USED, type Ctx, type LoginRouteDeps } from './login.flow.ts';
+import { loginLogFields } from './login.outcome.ts';
 import { showLogin } from './sign-in.step.ts';
 
 const TOO_MANY_CODES = 'Too many wrong codes. Sign in again with your username and password.';
 
 function endedByCap(deps: LoginRouteDeps, ctx: Ctx): void {
   const { interaction, login } = ctx.state.flow;
-  deps.log.info('login ended: too many wrong codes', { account: login?.userId, client_id: interaction.params.client_id });
+  deps.log.info('login ended: too many wrong codes', {
+    ...loginLogFields(deps, ctx),
+    account: login?.userId,
+    client_id: interaction.params.client_id,
+  });
   showLogin(deps, ctx, TOO_MANY_CODES, 401);
 }
 

@@ -1,6 +1,7 @@
 import type { Next } from 'koa';
 import type Provider from 'oidc-provider';
 import { findLoginState, type LoginStage } from '../accounts/login-state.store.ts';
+import { isDatabaseUnavailable, isUnavailableAnswer } from '../db/availability.ts';
 import { readForm } from '../http/form-body.ts';
 import type { Logger } from '../log/logger.ts';
 import { cspAllowingFormTarget } from '../shared/content-security-policy.ts';
@@ -9,12 +10,16 @@ import type { BrowserBinding } from './browser.binding.ts';
 import { EXPIRED, STEP_USED, type Ctx, type LoginRouteDeps } from './login.flow.ts';
 import { showError } from './login.pages.ts';
 
-/** Every failure becomes a readable page: never a stack trace, never oidc-provider's JSON. */
+/**
+ * Every failure becomes a readable page: never a stack trace, never oidc-provider's JSON. A
+ * database outage goes on to src/http/outage.middleware.ts, which answers 503 + Retry-After.
+ */
 export function pageErrors(log: Logger) {
   return async function pageErrors(ctx: Ctx, next: Next) {
     try {
       await next();
     } catch (error) {
+      if (isUnavailableAnswer(error) || isDatabaseUnavailable(error)) throw error;
       if (error instanceof AppError && error.expose) {
         showError(ctx, error.status, 'Something went wrong', error.message);
         return;

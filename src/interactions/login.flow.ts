@@ -16,6 +16,8 @@ export type LoginRouteDeps = Readonly<{
   log: Logger;
   metrics?: LoginMetrics;
   attempts: AttemptThrottles;
+  /** TRUST_PROXY: the client address in login logs is the one our proxy saw. */
+  trustProxy: boolean;
 }>;
 
 /** What the guards (interaction.middleware.ts) found out, for the step that answers. */

@@ -1,6 +1,8 @@
 import type Provider from 'oidc-provider';
 import { deleteLoginState } from '../accounts/login-state.store.ts';
 import type { Outcome } from '../accounts/user.service.ts';
+import { requestIdOf } from '../http/request-log.middleware.ts';
+import { clientAddress } from '../limits/source-address.ts';
 import { ACR_MFA, AMR } from '../shared/auth-context.ts';
 import type { Ctx, LoginRouteDeps } from './login.flow.ts';
 
@@ -11,10 +13,27 @@ export async function finish(ctx: Ctx, result: Parameters<Provider['interactionR
   ctx.redirect(returnTo);
 }
 
-/** Refusals go to the log with the account when known (never the username typed: it may be a password). */
+/**
+ * What every login log line carries besides the account and the partner (client_id): the request
+ * id (as in the request's own line) and the client address (the proxy's view with TRUST_PROXY).
+ */
+export function loginLogFields(deps: LoginRouteDeps, ctx: Ctx) {
+  return { request_id: requestIdOf(ctx), client_ip: clientAddress(ctx, deps.trustProxy) };
+}
+
+/**
+ * Refusals go to the log with the account when known (never the username typed: it may be a
+ * password), and `locked: true` when the account is locked (the refusal was a lock, or locked it).
+ */
 export function logRefusal(deps: LoginRouteDeps, ctx: Ctx, step: string, outcome: Outcome): void {
   if (outcome.ok) return;
-  const fields = { step, account: outcome.accountId, client_id: ctx.state.flow.interaction.params.client_id };
+  const fields = {
+    ...loginLogFields(deps, ctx),
+    locked: outcome.locked === true,
+    step,
+    account: outcome.accountId,
+    client_id: ctx.state.flow.interaction.params.client_id,
+  };
   deps.log.info('login refused', fields);
   // not the person's doing: the operator must look at this row (see `keys rewrap`, KEK settings)
   if (outcome.unreadable) deps.log.error('the stored TOTP secret does not open for this account', fields);
@@ -32,7 +51,7 @@ export function finishLogin(deps: LoginRouteDeps) {
     const { interaction } = ctx.state.flow;
     await deleteLoginState(deps.accounts.db, interaction.uid);
     deps.binding.clear(ctx, interaction.uid);
-    deps.log.info('login', { account: outcome.user.id, client_id: interaction.params.client_id });
+    deps.log.info('login', { ...loginLogFields(deps, ctx), account: outcome.user.id, client_id: interaction.params.client_id });
     deps.metrics?.success();
     await finish(ctx, { login: { accountId: outcome.user.id, amr: AMR, acr: ACR_MFA, remember: true } }, false);
     return true;

@@ -8,6 +8,11 @@ import type { Context } from 'koa';
  * to the header it was sent), so rotating it would dodge every per-address limit. One proxy hop.
  */
 export function sourceAddress(ctx: Context, trustProxy: boolean): string {
+  return addressKey(clientAddress(ctx, trustProxy));
+}
+
+/** The client's address as seen by the rule above, whole (for the log; limits count by `sourceAddress`). */
+export function clientAddress(ctx: Context, trustProxy: boolean): string {
   const forwarded = trustProxy
     ? ctx
         .get('X-Forwarded-For')
@@ -16,7 +21,8 @@ export function sourceAddress(ctx: Context, trustProxy: boolean): string {
         .filter(Boolean)
         .at(-1)
     : undefined;
-  return addressKey(forwarded ?? ctx.req.socket.remoteAddress ?? 'unknown');
+  const address = forwarded ?? ctx.req.socket.remoteAddress ?? 'unknown';
+  return /^::ffff:\d+\.\d+\.\d+\.\d+$/i.test(address) ? address.slice('::ffff:'.length) : address;
 }
 
 /**

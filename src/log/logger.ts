@@ -1,11 +1,14 @@
 import { pino, type DestinationStream } from 'pino';
 import { safeError } from './safe-error.ts';
 
-export type LogLevel = 'info' | 'warn' | 'error' | 'silent';
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error' | 'silent';
 export type Logger = Readonly<{
+  debug(msg: string, fields?: Record<string, unknown>): void;
   info(msg: string, fields?: Record<string, unknown>): void;
   warn(msg: string, fields?: Record<string, unknown>): void;
   error(msg: string, fields?: Record<string, unknown>): void;
+  /** A line written at `info` whatever LOG_LEVEL says, except `silent`: that the server is listening. */
+  notice(msg: string, fields?: Record<string, unknown>): void;
   /** A logger whose every line carries `bindings` (e.g. the request id). */
   child(bindings: Record<string, unknown>): Logger;
 }>;
@@ -37,13 +40,17 @@ const SECRET_FIELDS = [
 
 function wrap(p: pino.Logger): Logger {
   const at =
-    (level: 'info' | 'warn' | 'error') =>
+    (level: 'debug' | 'info' | 'warn' | 'error') =>
     (msg: string, fields: Record<string, unknown> = {}) =>
       p[level](fields, msg);
   return Object.freeze({
+    debug: at('debug'),
     info: at('info'),
     warn: at('warn'),
     error: at('error'),
+    notice: (msg: string, fields: Record<string, unknown> = {}) => {
+      if (p.level !== 'silent') p.child({}, { level: 'info' }).info(fields, msg);
+    },
     child: (bindings: Record<string, unknown>) => wrap(p.child(bindings)),
   });
 }

@@ -47,6 +47,14 @@ describe('loadConfig', () => {
     expect(() => loadConfig(env)).toThrow(pattern);
   });
 
+  test.each([
+    ['debug', 'debug'],
+    ['WARN', 'warn'],
+    ['Info', 'info'],
+    [' error ', 'error'],
+    ['SILENT', 'silent'],
+  ])('LOG_LEVEL=%j is %s', (raw, level) => expect(loadConfig({ LOG_LEVEL: raw }).logLevel).toBe(level));
+
   test('PORTCULLIS_KEK takes a comma-separated list', () => {
     const a = Buffer.alloc(32, 1).toString('base64url');
     const b = Buffer.alloc(32, 2).toString('base64url');
