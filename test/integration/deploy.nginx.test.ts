@@ -179,7 +179,7 @@ suite(
       servers = [];
     });
 
-    test('discovery through the proxy: every URL is https on the public host; HSTS once, as the app sends it', async () => {
+    test('discovery through the proxy: every URL is https on the public host; HSTS once, as the app sends it; no /metrics', async () => {
       const answer = await httpsRequest(`${issuer}/.well-known/openid-configuration`, {}, trusted);
       expect(answer.status).toBe(200);
       const discovery = JSON.parse(answer.body.toString()) as Record<string, unknown>;
@@ -195,6 +195,9 @@ suite(
         (_, i) => i % 2 === 1 && answer.rawHeaders[i - 1].toLowerCase() === 'strict-transport-security',
       );
       expect(hsts).toEqual([HSTS]);
+      // /metrics trusts loopback peers, and through nginx everyone is one: not forwarded
+      expect((await httpsRequest(`${issuer}/metrics`, {}, trusted)).status).toBe(404);
+      expect((await fetch(`${servers[0].local}/metrics`)).status).toBe(200);
       // nginx's request id is Portcullis's (the response echoes what the instance logged)
       expect(answer.headers.get('x-request-id')).toMatch(/^[0-9a-f]{32}$/);
     });
