@@ -75,12 +75,12 @@ export async function startRedirectCatcher() {
 
 export type PartnerApp = Readonly<{ clientId: string; config: client.Configuration; redirectUri: string }>;
 
-/** Registers an authorization-code partner and points openid-client at the server. */
+/** Registers an authorization-code partner and points openid-client at the server (through `options.fetch` if given). */
 export async function registerPartnerApp(
   env: Record<string, string>,
   issuer: string,
   redirectUri: string,
-  options: { name?: string; scope?: string; public?: boolean } = {},
+  options: { name?: string; scope?: string; public?: boolean; fetch?: client.CustomFetch } = {},
 ): Promise<PartnerApp> {
   const created = await cli(
     env,
@@ -105,6 +105,7 @@ export async function registerPartnerApp(
     options.public ? client.None() : undefined,
     {
       execute: [client.allowInsecureRequests],
+      ...(options.fetch ? { [client.customFetch]: options.fetch } : {}),
     },
   );
   return { clientId, config, redirectUri };

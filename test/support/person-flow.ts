@@ -46,6 +46,12 @@ export async function authorize(base: string, env: Record<string, string>, app: 
   const created = await createUser(env, username, PASSWORD, '--with-totp');
   if (created.code !== 0) throw new Error(created.stderr);
   const totp = secretOf(created.json.totp_uri);
+  const { code, verifier } = await signInAs(base, app, username, () => codeFor(totp), params);
+  return { code, verifier, username, accountId: created.json.id as string };
+}
+
+/** Signs `username` in for `app` at `base` (password, then `code()`; consent when asked): the authorization code and its PKCE verifier. */
+export async function signInAs(base: string, app: App, username: string, code: () => string, params: Record<string, string> = {}) {
   const verifier = randomBytes(32).toString('base64url');
   const authorizationUrl = new URL(
     `${base}/auth?${new URLSearchParams({
@@ -58,16 +64,10 @@ export async function authorize(base: string, env: Record<string, string>, app: 
       ...params,
     })}`,
   );
-  const { callback } = await httpLogin({
-    authorizationUrl,
-    redirectUri: REDIRECT,
-    username,
-    password: PASSWORD,
-    code: () => codeFor(totp),
-  });
-  const code = callback.searchParams.get('code');
-  if (!code) throw new Error(`no code: ${callback.href}`);
-  return { code, verifier, username, accountId: created.json.id as string };
+  const { callback } = await httpLogin({ authorizationUrl, redirectUri: REDIRECT, username, password: PASSWORD, code });
+  const authorizationCode = callback.searchParams.get('code');
+  if (!authorizationCode) throw new Error(`no code: ${callback.href}`);
+  return { code: authorizationCode, verifier };
 }
 
 /** POST /token as `app` (client_secret_basic, or client_id alone for a public client). */
