@@ -29,8 +29,9 @@ const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 export function basicCredentialsProblem(header: string): string | undefined {
   const value = header.trim();
   if (value === '') return 'it is empty';
-  const [scheme, encoded, ...rest] = value.split(' ');
-  if (scheme.toLowerCase() !== 'basic' || encoded === undefined || rest.length > 0)
+  const parts = value.split(' ');
+  const [scheme, encoded] = parts;
+  if (scheme.toLowerCase() !== 'basic' || parts.length !== 2)
     return `expected "Basic " followed by base64(client_id:client_secret), got a ${scheme.slice(0, 20)} header`;
   if (encoded.length % 4 !== 0 || !BASE64.test(encoded)) return 'the part after "Basic " is not base64';
   const decoded = Buffer.from(encoded, 'base64').toString('utf8');
