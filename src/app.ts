@@ -20,6 +20,7 @@ import { createLimits } from './limits/throttle.service.ts';
 import type { KeySet } from './keys/signing-key.service.ts';
 import type { Logger } from './log/logger.ts';
 import { safeError } from './log/safe-error.ts';
+import { discoveryScopes } from './oidc/discovery.middleware.ts';
 import { jwtTokenTypeGuard } from './oidc/jwt-token-type.ts';
 import { createAdapterClass } from './oidc/payload.store.ts';
 import { buildProvider } from './oidc/provider.factory.ts';
@@ -79,6 +80,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
   };
 
   const Adapter = createAdapterClass(db, createClientDirectory(db));
+  const resources = createResourceDirectory(db, undefined, deps.now);
 
   const readiness = async () => {
     const checks: Record<string, string> = {};
@@ -99,7 +101,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
         config,
         Adapter,
         cookieKeys,
-        resources: createResourceDirectory(db, undefined, deps.now),
+        resources,
         findAccount,
         loadExistingGrant,
         middleware: [
@@ -110,6 +112,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
           throttleEndpoints,
           jwksCacheControl('/jwks', config.keys.jwksMaxAgeSeconds),
           oauthErrorText(),
+          discoveryScopes(() => resources.scopes()),
           jwtTokenTypeGuard({ introspection: '/token/introspection', revocation: '/token/revocation' }),
           login,
         ],
