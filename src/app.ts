@@ -9,6 +9,7 @@ import { oauthErrorText } from './http/oauth-error-text.ts';
 import { createMetrics } from './http/metrics.registry.ts';
 import { metricsRoute } from './http/metrics.routes.ts';
 import { requestIdOf, requestLog } from './http/request-log.middleware.ts';
+import { secureTransport } from './http/secure-transport.middleware.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { createBrowserBinding } from './interactions/browser.binding.ts';
 import { createGrantLoader } from './interactions/consent.service.ts';
@@ -109,6 +110,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
           metricsEndpoint,
           securityHeaders({ https: secure }),
           healthRoutes(readiness),
+          secureTransport({ issuer: config.issuer, trustProxy: config.trustProxy }),
           throttleEndpoints,
           jwksCacheControl('/jwks', config.keys.jwksMaxAgeSeconds),
           oauthErrorText(),

@@ -7,6 +7,7 @@ import { startPurgeJob } from './db/purge.job.ts';
 import { watchCookieKeys } from './keys/cookie-key.job.ts';
 import { startKeyRotationJob } from './keys/key-rotation.job.ts';
 import { purgeEndedWindows } from './limits/rate-limit.store.ts';
+import { PLAIN_HTTP_WARNING } from './http/secure-transport.middleware.ts';
 import type { Logger } from './log/logger.ts';
 import { purgeExpired } from './oidc/payload.store.ts';
 import { listResources } from './resources/resource.store.ts';
@@ -40,6 +41,8 @@ export async function startServer(
   const { db, keyring, policy, keySet, cookieKeys } = await prepareStorage(config);
   try {
     await warnIfRetainCapsTokens(db, config, log);
+    if (config.issuer.startsWith('https:') && !config.trustProxy)
+      log.warn(PLAIN_HTTP_WARNING, { issuer: config.issuer, setting: 'TRUST_PROXY' });
     const app = createApp({ config, db, log, keyring, cookieKeys, clusterWorker: options.clusterWorker, now: options.now }, keySet);
     const stopPurge = startPurgeJob(
       { count: (now) => purgeExpired(db, now), rate_limit_windows: (now) => purgeEndedWindows(db, now) },
