@@ -25,8 +25,11 @@ export const PLAIN_HTTP_WARNING =
  */
 export function secureTransport(options: { issuer: string; trustProxy: boolean }) {
   const https = options.issuer.startsWith('https:');
-  return async function secureTransport(ctx: Context, next: Next) {
-    if (!https || ctx.secure) return next();
+  return async function secureTransport(ctx: Context, next: Next): Promise<void> {
+    if (!https || ctx.secure) {
+      await next();
+      return;
+    }
     const forwarded = ctx.get('X-Forwarded-Proto') !== '' || ctx.get('X-Forwarded-For') !== '' || ctx.get('Forwarded') !== '';
     const misconfigured = forwarded && !options.trustProxy;
     if (BROWSER_PATHS.some((path) => path.test(ctx.path))) {
@@ -39,7 +42,7 @@ export function secureTransport(options: { issuer: string; trustProxy: boolean }
           : `This server signs you in over HTTPS only: open ${options.issuer} instead. (Operators: behind a TLS-terminating reverse proxy, set TRUST_PROXY=1.)`,
         code: misconfigured ? 'trust_proxy_not_set' : 'https_required',
       });
-      return undefined;
+      return;
     }
     if (misconfigured && OAUTH_JSON_PATHS.some((path) => path.test(ctx.path))) {
       ctx.status = 503;
@@ -49,8 +52,8 @@ export function secureTransport(options: { issuer: string; trustProxy: boolean }
         error_description:
           'this server is misconfigured: ISSUER is https but requests arrive over plain HTTP through a proxy it does not trust; the operator must set TRUST_PROXY=1',
       };
-      return undefined;
+      return;
     }
-    return next();
+    await next();
   };
 }
