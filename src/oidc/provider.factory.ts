@@ -124,6 +124,14 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     rotateRefreshToken: true,
     issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     clientBasedCORS: () => false,
+    // Logout ends the browser session and revokes what was issued in it (refresh tokens, opaque
+    // access tokens, unused codes), as Keycloak does for online sessions; the consent the person
+    // gave (the Grant) survives, as in Keycloak and Hydra: no consent page at the next login.
+    // Revoking a refresh token with /token/revocation still ends its grant (oidc-provider's default).
+    revokeGrantPolicy(ctx) {
+      if (ctx.oidc.route.startsWith('end_session')) return false;
+      return !(ctx.oidc.route === 'revocation' && ctx.oidc.entities.AccessToken);
+    },
     enabledJWA: {
       authorizationSigningAlgValues: ES256,
       clientAuthSigningAlgValues: ES256,
