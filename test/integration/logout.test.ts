@@ -1,10 +1,9 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { cookieAgent } from '../support/agent.ts';
 import { cli, freshDatabaseUrl, instanceEnv, tempDir } from '../support/harness.ts';
 import { httpLogin, httpLogout } from '../support/http-login.ts';
 import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { codeFor, createUser, secretOf } from '../support/login.ts';
-import { PASSWORD, REDIRECT, registerApp, tokenCall, type App } from '../support/person-flow.ts';
+import { codeRequest, PASSWORD, REDIRECT, registerApp, tokenCall, type App } from '../support/person-flow.ts';
 
 // Logout, decided as Keycloak and Hydra users expect: the browser session ends (the next visit
 // signs in again, both factors) and the tokens issued in it stop working (refresh tokens, opaque
@@ -27,20 +26,7 @@ afterAll(async () => {
   await server?.stop();
 });
 
-function authorizationUrl() {
-  const verifier = randomBytes(32).toString('base64url');
-  const url = new URL(
-    `${server.url}/auth?${new URLSearchParams({
-      client_id: app.clientId,
-      response_type: 'code',
-      redirect_uri: REDIRECT,
-      scope: 'openid payments:read',
-      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-      code_challenge_method: 'S256',
-    })}`,
-  );
-  return { url, verifier };
-}
+const authorizationUrl = () => codeRequest(server.url, app);
 
 test('log in, consent, log out, log in again: sign-in asked again, consent not; the old refresh token is dead', async () => {
   const created = await createUser(env, 'ivan', PASSWORD, '--with-totp');

@@ -39,14 +39,10 @@ export async function registerApp(
 
 let people = 0;
 
-/** Signs a new person in for `app` at `base`; returns the authorization code, its PKCE verifier and the person. */
-export async function authorize(base: string, env: Record<string, string>, app: App, params: Record<string, string> = {}) {
-  const username = `person${(people += 1)}-${randomBytes(3).toString('hex')}`;
-  const created = await createUser(env, username, PASSWORD, '--with-totp');
-  if (created.code !== 0) throw new Error(created.stderr);
-  const totp = secretOf(created.json.totp_uri);
+/** An authorization request for `app` (code flow, PKCE S256): its URL and the PKCE verifier. */
+export function codeRequest(base: string, app: App, params: Record<string, string> = {}) {
   const verifier = randomBytes(32).toString('base64url');
-  const authorizationUrl = new URL(
+  const url = new URL(
     `${base}/auth?${new URLSearchParams({
       client_id: app.clientId,
       response_type: 'code',
@@ -57,6 +53,16 @@ export async function authorize(base: string, env: Record<string, string>, app: 
       ...params,
     })}`,
   );
+  return { url, verifier };
+}
+
+/** Signs a new person in for `app` at `base`; returns the authorization code, its PKCE verifier and the person. */
+export async function authorize(base: string, env: Record<string, string>, app: App, params: Record<string, string> = {}) {
+  const username = `person${(people += 1)}-${randomBytes(3).toString('hex')}`;
+  const created = await createUser(env, username, PASSWORD, '--with-totp');
+  if (created.code !== 0) throw new Error(created.stderr);
+  const totp = secretOf(created.json.totp_uri);
+  const { url: authorizationUrl, verifier } = codeRequest(base, app, params);
   const { callback } = await httpLogin({
     authorizationUrl,
     redirectUri: REDIRECT,
