@@ -5,6 +5,7 @@ import type { Config } from './config/config.ts';
 import { workerMetricsRenderer } from './cluster/cluster-metrics.ipc.ts';
 import { ping, poolUse, type Db } from './db/knex.ts';
 import { healthRoutes } from './http/health.routes.ts';
+import { homeRoutes } from './http/home.routes.ts';
 import { oauthErrorText } from './http/oauth-error-text.ts';
 import { createMetrics } from './http/metrics.registry.ts';
 import { metricsRoute } from './http/metrics.routes.ts';
@@ -110,6 +111,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
           metricsEndpoint,
           securityHeaders({ https: secure }),
           healthRoutes(readiness),
+          homeRoutes({ issuer: config.issuer }),
           secureTransport({ issuer: config.issuer, trustProxy: config.trustProxy }),
           throttleEndpoints,
           jwksCacheControl('/jwks', config.keys.jwksMaxAgeSeconds),
