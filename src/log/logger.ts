@@ -1,3 +1,4 @@
+import { types } from 'node:util';
 import { pino, type DestinationStream } from 'pino';
 import { safeError } from './safe-error.ts';
 
@@ -48,7 +49,9 @@ const MAX_DEPTH = 4;
 function redactValue(key: string, value: unknown, inParameters: boolean, depth: number): unknown {
   if (SECRET_FIELD.test(key) || (inParameters && key.toLowerCase() === 'code')) return value === undefined ? value : REDACTED;
   if (typeof value === 'string') return redactParameters(value);
-  if (value === null || typeof value !== 'object' || value instanceof Error) return value;
+  // an error is left whole for the `err` serializer (safeError), whose output is redacted in turn;
+  // isNativeError also knows an Error made in another realm (a native driver's, a test VM's)
+  if (value === null || typeof value !== 'object' || types.isNativeError(value) || value instanceof Error) return value;
   if (depth >= MAX_DEPTH) return REDACTED;
   const nested = inParameters || OAUTH_PARAMETERS.test(key);
   if (Array.isArray(value)) return value.map((item: unknown) => redactValue('', item, nested, depth + 1));
