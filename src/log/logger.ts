@@ -1,4 +1,3 @@
-import { types } from 'node:util';
 import { pino, type DestinationStream } from 'pino';
 import { safeError } from './safe-error.ts';
 
@@ -49,9 +48,7 @@ const MAX_DEPTH = 4;
 function redactValue(key: string, value: unknown, inParameters: boolean, depth: number): unknown {
   if (SECRET_FIELD.test(key) || (inParameters && key.toLowerCase() === 'code')) return value === undefined ? value : REDACTED;
   if (typeof value === 'string') return redactParameters(value);
-  // an error is left whole for the `err` serializer (safeError), whose output is redacted in turn;
-  // isNativeError also knows an Error made in another realm (a native driver's, a test VM's)
-  if (value === null || typeof value !== 'object' || types.isNativeError(value) || value instanceof Error) return value;
+  if (value === null || typeof value !== 'object' || value instanceof Error) return value;
   if (depth >= MAX_DEPTH) return REDACTED;
   const nested = inParameters || OAUTH_PARAMETERS.test(key);
   if (Array.isArray(value)) return value.map((item: unknown) => redactValue('', item, nested, depth + 1));
@@ -62,7 +59,10 @@ function redactValue(key: string, value: unknown, inParameters: boolean, depth: 
 
 function redactFields(fields: Record<string, unknown>, inParameters = false, depth = 0): Record<string, unknown> {
   const out: Record<string, unknown> = {};
-  for (const [key, value] of Object.entries(fields)) out[key] = redactValue(key, value, inParameters, depth);
+  for (const [key, value] of Object.entries(fields))
+    // `err` is left whole for its serializer (safeError), whose output is redacted in turn: an
+    // error from another realm (a native driver's, a test VM's) is no `instanceof Error` here
+    out[key] = key === 'err' ? value : redactValue(key, value, inParameters, depth);
   return out;
 }
 
