@@ -1,8 +1,7 @@
-import { createHash, randomBytes } from 'node:crypto';
 import { freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
 import { basic, form } from '../support/http.ts';
 import { startInProcess, type InProcessServer } from '../support/in-process.ts';
-import { registerApp, REDIRECT } from '../support/person-flow.ts';
+import { codeRequest, registerApp } from '../support/person-flow.ts';
 
 // ISSUER=https behind a TLS-terminating proxy: the server itself speaks plain HTTP.
 
@@ -19,14 +18,7 @@ beforeAll(async () => {
   trusting = await startInProcess({ ...env, TRUST_PROXY: '1' });
   service = await seedPartner(env);
   const app = await registerApp(env);
-  authorizationQuery = new URLSearchParams({
-    client_id: app.clientId,
-    response_type: 'code',
-    redirect_uri: REDIRECT,
-    scope: 'openid payments:read',
-    code_challenge: createHash('sha256').update(randomBytes(32)).digest('base64url'),
-    code_challenge_method: 'S256',
-  }).toString();
+  authorizationQuery = codeRequest(ISSUER, app).url.search.slice(1);
 });
 
 afterAll(async () => {
