@@ -29,7 +29,9 @@ test('at a terminal, the first start prints one short block: what it made, the U
   try {
     await output.until(() => output.text().includes('partner create'));
     const text = output.text();
-    const block = text.slice(text.indexOf('Portcullis is running at'));
+    const from = text.indexOf('Portcullis is running at');
+    // one write: the JSON `listening` line may come before or after it, never inside
+    const block = text.slice(from, text.indexOf('\n', text.indexOf('partner create', from)) + 1);
     expect(block).toContain(`Portcullis is running at http://localhost:${port}\n`);
     expect(block).toContain(`  database created: ${path.join(dir, 'data', 'portcullis.sqlite')}\n`);
     expect(block).toContain(`  key-encryption key created: ${path.join(dir, 'keys', 'kek')} (back it up apart from the database`);
