@@ -6,11 +6,13 @@ import { workerMetricsRenderer } from './cluster/cluster-metrics.ipc.ts';
 import { watchAvailability } from './db/availability.ts';
 import { ping, poolUse, type Db } from './db/knex.ts';
 import { healthRoutes } from './http/health.routes.ts';
+import { homeRoutes } from './http/home.routes.ts';
 import { oauthErrorText } from './http/oauth-error-text.ts';
 import { answerOutages } from './http/outage.middleware.ts';
 import { createMetrics } from './http/metrics.registry.ts';
 import { metricsRoute } from './http/metrics.routes.ts';
 import { requestIdOf, requestLog } from './http/request-log.middleware.ts';
+import { secureTransport } from './http/secure-transport.middleware.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { createBrowserBinding } from './interactions/browser.binding.ts';
 import { createGrantLoader } from './interactions/consent.service.ts';
@@ -22,6 +24,7 @@ import { createLimits } from './limits/throttle.service.ts';
 import type { KeySet } from './keys/signing-key.service.ts';
 import type { Logger } from './log/logger.ts';
 import { safeError } from './log/safe-error.ts';
+import { discoveryScopes } from './oidc/discovery.middleware.ts';
 import { jwtTokenTypeGuard } from './oidc/jwt-token-type.ts';
 import { createAdapterClass } from './oidc/payload.store.ts';
 import { buildProvider } from './oidc/provider.factory.ts';
@@ -84,7 +87,11 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     return user ? { accountId: user.id, claims: () => ({ sub: user.id }) } : undefined;
   });
   const directory = createResourceDirectory(db, undefined, deps.now);
-  const resources = { find: outageAware(availability, directory.find), findDefault: outageAware(availability, directory.findDefault) };
+  const resources = {
+    find: outageAware(availability, directory.find),
+    findDefault: outageAware(availability, directory.findDefault),
+    scopes: outageAware(availability, directory.scopes),
+  };
 
   const Adapter = outageAwareAdapter(availability, createAdapterClass(db, createClientDirectory(db)));
 
@@ -116,9 +123,12 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
           metricsEndpoint,
           securityHeaders({ https: secure }),
           healthRoutes(readiness),
+          homeRoutes({ issuer: config.issuer }),
+          secureTransport({ issuer: config.issuer, trustProxy: config.trustProxy }),
           throttleEndpoints,
           jwksCacheControl('/jwks', config.keys.jwksMaxAgeSeconds),
           oauthErrorText(),
+          discoveryScopes(() => resources.scopes()),
           jwtTokenTypeGuard({ introspection: '/token/introspection', revocation: '/token/revocation' }),
           login,
         ],

@@ -4,17 +4,22 @@ import { ConfigError, loadConfig } from './config/config.ts';
 import { KekError } from './keys/kek.ts';
 import { createLogger } from './log/logger.ts';
 import { safeError } from './log/safe-error.ts';
-import { startServer } from './server.ts';
+import { listResources } from './resources/resource.store.ts';
+import { reportStartup, startServer } from './server.ts';
 import { prepareStorage } from './storage.ts';
 
 async function main(): Promise<void> {
   const config = loadConfig();
   const log = createLogger(config.logLevel);
+  // a person at a terminal reads a short block about the start; a log collector gets JSON lines
+  const terminal = process.stdout.isTTY ? (text: string) => process.stdout.write(text) : undefined;
 
   if (config.workers > 1 && cluster.isPrimary) {
     // migrate, check the KEK and make keys once, then fork: workers find everything in place
-    const { db } = await prepareStorage(config, log);
+    const { db, created } = await prepareStorage(config, log);
+    const apisRegistered = (await listResources(db)).length > 0;
     await db.destroy();
+    reportStartup({ issuer: config.issuer, created, apisRegistered }, { log, terminal });
     runPrimary(config, log.child({ role: 'primary' }));
     return;
   }
@@ -22,6 +27,7 @@ async function main(): Promise<void> {
   const running = await startServer(config, cluster.isWorker ? log.child({ worker: cluster.worker?.id }) : log, {
     clusterWorker: cluster.isWorker,
   });
+  if (!cluster.isWorker) reportStartup(running.startup, { log, terminal });
 
   let stopping = false;
   const stop = (signal: string) => {

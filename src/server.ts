@@ -7,15 +7,17 @@ import { startPurgeJob } from './db/purge.job.ts';
 import { watchCookieKeys } from './keys/cookie-key.job.ts';
 import { startKeyRotationJob } from './keys/key-rotation.job.ts';
 import { purgeEndedWindows } from './limits/rate-limit.store.ts';
+import { PLAIN_HTTP_WARNING } from './http/secure-transport.middleware.ts';
 import type { Logger } from './log/logger.ts';
 import { purgeExpired } from './oidc/payload.store.ts';
 import { listResources } from './resources/resource.store.ts';
 import { ID_TOKEN_TTL } from './shared/auth-context.ts';
-import { prepareStorage } from './storage.ts';
+import { prepareStorage, type Created } from './storage.ts';
 
-/** KEY_RETAIN caps token lifetimes (see config): say so when that shortens a configured one. */
-async function warnIfRetainCapsTokens(db: Db, config: Config, log: Logger): Promise<void> {
-  const lifetimes = [ID_TOKEN_TTL, ...(await listResources(db)).map((resource) => resource.accessTokenTtl)];
+/** KEY_RETAIN caps token lifetimes (see config): say so when that shortens a configured one. Returns how many APIs exist. */
+async function warnIfRetainCapsTokens(db: Db, config: Config, log: Logger): Promise<number> {
+  const resources = await listResources(db);
+  const lifetimes = [ID_TOKEN_TTL, ...resources.map((resource) => resource.accessTokenTtl)];
   const longest = Math.max(...lifetimes);
   if (longest > config.keys.retainSeconds) {
     log.warn('KEY_RETAIN is shorter than the longest token lifetime: tokens are capped to it', {
@@ -23,9 +25,49 @@ async function warnIfRetainCapsTokens(db: Db, config: Config, log: Logger): Prom
       longest_lifetime_seconds: longest,
     });
   }
+  return resources.length;
 }
 
-export type RunningServer = Readonly<{ app: App; db: Db; url: string; close(): Promise<void> }>;
+/** What start-up did, for the person who started it (see `reportStartup`). */
+export type StartupReport = Readonly<{ issuer: string; created: Created; apisRegistered: boolean }>;
+
+const NEXT_COMMANDS = [
+  'npx portcullis resource create --uri https://api.example.com/payments --scope "payments:read payments:write" --default',
+  'npx portcullis partner create --name "Acme Bank" --scope "payments:read"',
+];
+const KEK_ADVICE = 'back it up apart from the database: without it the signing keys cannot be read';
+
+/** The block a person at a terminal reads: what was made, where to go, what to run next. */
+function startupText(report: StartupReport): string {
+  const { created } = report;
+  const lines = [`Portcullis is running at ${report.issuer}`];
+  if (created.database) lines.push(`  database created: ${created.database}`);
+  if (created.kek) lines.push(`  key-encryption key created: ${created.kek} (${KEK_ADVICE})`);
+  if (created.signingKid) lines.push(`  signing key created: ${created.signingKid} (ES256, rotates by itself)`);
+  lines.push(`  discovery: ${report.issuer}/.well-known/openid-configuration`);
+  if (!report.apisRegistered)
+    lines.push('Next, in another terminal: register an API and a partner (README, Quick start)', ...NEXT_COMMANDS.map((c) => `  ${c}`));
+  return `${lines.join('\n')}\n`;
+}
+
+/**
+ * Says what start-up made and what to do next: `terminal` (stdout is a TTY) gets the block of
+ * `startupText`; otherwise the same facts are JSON log lines (nothing when nothing was made and
+ * APIs exist: the `listening` line says the rest).
+ */
+export function reportStartup(report: StartupReport, out: { log: Logger; terminal?: (text: string) => void }): void {
+  if (out.terminal) {
+    out.terminal(startupText(report));
+    return;
+  }
+  const { created } = report;
+  if (created.database) out.log.info('database created', { database: created.database });
+  if (created.kek) out.log.warn(`key-encryption key created: ${KEK_ADVICE}`, { path: created.kek });
+  if (created.signingKid) out.log.info('signing key created', { kid: created.signingKid });
+  if (!report.apisRegistered) out.log.info('no API registered yet: register one and a partner', { next: NEXT_COMMANDS });
+}
+
+export type RunningServer = Readonly<{ app: App; db: Db; url: string; startup: StartupReport; close(): Promise<void> }>;
 
 /**
  * config → db → migrate → keys → app → listen. `close` stops accepting, lets in-flight requests
@@ -37,9 +79,11 @@ export async function startServer(
   log: Logger,
   options: { clusterWorker?: boolean; now?: () => number } = {},
 ): Promise<RunningServer> {
-  const { db, keyring, policy, keySet, cookieKeys } = await prepareStorage(config, log);
+  const { db, keyring, policy, keySet, cookieKeys, created } = await prepareStorage(config, log);
   try {
-    await warnIfRetainCapsTokens(db, config, log);
+    const apis = await warnIfRetainCapsTokens(db, config, log);
+    if (config.issuer.startsWith('https:') && !config.trustProxy)
+      log.warn(PLAIN_HTTP_WARNING, { issuer: config.issuer, setting: 'TRUST_PROXY' });
     const app = createApp({ config, db, log, keyring, cookieKeys, clusterWorker: options.clusterWorker, now: options.now }, keySet);
     const stopPurge = startPurgeJob(
       { count: (now) => purgeExpired(db, now), rate_limit_windows: (now) => purgeEndedWindows(db, now) },
@@ -94,6 +138,7 @@ export async function startServer(
       app,
       db,
       url: `http://127.0.0.1:${port}`,
+      startup: { issuer: config.issuer, created, apisRegistered: apis > 0 },
       close() {
         closing ??= (async () => {
           draining = true;

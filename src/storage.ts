@@ -1,10 +1,12 @@
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Config } from './config/config.ts';
 import { createDb, type Db } from './db/knex.ts';
 import { migrate } from './db/migrate.ts';
 import { dropOfferedSecretsNotSealedWith } from './accounts/login-state.store.ts';
 import { rewrapTotpSecrets } from './accounts/user.service.ts';
 import { loadCookieKeys, rewrapSharedSecrets } from './keys/cookie-key.service.ts';
-import { createKeyring, loadKekTexts, type Keyring } from './keys/kek.ts';
+import { createKeyring, KEK_FILE, loadKekTexts, type Keyring } from './keys/kek.ts';
 import { signerAt } from './keys/signing-key.lifecycle.ts';
 import { checkKeyring, maintainKeys, rewrapKeys, rotationPolicy, toKeySet, type KeySet } from './keys/signing-key.service.ts';
 import { countKeys, listKeys, type SigningKeyRow } from './keys/signing-key.store.ts';
@@ -13,8 +15,19 @@ import { createLogger, type Logger } from './log/logger.ts';
 /** Where knex's own warnings go when no logger is given (the CLI): JSON on stderr, stdout stays the command's answer. */
 const stderrLog = (): Logger => createLogger('warn', (line) => process.stderr.write(line));
 
+/** What opening storage made for the first time (start-up says so). */
+export type Created = { database?: string; kek?: string; signingKid?: string };
+
+/** The SQLite file DATABASE_URL names, when it does not exist yet. */
+function newSqliteFile(databaseUrl: string): string | undefined {
+  if (!databaseUrl.startsWith('sqlite:')) return undefined;
+  const file = databaseUrl.slice('sqlite:'.length);
+  return file !== ':memory:' && !fs.existsSync(file) ? path.resolve(file) : undefined;
+}
+
 /** Database, migrations and the key-encryption key: what both the server and the CLI need. */
-export async function openStorage(config: Config, log: Logger = stderrLog()): Promise<{ db: Db; keyring: Keyring }> {
+export async function openStorage(config: Config, log: Logger = stderrLog()): Promise<{ db: Db; keyring: Keyring; created: Created }> {
+  const newFile = newSqliteFile(config.databaseUrl);
   const db = createDb(config.databaseUrl, { ...config.database, log });
   try {
     if (config.databaseUrl.startsWith('sqlite:')) {
@@ -29,10 +42,11 @@ export async function openStorage(config: Config, log: Logger = stderrLog()): Pr
       }
     }
     const sealed = await countKeys(db);
-    const { texts } = loadKekTexts({ kekList: config.kekList, keysDir: config.keysDir, mayCreate: sealed === 0 });
+    const { texts, created } = loadKekTexts({ kekList: config.kekList, keysDir: config.keysDir, mayCreate: sealed === 0 });
     const keyring = createKeyring(texts);
     await upgradeLegacySealing(db, keyring);
-    return { db, keyring };
+    const database = newFile ?? (sealed === 0 && !config.databaseUrl.startsWith('sqlite:') ? 'PostgreSQL (tables made)' : undefined);
+    return { db, keyring, created: { database, kek: created ? path.join(config.keysDir, KEK_FILE) : undefined } };
   } catch (error) {
     await db.destroy();
     throw error;
@@ -87,15 +101,17 @@ async function currentKeySet(rows: SigningKeyRow[], keyring: Keyring, maxWaitMs 
  * with WORKERS>1 the primary runs it once before forking, then each worker again (a no-op).
  */
 export async function prepareStorage(config: Config, log?: Logger) {
-  const { db, keyring } = await openStorage(config, log);
+  const { db, keyring, created } = await openStorage(config, log);
   try {
     // a wrong KEK stops start-up here, before a key could be created under it
-    checkKeyring(await listKeys(db), keyring);
+    const before = await listKeys(db);
+    checkKeyring(before, keyring);
     const policy = rotationPolicy(config.keys);
     const startedAt = Date.now();
     const keySet = await currentKeySet(await maintainKeys(db, keyring, policy, startedAt), keyring);
     const cookieKeys = await loadCookieKeys(db, keyring, startedAt);
-    return { db, keyring, policy, keySet, cookieKeys };
+    if (before.length === 0) created.signingKid = keySet.signingKid;
+    return { db, keyring, policy, keySet, cookieKeys, created };
   } catch (error) {
     await db.destroy();
     throw error;

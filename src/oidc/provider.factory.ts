@@ -33,6 +33,7 @@ const ES256 = ['ES256'] as const;
 const OIDC_SCOPES = new Set(['openid', 'offline_access']);
 
 const REFRESH_TOKEN_TTL = 14 * 24 * 3600;
+const LEGACY_USERINFO_PATH = '/me';
 
 /** The partner's allow-list for one API (client metadata `partner_scopes`: API URI → scopes). */
 function partnerScopes(client: { metadata(): Record<string, unknown> }, uri: string): Set<string> {
@@ -123,20 +124,36 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     rotateRefreshToken: true,
     issueRefreshToken: (_ctx, client) => client.grantTypeAllowed('refresh_token'),
     clientBasedCORS: () => false,
+    // Logout ends the browser session and revokes what was issued in it (refresh tokens, opaque
+    // access tokens, unused codes), as Keycloak does for online sessions; the consent the person
+    // gave (the Grant) survives, as in Keycloak and Hydra: no consent page at the next login.
+    // Revoking a refresh token with /token/revocation still ends its grant (oidc-provider's default).
+    revokeGrantPolicy(ctx) {
+      if (ctx.oidc.route.startsWith('end_session')) return false;
+      return !(ctx.oidc.route === 'revocation' && ctx.oidc.entities.AccessToken);
+    },
     enabledJWA: {
       authorizationSigningAlgValues: ES256,
       clientAuthSigningAlgValues: ES256,
-      dPoPSigningAlgValues: ES256,
       idTokenSigningAlgValues: ES256,
       introspectionSigningAlgValues: ES256,
       requestObjectSigningAlgValues: ES256,
       userinfoSigningAlgValues: ES256,
     },
     responseTypes: ['code'],
+    // What is tested and documented, and no more (docs/partner-guide.md, test/integration/discovery.test.ts):
+    // secrets in the header or the body, and public clients with PKCE. private_key_jwt, DPoP and PAR
+    // (on by oidc-provider's defaults) wait for the financial-grade profile that configures them.
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
+    // OIDC scopes only: API scopes are the resources' (discovery lists them: src/oidc/discovery.middleware.ts)
     scopes: [...OIDC_SCOPES],
+    // the usual path (Keycloak, Hydra, Auth0…); `/me`, this server's first path for it, still answers (app.ts)
+    routes: { userinfo: '/userinfo' },
     pkce: { required: () => true },
     features: {
       devInteractions: { enabled: false },
+      dPoP: { enabled: false },
+      pushedAuthorizationRequests: { enabled: false },
       clientCredentials: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
@@ -267,5 +284,10 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     });
   }
   for (const middleware of deps.middleware) provider.use(middleware);
+  // `/me` was this server's userinfo path before `/userinfo`: partners that wrote it down keep working
+  provider.use(async (ctx, next) => {
+    if (ctx.path === LEGACY_USERINFO_PATH) ctx.path = '/userinfo';
+    await next();
+  });
   return provider;
 }

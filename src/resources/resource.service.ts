@@ -8,6 +8,7 @@ import {
   findIntrospectorCandidate,
   findScopeOwners,
   insertResource,
+  listScopeNames,
   updateResource as saveChange,
   type Resource,
   type ResourceChange,
@@ -32,7 +33,18 @@ export function createResourceDirectory(db: Db, ttlMs = 2000, now: () => number 
     if (cache.size > 1000) cache.delete(cache.keys().next().value as string);
     return value;
   }
+  let scopes: { at: number; value: Promise<string[]> } | undefined;
   return {
+    /** Every registered API scope (a change applies within `ttlMs`, as the lookups do). */
+    scopes: (): Promise<string[]> => {
+      if (scopes && now() - scopes.at < ttlMs) return scopes.value;
+      const value = listScopeNames(db);
+      value.catch(() => {
+        scopes = undefined;
+      });
+      scopes = { at: now(), value };
+      return value;
+    },
     // a resource URI is printable ASCII (RFC 3986); anything else is no resource, and no query
     find: (uri: string) =>
       /^[\x21-\x7e]{1,512}$/.test(uri) ? cached(`uri:${uri}`, () => findResource(db, uri)) : Promise.resolve(undefined),

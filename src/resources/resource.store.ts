@@ -80,6 +80,12 @@ export async function listResources(db: Db): Promise<Resource[]> {
   return withScopes(db, await db<Row>(TABLE).select('*').orderBy('uri'));
 }
 
+/** Every scope some API defines, sorted (discovery's scopes_supported). */
+export async function listScopeNames(db: Db): Promise<string[]> {
+  const rows = await db<ScopeRow>(SCOPES).distinct('scope').orderBy('scope');
+  return rows.map((row) => row.scope);
+}
+
 /** scope name → the URI of the API that defines it, for the names given that some API defines. */
 export async function findScopeOwners(db: Db, scopes: readonly string[]): Promise<Map<string, string>> {
   if (scopes.length === 0) return new Map();

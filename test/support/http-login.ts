@@ -60,11 +60,13 @@ export async function httpLogin(options: {
   enrolmentCode?: string;
   hosts?: string[];
   decision?: 'allow' | 'deny';
+  /** The browser's cookie jar, to keep one across logins (a new one by default). */
+  agent?: ReturnType<typeof cookieAgent>;
 }): Promise<HttpLoginResult> {
   const pages: string[] = [];
   const hosts = options.hosts ?? [options.authorizationUrl.origin];
   let turn = 0;
-  const agent = cookieAgent(() => hosts[turn++ % hosts.length]);
+  const agent = options.agent ?? cookieAgent(() => hosts[turn++ % hosts.length]);
 
   let next: { url: URL; body?: Record<string, string> } = { url: options.authorizationUrl };
   let secret: string | undefined;
@@ -128,4 +130,23 @@ export async function openLogin(base: string, clientId: string, redirectUri: str
     page: async () => (await browser.get(`/interaction/${uid}`)).text,
     post: (step: string, fields: Record<string, string>) => browser.post(`/interaction/${uid}/${step}`, { csrf, ...fields }),
   };
+}
+
+/**
+ * RP-initiated logout in `agent`'s browser: opens /session/end, answers "Yes, sign me out"
+ * (the page's form with `logout=yes`) and returns the heading of the page it ends on.
+ */
+export async function httpLogout(
+  agent: ReturnType<typeof cookieAgent>,
+  base: string,
+  params: Record<string, string> = {},
+): Promise<string> {
+  const page = await agent.get(`/session/end?${new URLSearchParams(params)}`);
+  if (page.res.status !== 200) throw new Error(`/session/end answered ${page.res.status}`);
+  const { action, fields } = pageForm(page.text);
+  let answer = await agent.post(new URL(action, base).pathname, { ...fields, logout: 'yes' });
+  for (let hop = 0; hop < 5 && answer.res.status >= 300 && answer.res.status < 400; hop += 1) {
+    answer = await agent.get(new URL(answer.res.headers.get('location')!, base).pathname);
+  }
+  return pageHeading(answer.text);
 }

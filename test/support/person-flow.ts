@@ -40,6 +40,23 @@ export async function registerApp(
 
 let people = 0;
 
+/** An authorization request for `app` (code flow, PKCE S256): its URL and the PKCE verifier. */
+export function codeRequest(base: string, app: App, params: Record<string, string> = {}) {
+  const verifier = randomBytes(32).toString('base64url');
+  const url = new URL(
+    `${base}/auth?${new URLSearchParams({
+      client_id: app.clientId,
+      response_type: 'code',
+      redirect_uri: REDIRECT,
+      scope: 'openid payments:read',
+      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+      code_challenge_method: 'S256',
+      ...params,
+    })}`,
+  );
+  return { url, verifier };
+}
+
 /** Signs a new person in for `app` at `base`; returns the authorization code, its PKCE verifier and the person. */
 export async function authorize(base: string, env: Record<string, string>, app: App, params: Record<string, string> = {}) {
   const username = `person${(people += 1)}-${randomBytes(3).toString('hex')}`;
@@ -52,18 +69,7 @@ export async function authorize(base: string, env: Record<string, string>, app: 
 
 /** Signs `username` in for `app` at `base` (password, then `code()`; consent when asked): the authorization code and its PKCE verifier. */
 export async function signInAs(base: string, app: App, username: string, code: () => string, params: Record<string, string> = {}) {
-  const verifier = randomBytes(32).toString('base64url');
-  const authorizationUrl = new URL(
-    `${base}/auth?${new URLSearchParams({
-      client_id: app.clientId,
-      response_type: 'code',
-      redirect_uri: REDIRECT,
-      scope: 'openid payments:read',
-      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
-      code_challenge_method: 'S256',
-      ...params,
-    })}`,
-  );
+  const { url: authorizationUrl, verifier } = codeRequest(base, app, params);
   const { callback } = await httpLogin({ authorizationUrl, redirectUri: REDIRECT, username, password: PASSWORD, code });
   const authorizationCode = callback.searchParams.get('code');
   if (!authorizationCode) throw new Error(`no code: ${callback.href}`);
