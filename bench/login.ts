@@ -14,8 +14,8 @@ import path from 'node:path';
 import * as client from 'openid-client';
 import { hashPassword, verifyPassword } from '../src/accounts/password.service.ts';
 import { totpCode } from '../src/accounts/totp.service.ts';
-import { runCli } from '../src/cli/cli.ts';
 import { httpLogin } from '../test/support/http-login.ts';
+import { cliJson } from './cli.ts';
 import { benchLimits, table } from './load.ts';
 import { cpuSeconds, freePort, peakRssMiB, startProcess, stopProcesses } from './process.ts';
 
@@ -31,26 +31,6 @@ const env: Record<string, string> = {
   LOG_LEVEL: 'warn',
   ...benchLimits(['RATE_LIMIT_AUTH_PER_IP', 'RATE_LIMIT_LOGIN_PER_IP']),
 };
-
-async function cliJson(argv: string[], stdin?: string) {
-  let out = '';
-  let err = '';
-  const code = await runCli(
-    argv,
-    {
-      stdout: (t) => {
-        out += t;
-      },
-      stderr: (t) => {
-        err += t;
-      },
-      stdin: () => Promise.resolve(stdin ?? ''),
-    },
-    env,
-  );
-  if (code !== 0) throw new Error(err);
-  return JSON.parse(out);
-}
 
 /** `argon2id m=19456,t=2,p=1` or `scrypt N=32768,r=8,p=1`, from the stored string itself. */
 function hashNamed(stored: string): string {
@@ -77,7 +57,7 @@ async function main() {
   const stored = await hashPassword(PASSWORD);
   const hash = { name: hashNamed(stored), ...(await cost(() => verifyPassword(PASSWORD, stored))) };
 
-  await cliJson([
+  await cliJson(env, [
     'resource',
     'create',
     '--uri',
@@ -88,7 +68,7 @@ async function main() {
     '--describe',
     'payments:read=See your payments',
   ]);
-  const partner = await cliJson([
+  const partner = await cliJson(env, [
     'partner',
     'create',
     '--name',
@@ -105,7 +85,7 @@ async function main() {
   for (let i = 0; i < LOGINS; i += 8) {
     const batch = await Promise.all(
       Array.from({ length: Math.min(8, LOGINS - i) }, (_, j) =>
-        cliJson(['user', 'create', '--username', `person${i + j}`, '--password-stdin', '--with-totp'], PASSWORD),
+        cliJson(env, ['user', 'create', '--username', `person${i + j}`, '--password-stdin', '--with-totp'], PASSWORD),
       ),
     );
     for (const user of batch) secrets.push({ username: user.username, secret: new URL(user.totp_uri).searchParams.get('secret')! });

@@ -1,5 +1,5 @@
 import { createHmac } from 'node:crypto';
-import { cli, freshDatabaseUrl, instanceEnv, tempDir } from '../support/harness.ts';
+import { cli, createCodePartner, freshDatabaseUrl, instanceEnv, tempDir } from '../support/harness.ts';
 import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { openLogin } from '../support/http-login.ts';
 
@@ -14,21 +14,7 @@ beforeAll(async () => {
   env = instanceEnv(dir, freshDatabaseUrl(dir), { KEY_POLL_INTERVAL: '1s' });
   server = await startInProcess(env);
   await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read', '--default');
-  clientId = (
-    await cli(
-      env,
-      'partner',
-      'create',
-      '--name',
-      'Acme',
-      '--scope',
-      'payments:read',
-      '--grant',
-      'authorization_code',
-      '--redirect-uri',
-      REDIRECT,
-    )
-  ).json.client_id;
+  clientId = (await createCodePartner(env, REDIRECT, { name: 'Acme' })).clientId;
 });
 
 afterAll(async () => {

@@ -1,7 +1,7 @@
 import http from 'node:http';
 import path from 'node:path';
 import { cookieAgent } from '../support/agent.ts';
-import { cli, freshDatabaseUrl, seedPartner, tempDir } from '../support/harness.ts';
+import { cli, createCodePartner, freshDatabaseUrl, seedPartner, tempDir } from '../support/harness.ts';
 import { openLoginForm } from '../support/http-login.ts';
 import { basic } from '../support/http.ts';
 import { startInProcess, type InProcessServer } from '../support/in-process.ts';
@@ -142,20 +142,8 @@ function wrongCode(secret: string): string {
 /** An API and the partner app whose sign-in pages the tests open. */
 async function registerApp(on: Record<string, string>) {
   const seeded = await seedPartner(on);
-  const app = await cli(
-    on,
-    'partner',
-    'create',
-    '--name',
-    'Acme Budgeting',
-    '--scope',
-    'payments:read',
-    '--grant',
-    'authorization_code',
-    '--redirect-uri',
-    REDIRECT,
-  );
-  appClientId = app.json.client_id;
+  const app = await createCodePartner(on, REDIRECT);
+  appClientId = app.clientId;
   return seeded;
 }
 

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { cli, freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
+import { cli, createCodePartner, freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
 import { httpLogin, openLogin } from '../support/http-login.ts';
 import { LOGIN_LIMITS_OFF, startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { codeFor, createUser, secretOf } from '../support/login.ts';
@@ -18,20 +18,8 @@ let clientId: string;
 
 async function partnerFor(env: Record<string, string>): Promise<string> {
   await seedPartner(env);
-  const partner = await cli(
-    env,
-    'partner',
-    'create',
-    '--name',
-    'Acme Budgeting',
-    '--scope',
-    'payments:read',
-    '--grant',
-    'authorization_code',
-    '--redirect-uri',
-    REDIRECT,
-  );
-  return partner.json.client_id;
+  const partner = await createCodePartner(env, REDIRECT);
+  return partner.clientId;
 }
 
 beforeAll(async () => {

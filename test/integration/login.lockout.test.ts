@@ -2,7 +2,7 @@ import { randomBytes, scryptSync } from 'node:crypto';
 import { DEFAULT_LOCK_POLICY, lockPeriod, type FailureKind } from '../../src/accounts/lockout.policy.ts';
 import { verifyPassword } from '../../src/accounts/password.service.ts';
 import { recordFailure } from '../../src/accounts/user.store.ts';
-import { cli, freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
+import { cli, createCodePartner, freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
 import { openLogin } from '../support/http-login.ts';
 import { LOGIN_LIMITS_OFF, startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { codeFor, createUser, secretOf } from '../support/login.ts';
@@ -24,20 +24,8 @@ beforeAll(async () => {
   server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir), LOGIN_LIMITS_OFF));
   base = `http://127.0.0.1:${server.env.PORT}`;
   await seedPartner(server.env);
-  const partner = await cli(
-    server.env,
-    'partner',
-    'create',
-    '--name',
-    'Acme Budgeting',
-    '--scope',
-    'payments:read',
-    '--grant',
-    'authorization_code',
-    '--redirect-uri',
-    REDIRECT,
-  );
-  clientId = partner.json.client_id;
+  const partner = await createCodePartner(server.env, REDIRECT);
+  clientId = partner.clientId;
 }, 60_000);
 
 afterAll(async () => {

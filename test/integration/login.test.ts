@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { cli, freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
+import { cli, createCodePartner, freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
 import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { cookieAgent } from '../support/agent.ts';
 import { codeFor, createUser, secretOf } from '../support/login.ts';
@@ -17,20 +17,8 @@ beforeAll(async () => {
   server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir)));
   env = server.env;
   await seedPartner(env);
-  const partner = await cli(
-    env,
-    'partner',
-    'create',
-    '--name',
-    'Acme <Budgeting>',
-    '--scope',
-    'payments:read',
-    '--grant',
-    'authorization_code',
-    '--redirect-uri',
-    REDIRECT,
-  );
-  clientId = partner.json.client_id;
+  const partner = await createCodePartner(env, REDIRECT, { name: 'Acme <Budgeting>' });
+  clientId = partner.clientId;
   secret = secretOf((await createUser(env, 'ivan', PASSWORD, '--with-totp')).json.totp_uri);
 }, 60_000);
 
@@ -95,23 +83,11 @@ describe('login pages: headers and cookies', () => {
     const tls = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir), { ISSUER: 'https://login.bank.test', TRUST_PROXY: '1' }));
     try {
       await cli(tls.env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read', '--default');
-      const partner = await cli(
-        tls.env,
-        'partner',
-        'create',
-        '--name',
-        'TLS Bank',
-        '--scope',
-        'payments:read',
-        '--grant',
-        'authorization_code',
-        '--redirect-uri',
-        'https://app.bank.test/cb',
-      );
+      const partner = await createCodePartner(tls.env, 'https://app.bank.test/cb', { name: 'TLS Bank' });
       const proxied = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'login.bank.test' };
       const base = `http://127.0.0.1:${tls.env.PORT}`;
       const params = new URLSearchParams({
-        client_id: partner.json.client_id,
+        client_id: partner.clientId,
         response_type: 'code',
         redirect_uri: 'https://app.bank.test/cb',
         scope: 'openid payments:read',

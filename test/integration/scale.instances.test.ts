@@ -3,7 +3,7 @@ import { createDb, type Db } from '../../src/db/knex.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { loadCookieKeys } from '../../src/keys/cookie-key.service.ts';
 import { createKeyring } from '../../src/keys/kek.ts';
-import { cli, freshDatabaseUrl, instanceEnv, tempDir, TEST_PG_URL } from '../support/harness.ts';
+import { cli, createCodePartner, freshDatabaseUrl, instanceEnv, tempDir, TEST_PG_URL } from '../support/harness.ts';
 import { cookieAgent } from '../support/agent.ts';
 import { basic, csrfOf, form, type Partner } from '../support/http.ts';
 import { startInProcess, testClock, type InProcessServer } from '../support/in-process.ts';
@@ -113,25 +113,13 @@ describe(`three instances on one ${ENGINE} database`, () => {
   });
 
   test('a login begun on one instance finishes on another; the code is exchanged at a third; refresh and reuse detection hold across them', async () => {
-    const app = await cli(
-      env,
-      'partner',
-      'create',
-      '--name',
-      'Acme Budgeting',
-      '--scope',
-      'payments:read',
-      '--grant',
-      'authorization_code',
-      '--redirect-uri',
-      REDIRECT,
-    );
+    const app = await createCodePartner(env, REDIRECT);
     const totp = secretOf((await createUser(env, 'ivan', PASSWORD, '--with-totp')).json.totp_uri);
     const browser = roundRobinAgent(urls());
     const verifier = randomBytes(32).toString('base64url');
     const auth = await browser.get(
       `/auth?${new URLSearchParams({
-        client_id: app.json.client_id,
+        client_id: app.clientId,
         response_type: 'code',
         redirect_uri: REDIRECT,
         scope: 'openid payments:read',
@@ -159,7 +147,7 @@ describe(`three instances on one ${ENGINE} database`, () => {
     expect(browser.instancesUsed()).toBe(3);
 
     const [a, b, c] = urls();
-    const client = { clientId: app.json.client_id, clientSecret: app.json.client_secret };
+    const client = { clientId: app.clientId, clientSecret: app.clientSecret! };
     const exchanged = await tokenCall(c, client, {
       grant_type: 'authorization_code',
       code: callback.searchParams.get('code')!,
@@ -180,24 +168,12 @@ describe(`three instances on one ${ENGINE} database`, () => {
   });
 
   test('failed logins counted at different instances lock the account at all of them', async () => {
-    const app = await cli(
-      env,
-      'partner',
-      'create',
-      '--name',
-      'Lock Bank',
-      '--scope',
-      'payments:read',
-      '--grant',
-      'authorization_code',
-      '--redirect-uri',
-      REDIRECT,
-    );
+    const app = await createCodePartner(env, REDIRECT, { name: 'Lock Bank' });
     await createUser(env, 'mallory', PASSWORD, '--with-totp');
     const browser = roundRobinAgent(urls());
     const auth = await browser.get(
       `/auth?${new URLSearchParams({
-        client_id: app.json.client_id,
+        client_id: app.clientId,
         response_type: 'code',
         redirect_uri: REDIRECT,
         scope: 'openid payments:read',

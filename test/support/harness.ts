@@ -39,34 +39,48 @@ export async function freePort(): Promise<number> {
 
 export type CliResult = { code: number; stdout: string; stderr: string; json: any };
 
-/** `portcullis …` in this process (fast), against the database in `env`. */
-export async function cli(env: Record<string, string>, ...argv: string[]): Promise<CliResult> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(
-    argv,
-    {
-      stdout: (t) => {
-        stdout += t;
-      },
-      stderr: (t) => {
-        stderr += t;
-      },
-    },
-    env,
-  );
-  return cliResult(code, stdout, stderr);
-}
-
-/** `portcullis …` in this process with `input` on standard input (`--password-stdin`). */
-export async function cliWithInput(env: Record<string, string>, input: string, ...argv: string[]): Promise<CliResult> {
+async function runInProcess(env: Record<string, string>, argv: string[], stdin?: () => Promise<string>): Promise<CliResult> {
   const out = { stdout: '', stderr: '' };
   const code = await runCli(
     argv,
-    { stdout: (text) => (out.stdout += text), stderr: (text) => (out.stderr += text), stdin: () => Promise.resolve(input) },
+    { stdout: (text) => (out.stdout += text), stderr: (text) => (out.stderr += text), ...(stdin ? { stdin } : {}) },
     env,
   );
   return cliResult(code, out.stdout, out.stderr);
+}
+
+/** `portcullis …` in this process (fast), against the database in `env`. */
+export function cli(env: Record<string, string>, ...argv: string[]): Promise<CliResult> {
+  return runInProcess(env, argv);
+}
+
+/** `portcullis …` in this process with `input` on standard input (`--password-stdin`). */
+export function cliWithInput(env: Record<string, string>, input: string, ...argv: string[]): Promise<CliResult> {
+  return runInProcess(env, argv, () => Promise.resolve(input));
+}
+
+/** `partner create` for an app that acts for people (authorization code, one redirect URI): its credentials. */
+export async function createCodePartner(
+  env: Record<string, string>,
+  redirectUri: string,
+  options: { name?: string; scope?: string; public?: boolean } = {},
+): Promise<{ clientId: string; clientSecret?: string }> {
+  const created = await cli(
+    env,
+    'partner',
+    'create',
+    '--name',
+    options.name ?? 'Acme Budgeting',
+    '--scope',
+    options.scope ?? 'payments:read',
+    '--grant',
+    'authorization_code',
+    '--redirect-uri',
+    redirectUri,
+    ...(options.public ? ['--public'] : []),
+  );
+  if (created.code !== 0) throw new Error(created.stderr);
+  return { clientId: created.json.client_id as string, clientSecret: (created.json.client_secret as string | null) ?? undefined };
 }
 
 /** A command's outcome, with its standard output parsed when it is JSON. */

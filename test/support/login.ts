@@ -3,8 +3,7 @@ import type { AddressInfo } from 'node:net';
 import * as client from 'openid-client';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { totpCode } from '../../src/accounts/totp.service.ts';
-import { runCli } from '../../src/cli/cli.ts';
-import { cli, type CliResult } from './harness.ts';
+import { cliWithInput, createCodePartner, type CliResult } from './harness.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
 
@@ -17,29 +16,8 @@ export function launchBrowser(): Promise<Browser> {
 }
 
 /** `portcullis user create … --password-stdin` with `password` on standard input. */
-export async function createUser(env: Record<string, string>, username: string, password: string, ...flags: string[]): Promise<CliResult> {
-  let stdout = '';
-  let stderr = '';
-  const code = await runCli(
-    ['user', 'create', '--username', username, '--password-stdin', ...flags],
-    {
-      stdout: (t) => {
-        stdout += t;
-      },
-      stderr: (t) => {
-        stderr += t;
-      },
-      stdin: async () => `${password}\n`,
-    },
-    env,
-  );
-  let json: any;
-  try {
-    json = JSON.parse(stdout);
-  } catch {
-    json = undefined;
-  }
-  return { code, stdout, stderr, json };
+export function createUser(env: Record<string, string>, username: string, password: string, ...flags: string[]): Promise<CliResult> {
+  return cliWithInput(env, `${password}\n`, 'user', 'create', '--username', username, '--password-stdin', ...flags);
 }
 
 export function secretOf(totpUri: string): string {
@@ -82,32 +60,11 @@ export async function registerPartnerApp(
   redirectUri: string,
   options: { name?: string; scope?: string; public?: boolean; fetch?: client.CustomFetch } = {},
 ): Promise<PartnerApp> {
-  const created = await cli(
-    env,
-    'partner',
-    'create',
-    '--name',
-    options.name ?? 'Acme Budgeting',
-    '--scope',
-    options.scope ?? 'payments:read',
-    '--grant',
-    'authorization_code',
-    '--redirect-uri',
-    redirectUri,
-    ...(options.public ? ['--public'] : []),
-  );
-  if (created.code !== 0) throw new Error(created.stderr);
-  const clientId = created.json.client_id as string;
-  const config = await client.discovery(
-    new URL(issuer),
-    clientId,
-    options.public ? undefined : created.json.client_secret,
-    options.public ? client.None() : undefined,
-    {
-      execute: [client.allowInsecureRequests],
-      ...(options.fetch ? { [client.customFetch]: options.fetch } : {}),
-    },
-  );
+  const { clientId, clientSecret } = await createCodePartner(env, redirectUri, options);
+  const config = await client.discovery(new URL(issuer), clientId, clientSecret, options.public ? client.None() : undefined, {
+    execute: [client.allowInsecureRequests],
+    ...(options.fetch ? { [client.customFetch]: options.fetch } : {}),
+  });
   return { clientId, config, redirectUri };
 }
 

@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { cli, freshDatabaseUrl, instanceEnv, tempDir } from './harness.ts';
+import { cli, createCodePartner, freshDatabaseUrl, instanceEnv, tempDir } from './harness.ts';
 import { startInProcess } from './in-process.ts';
 import { httpLogin } from './http-login.ts';
 import { codeFor, createUser, secretOf } from './login.ts';
@@ -20,22 +20,7 @@ export async function registerApp(
   env: Record<string, string>,
   options: { name?: string; scope?: string; public?: boolean } = {},
 ): Promise<App> {
-  const created = await cli(
-    env,
-    'partner',
-    'create',
-    '--name',
-    options.name ?? 'Acme Budgeting',
-    '--scope',
-    options.scope ?? 'payments:read',
-    '--grant',
-    'authorization_code',
-    '--redirect-uri',
-    REDIRECT,
-    ...(options.public ? ['--public'] : []),
-  );
-  if (created.code !== 0) throw new Error(created.stderr);
-  return { clientId: created.json.client_id, clientSecret: created.json.client_secret ?? undefined };
+  return createCodePartner(env, REDIRECT, options);
 }
 
 let people = 0;
