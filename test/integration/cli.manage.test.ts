@@ -256,6 +256,28 @@ describe(`grants (${ENGINE})`, () => {
     expect((await cli(env, 'grant', 'revoke', listed.json[0].id)).stderr).toMatch(/no grant/);
     expect((await cli(env, 'grant', 'revoke', 'x\u0000y')).code).toBe(1);
   });
+
+  test('grant revoke racing a refresh of the same grant: whatever the refresh issued is dead afterwards', async () => {
+    const app = await registerApp(env, { name: 'Raced Budgeting' });
+    // one grant per racer, each refreshed while it is being revoked (sequential sign-ins: each hashes a password)
+    const people = [];
+    for (let i = 0; i < RACERS; i += 1) people.push(await personTokens(server.url, env, app));
+    const grantIds = await Promise.all(
+      people.map(async (person) => ((await cli(env, 'grant', 'list', '--user', person.username)).json as Array<{ id: string }>)[0].id),
+    );
+    const [refreshes, revokes] = await Promise.all([
+      Promise.all(people.map((person) => refresh(app, person.refresh_token))),
+      Promise.all(grantIds.map((id) => cli(env, 'grant', 'revoke', id))),
+    ]);
+    for (const revoked of revokes) expect(revoked).toEqual(expect.objectContaining({ code: 0, stderr: '' }));
+    for (const answer of refreshes) expect([200, 400]).toContain(answer.status);
+    for (const [i, answer] of refreshes.entries()) {
+      expect(await introspectAs(server.url, introspector, people[i].access_token)).toEqual({ active: false });
+      if (answer.status !== 200) continue;
+      expect(await introspectAs(server.url, introspector, answer.body.access_token as string)).toEqual({ active: false });
+      expect((await refresh(app, answer.body.refresh_token as string)).body.error).toBe('invalid_grant');
+    }
+  }, 60_000);
 });
 
 /** How far a sign-in with this password gets (a wrong TOTP code stops it at the second factor at best). */
