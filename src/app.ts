@@ -24,7 +24,7 @@ import { createLimits } from './limits/throttle.service.ts';
 import type { KeySet } from './keys/signing-key.service.ts';
 import type { Logger } from './log/logger.ts';
 import { safeError } from './log/safe-error.ts';
-import { discoveryScopes } from './oidc/discovery.middleware.ts';
+import { discoveryDetailsTypes, discoveryScopes } from './oidc/discovery.middleware.ts';
 import { jwtTokenTypeGuard } from './oidc/jwt-token-type.ts';
 import { createAdapterClass } from './oidc/payload.store.ts';
 import { buildProvider } from './oidc/provider.factory.ts';
@@ -44,6 +44,8 @@ export type AppDeps = Readonly<{
   now?: () => number;
   /** A node:cluster worker: /metrics then answers for every worker on the machine. */
   clusterWorker?: boolean;
+  /** The `authorization_details` types registered at start (src/oidc/authorization-details.ts). */
+  detailsTypes?: readonly string[];
 }>;
 
 /**
@@ -54,6 +56,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
   const { config, db, log } = deps;
   let keySet = initialKeys;
   let cookieKeys = deps.cookieKeys;
+  let detailsTypes = deps.detailsTypes ?? [];
 
   const secure = config.issuer.startsWith('https:');
   // what touches the database answers 503 + Retry-After while it is away, never 500
@@ -91,6 +94,8 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     find: outageAware(availability, directory.find),
     findDefault: outageAware(availability, directory.findDefault),
     scopes: outageAware(availability, directory.scopes),
+    detailsType: outageAware(availability, directory.detailsType),
+    detailsTypeNames: outageAware(availability, directory.detailsTypeNames),
   };
 
   const Adapter = outageAwareAdapter(availability, createAdapterClass(db, createClientDirectory(db)));
@@ -115,6 +120,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
         Adapter,
         cookieKeys,
         resources,
+        detailsTypes,
         findAccount,
         loadExistingGrant,
         middleware: [
@@ -129,6 +135,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
           jwksCacheControl('/jwks', config.keys.jwksMaxAgeSeconds),
           oauthErrorText(),
           discoveryScopes(() => resources.scopes()),
+          discoveryDetailsTypes(() => resources.detailsTypeNames()),
           jwtTokenTypeGuard({ introspection: '/token/introspection', revocation: '/token/revocation' }),
           login,
         ],
@@ -169,6 +176,14 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     /** Builds a Provider that signs cookies with these keys (first signs, all verify) and swaps it in. */
     useCookieKeys(next: string[]): void {
       cookieKeys = next;
+      holder.swap(build(keySet));
+    },
+    get detailsTypes(): readonly string[] {
+      return detailsTypes;
+    },
+    /** Builds a Provider that knows these `authorization_details` type names and swaps it in. */
+    useDetailsTypes(next: string[]): void {
+      detailsTypes = next;
       holder.swap(build(keySet));
     },
   };

@@ -6,6 +6,8 @@ import type { Db } from './db/knex.ts';
 import { startPurgeJob } from './db/purge.job.ts';
 import { watchCookieKeys } from './keys/cookie-key.job.ts';
 import { startKeyRotationJob } from './keys/key-rotation.job.ts';
+import { watchDetailsTypes } from './resources/details-type.job.ts';
+import { listDetailsTypeNames } from './resources/resource.service.ts';
 import { purgeEndedWindows } from './limits/rate-limit.store.ts';
 import { PLAIN_HTTP_WARNING } from './http/secure-transport.middleware.ts';
 import type { Logger } from './log/logger.ts';
@@ -84,7 +86,11 @@ export async function startServer(
     const apis = await warnIfRetainCapsTokens(db, config, log);
     if (config.issuer.startsWith('https:') && !config.trustProxy)
       log.warn(PLAIN_HTTP_WARNING, { issuer: config.issuer, setting: 'TRUST_PROXY' });
-    const app = createApp({ config, db, log, keyring, cookieKeys, clusterWorker: options.clusterWorker, now: options.now }, keySet);
+    const detailsTypes = await listDetailsTypeNames(db);
+    const app = createApp(
+      { config, db, log, keyring, cookieKeys, detailsTypes, clusterWorker: options.clusterWorker, now: options.now },
+      keySet,
+    );
     const stopPurge = startPurgeJob(
       { count: (now) => purgeExpired(db, now), rate_limit_windows: (now) => purgeEndedWindows(db, now) },
       config.purgeIntervalSeconds,
@@ -126,6 +132,13 @@ export async function startServer(
       current: () => app.cookieKeys,
       use: (next) => app.useCookieKeys(next),
     });
+    const detailsTypeWatch = watchDetailsTypes({
+      db,
+      pollMs: config.keys.pollIntervalSeconds * 1000,
+      log,
+      current: () => app.detailsTypes,
+      use: (next) => app.useDetailsTypes(next),
+    });
     log.notice('listening', {
       port,
       issuer: config.issuer,
@@ -153,6 +166,7 @@ export async function startServer(
           });
           await rotation.stop();
           await cookieKeyWatch.stop();
+          await detailsTypeWatch.stop();
           await db.destroy();
         })();
         return closing;

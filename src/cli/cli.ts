@@ -19,7 +19,7 @@ import {
   updatePartnerDetails,
 } from '../partners/partner.service.ts';
 import { listGrantsDescribed, revokeGrantById } from '../grants/grant.service.ts';
-import { createResource, describeResource, updateResource } from '../resources/resource.service.ts';
+import { createResource, describeResources, updateResource, type DetailsTypeRequest } from '../resources/resource.service.ts';
 import {
   createUser,
   disableUser,
@@ -31,7 +31,6 @@ import {
   userNamed,
   type AccountDeps,
 } from '../accounts/user.service.ts';
-import { listResources } from '../resources/resource.store.ts';
 import { openStorage, rewrapAll } from '../storage.ts';
 import { closest, COMMAND_NAMES, COMMAND_TABLE, commandUsage, GROUPS, groupUsage, optionsOf, usage, type CommandName } from './usage.ts';
 
@@ -51,6 +50,8 @@ type Parsed<N extends CommandName> = {
   values: { [K in keyof OptionsOf<N>]: ValueOf<OptionsOf<N>[K]> };
   /** the positional argument (empty for a command without one) */
   argument: string;
+  /** the options in the order given (where one option's meaning depends on the one before it) */
+  order: ReadonlyArray<{ flag: string; value: string | undefined }>;
 };
 type Handler<N extends CommandName> = (parsed: Parsed<N>, storage: Storage) => Promise<unknown>;
 
@@ -89,7 +90,7 @@ function parse<N extends CommandName>(name: N, args: string[]): Parsed<N> {
     const options = Object.fromEntries(
       Object.entries(spec).map(([flag, option]) => [flag, { type: option.type, multiple: option.multiple ?? false }]),
     );
-    parsed = parseArgs({ args: masked, options, allowPositionals: expected !== undefined, strict: true });
+    parsed = parseArgs({ args: masked, options, allowPositionals: expected !== undefined, strict: true, tokens: true });
   } catch (error) {
     throw new UsageError(parseError(error as Error & { code?: string }, Object.keys(spec)));
   }
@@ -105,7 +106,10 @@ function parse<N extends CommandName>(name: N, args: string[]): Parsed<N> {
       );
     values[flag] = option.type === 'boolean' ? (value ?? false) : option.multiple ? (value ?? []) : value;
   }
-  return { values, argument: positionals[0] ?? '' } as Parsed<N>;
+  const order = parsed.tokens.flatMap((token) =>
+    token.kind === 'option' ? [{ flag: token.name, value: unmask(token.value) as string | undefined }] : [],
+  );
+  return { values, argument: positionals[0] ?? '', order } as Parsed<N>;
 }
 
 /** parseArgs' message, on one line, with a suggestion for a mistyped option. */
@@ -127,6 +131,31 @@ function seconds(value: string | undefined): number | undefined {
   return ttl;
 }
 
+/**
+ * `--details-type TYPE [--details-schema FILE]`, in the order given: a schema file belongs to the
+ * type just before it. The files are read here; the service checks what they hold.
+ */
+function detailsTypes(order: Parsed<'resource create'>['order']): DetailsTypeRequest[] {
+  const requests: Array<{ type: string; schema?: { text: string; file: string } }> = [];
+  for (const { flag, value = '' } of order) {
+    if (flag === 'details-type') requests.push({ type: value });
+    if (flag !== 'details-schema') continue;
+    const last = requests.at(-1);
+    if (!last || last.schema)
+      throw new UsageError(
+        `--details-schema ${value} must come right after the --details-type it describes (--details-type TYPE --details-schema FILE)`,
+      );
+    let text: string;
+    try {
+      text = fs.readFileSync(value, 'utf8');
+    } catch (error) {
+      throw new UsageError(`--details-schema ${value}: cannot read the file (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+    }
+    last.schema = { text, file: value };
+  }
+  return requests;
+}
+
 async function password(storage: Storage, command: string): Promise<string> {
   const text = (await storage.stdin()).replace(/\r?\n$/, '');
   if (!text) throw new UsageError(`no password on standard input (pipe it in: printf %s "$PASSWORD" | portcullis ${command} …)`);
@@ -138,7 +167,7 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
   migrate() {
     return Promise.resolve({ migrated: true }); // the migration itself ran when storage was opened
   },
-  async 'resource create'({ values }, { db }) {
+  async 'resource create'({ values, order }, { db }) {
     return createResource(db, {
       uri: values.uri,
       scopes: words(values.scope),
@@ -147,11 +176,15 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
       introspector: values.introspector,
       isDefault: values.default,
       describe: values.describe,
+      detailsTypes: detailsTypes(order),
     });
   },
-  async 'resource update'({ values }, { db }) {
+  async 'resource update'({ values, order }, { db }) {
     if (values.introspector !== undefined && values['no-introspector'])
       throw new UsageError('--introspector and --no-introspector exclude each other');
+    if (values['details-type'].length && values['no-details-types'])
+      throw new UsageError('--details-type and --no-details-types exclude each other');
+    const types = detailsTypes(order);
     return updateResource(db, {
       uri: values.uri,
       scopes: values.scope === undefined ? undefined : words(values.scope),
@@ -160,10 +193,11 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
       introspector: values['no-introspector'] ? null : values.introspector,
       isDefault: values.default,
       describe: values.describe,
+      detailsTypes: values['no-details-types'] ? [] : types.length ? types : undefined,
     });
   },
   async 'resource list'(_, { db }) {
-    return (await listResources(db)).map(describeResource);
+    return describeResources(db);
   },
   async 'partner create'({ values }, { db }) {
     const created = await createPartner(db, {

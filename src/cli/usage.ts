@@ -48,6 +48,18 @@ const RESOURCE_OPTIONS = {
     value: '"scope=words"',
     doc: 'how the consent page words a scope, e.g. `"payments:read=See your payments"`',
   },
+  'details-type': {
+    type: 'string',
+    multiple: true,
+    value: 'TYPE',
+    doc: 'an `authorization_details` type (RFC 9396) the API accepts; a type belongs to one API. `payment_initiation` alone registers the schema shipped with Portcullis',
+  },
+  'details-schema': {
+    type: 'string',
+    multiple: true,
+    value: 'FILE',
+    doc: 'the JSON Schema file for the `--details-type` just before it (each `--details-type TYPE --details-schema FILE` is a pair)',
+  },
 } as const satisfies Record<string, Option>;
 
 const PARTNER_OPTIONS = {
@@ -83,15 +95,20 @@ export const COMMAND_TABLE = {
   migrate: { doc: 'apply pending database migrations (every command does this first)' },
   'resource create': {
     options: { ...RESOURCE_OPTIONS, scope: { ...RESOURCE_OPTIONS.scope, required: true } },
-    doc: 'register an API (resource server) and its scopes; tokens for it live `--ttl` seconds (default 600, 30 s to 24 h); `--default`: the audience when a token request names no `resource`',
+    doc: 'register an API (resource server) and its scopes; tokens for it live `--ttl` seconds (default 600, 30 s to 24 h); `--default`: the audience when a token request names no `resource`; `--details-type`: the `authorization_details` types (RFC 9396) it accepts, each with its JSON Schema',
   },
   'resource update': {
     options: {
       ...RESOURCE_OPTIONS,
       scope: { ...RESOURCE_OPTIONS.scope, doc: 'replaces the API’s scopes; a scope left out leaves every partner’s allow-list' },
       'no-introspector': { type: 'boolean', doc: 'no partner introspects for this API any more (excludes `--introspector`)' },
+      'details-type': {
+        ...RESOURCE_OPTIONS['details-type'],
+        doc: 'replaces the API’s `authorization_details` types (RFC 9396); a type listed again without `--details-schema` keeps its schema',
+      },
+      'no-details-types': { type: 'boolean', doc: 'the API accepts no `authorization_details` any more (excludes `--details-type`)' },
     },
-    doc: 'change only the options given; `--scope` replaces the API’s scopes, and a scope left out leaves every partner’s allow-list',
+    doc: 'change only the options given; `--scope` replaces the API’s scopes, and a scope left out leaves every partner’s allow-list; `--details-type` replaces its `authorization_details` types',
   },
   'resource list': { doc: 'the registered APIs' },
   'partner create': {

@@ -1,5 +1,5 @@
 import type Provider from 'oidc-provider';
-import type { Grant, Interaction, KoaContextWithOIDC } from 'oidc-provider';
+import type { AuthorizationDetail, Grant, Interaction, KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/knex.ts';
 import { escapeHtml } from '../shared/html.ts';
 import { findScopeDescriptions } from '../resources/scope-description.store.ts';
@@ -11,7 +11,13 @@ const OIDC_SCOPE_WORDS: Partial<Record<string, string>> = {
   offline_access: 'Keep access while you are not using it',
 };
 
-type Missing = { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+type Missing = {
+  missingOIDCScope?: string[];
+  missingOIDCClaims?: string[];
+  missingResourceScopes?: Record<string, string[]>;
+  /** the request's `authorization_details` (RFC 9396): asked every time, never remembered */
+  rar?: AuthorizationDetail[];
+};
 
 function missing(interaction: Interaction): Missing {
   return interaction.prompt.details;
@@ -23,6 +29,19 @@ export function requestedScopes(interaction: Interaction): string[] {
   const scopes = [...(details.missingOIDCScope ?? []), ...Object.values(details.missingResourceScopes ?? {}).flat()];
   return [...new Set(scopes)];
 }
+
+/** The `authorization_details` the person is asked to approve (oidc-provider asks whenever a request carries any). */
+export function requestedDetails(interaction: Interaction): AuthorizationDetail[] {
+  return missing(interaction).rar ?? [];
+}
+
+/**
+ * Approved details kept in a grant: a code takes its own request's details only if the grant
+ * holds them (src/oidc/authorization-details.ts), which it needs between the consent and the
+ * code, seconds; older ones are dropped beyond this many, so a grant used for payment after
+ * payment does not grow for ever.
+ */
+const APPROVED_DETAILS_KEPT = 20;
 
 /** `<li>` items: the scope in words, with its technical name for the curious. */
 export async function scopeListItems(db: Db, scopes: readonly string[]): Promise<string> {
@@ -45,6 +64,10 @@ export async function grantConsent(provider: Provider, db: Db, interaction: Inte
   if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
   for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {}))
     grant.addResourceScope(indicator, scopes.join(' '));
+  if (details.rar?.length) {
+    grant.rar = (grant.rar ?? []).slice(-Math.max(0, APPROVED_DETAILS_KEPT - details.rar.length));
+    for (const detail of details.rar) grant.addRar(detail);
+  }
   const grantId = await grant.save();
   await saveConsent(db, accountId, clientId, grantId, now);
   return grantId;

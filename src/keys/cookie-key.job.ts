@@ -1,5 +1,6 @@
 import type { Db } from '../db/knex.ts';
 import type { Logger } from '../log/logger.ts';
+import { watchForChange } from '../shared/change-watch.ts';
 import { loadCookieKeys } from './cookie-key.service.ts';
 import type { Keyring } from './kek.ts';
 
@@ -19,26 +20,14 @@ export type CookieKeyWatchDeps = Readonly<{
  * `pollMs` the sealed row is read, and a changed list is swapped in. Returns `stop`.
  */
 export function watchCookieKeys(deps: CookieKeyWatchDeps): { stop(): Promise<void> } {
-  let running: Promise<void> | undefined;
-  const tick = (): Promise<void> => {
-    running ??= loadCookieKeys(deps.db, deps.keyring)
-      .then((keys) => {
-        if (keys.join(',') === deps.current().join(',')) return;
-        deps.use(keys);
-        deps.log.info('cookie keys changed', { cookie_keys: keys.length });
-      })
-      .catch((error: unknown) => deps.log.warn('cookie key check failed', { err: error }))
-      .finally(() => {
-        running = undefined;
-      });
-    return running;
-  };
-  const timer = setInterval(() => void tick(), deps.pollMs);
-  timer.unref();
-  return {
-    async stop() {
-      clearInterval(timer);
-      await running;
+  return watchForChange({
+    pollMs: deps.pollMs,
+    read: () => loadCookieKeys(deps.db, deps.keyring),
+    changed: (keys) => keys.join(',') !== deps.current().join(','),
+    apply(keys) {
+      deps.use(keys);
+      deps.log.info('cookie keys changed', { cookie_keys: keys.length });
     },
-  };
+    failed: (error) => deps.log.warn('cookie key check failed', { err: error }),
+  });
 }

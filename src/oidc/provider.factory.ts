@@ -6,12 +6,15 @@ import { secretMatches } from '../partners/partner.service.ts';
 import { renderPage } from '../shared/views.ts';
 import { ACR_MFA, ID_TOKEN_TTL } from '../shared/auth-context.ts';
 import { cspAllowingFormTarget } from '../shared/content-security-policy.ts';
+import { authorizationDetails } from './authorization-details.ts';
 
 export type ProviderDeps = Readonly<{
   config: Config;
   Adapter: NonNullable<Configuration['adapter']>;
   cookieKeys: string[];
   resources: ResourceDirectory;
+  /** The `authorization_details` types registered when this Provider is built (RAR: src/oidc/authorization-details.ts). */
+  detailsTypes: readonly string[];
   findAccount: NonNullable<Configuration['findAccount']>;
   /** Finds the grant a person already gave a partner (remembered consent). */
   loadExistingGrant: NonNullable<Configuration['loadExistingGrant']>;
@@ -97,6 +100,7 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     return false;
   }
 
+  const richAuthorizationRequests = authorizationDetails(resources, deps.detailsTypes);
   const configuration: Configuration = {
     adapter: deps.Adapter,
     jwks: { keys: keySet.keys.map((key) => ({ ...key })) },
@@ -111,6 +115,8 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       response_types: [],
       id_token_signed_response_alg: 'ES256',
       token_endpoint_auth_method: 'client_secret_basic',
+      // every known type: which a partner may use is its allow-list's (src/oidc/authorization-details.ts)
+      authorization_details_types: Object.keys(richAuthorizationRequests.types),
     },
     extraClientMetadata: { properties: ['partner_scopes'] },
     loadExistingGrant: deps.loadExistingGrant,
@@ -152,6 +158,7 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     pkce: { required: () => true },
     features: {
       devInteractions: { enabled: false },
+      richAuthorizationRequests,
       dPoP: { enabled: false },
       pushedAuthorizationRequests: { enabled: false },
       clientCredentials: { enabled: true },

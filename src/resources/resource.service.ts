@@ -8,6 +8,7 @@ import {
   findIntrospectorCandidate,
   findScopeOwners,
   insertResource,
+  listResources,
   listScopeNames,
   updateResource as saveChange,
   type Resource,
@@ -15,6 +16,8 @@ import {
   type TokenFormat,
 } from './resource.store.ts';
 import { saveScopeDescriptions } from './scope-description.store.ts';
+import { checkDetailsSchema, PAYMENT_INITIATION } from './details-schema.ts';
+import { findDetailsType, findDetailsTypeOwners, listDetailsTypes, type DetailsType, type DetailsTypeInput } from './details-type.store.ts';
 
 export const SCOPE_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]+$/; // RFC 6749 scope-token
 
@@ -23,33 +26,39 @@ export const SCOPE_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]+$/; // RFC 6749 scope-to
  * short time: a change made by the CLI or another instance applies within `ttlMs`.
  */
 export function createResourceDirectory(db: Db, ttlMs = 2000, now: () => number = Date.now) {
-  const cache = new Map<string, { at: number; value: Promise<Resource | undefined> }>();
-  function cached(key: string, load: () => Promise<Resource | undefined>): Promise<Resource | undefined> {
-    const hit = cache.get(key);
-    if (hit && now() - hit.at < ttlMs) return hit.value;
-    const value = load();
-    value.catch(() => cache.delete(key));
-    cache.set(key, { at: now(), value });
-    if (cache.size > 1000) cache.delete(cache.keys().next().value as string);
-    return value;
+  /** One cache of answers by key; a failed load is forgotten at once (the next call asks again). */
+  function memo<T>() {
+    const cache = new Map<string, { at: number; value: Promise<T> }>();
+    return (key: string, load: () => Promise<T>): Promise<T> => {
+      const hit = cache.get(key);
+      if (hit && now() - hit.at < ttlMs) return hit.value;
+      const value = load();
+      value.catch(() => cache.delete(key));
+      cache.set(key, { at: now(), value });
+      if (cache.size > 1000) cache.delete(cache.keys().next().value as string);
+      return value;
+    };
   }
-  let scopes: { at: number; value: Promise<string[]> } | undefined;
+  const resources = memo<Resource | undefined>();
+  const lists = memo<string[]>();
+  const detailsTypes = memo<DetailsType | undefined>();
   return {
     /** Every registered API scope (a change applies within `ttlMs`, as the lookups do). */
-    scopes: (): Promise<string[]> => {
-      if (scopes && now() - scopes.at < ttlMs) return scopes.value;
-      const value = listScopeNames(db);
-      value.catch(() => {
-        scopes = undefined;
-      });
-      scopes = { at: now(), value };
-      return value;
-    },
+    scopes: (): Promise<string[]> => lists('scopes', () => listScopeNames(db)),
     // a resource URI is printable ASCII (RFC 3986); anything else is no resource, and no query
     find: (uri: string) =>
-      /^[\x21-\x7e]{1,512}$/.test(uri) ? cached(`uri:${uri}`, () => findResource(db, uri)) : Promise.resolve(undefined),
-    findDefault: () => cached('default', () => findDefaultResource(db)),
+      /^[\x21-\x7e]{1,512}$/.test(uri) ? resources(`uri:${uri}`, () => findResource(db, uri)) : Promise.resolve(undefined),
+    findDefault: () => resources('default', () => findDefaultResource(db)),
+    /** The registered `authorization_details` type of this name (RFC 9396), if any. */
+    detailsType: (type: string): Promise<DetailsType | undefined> => detailsTypes(type, () => findDetailsType(db, type)),
+    /** Every registered `authorization_details` type name (discovery's authorization_details_types_supported). */
+    detailsTypeNames: (): Promise<string[]> => lists('details types', () => listDetailsTypeNames(db)),
   };
+}
+
+/** Every registered `authorization_details` type name, sorted. */
+export async function listDetailsTypeNames(db: Db): Promise<string[]> {
+  return (await listDetailsTypes(db)).map((entry) => entry.type);
 }
 
 export type ResourceDirectory = ReturnType<typeof createResourceDirectory>;
@@ -57,7 +66,11 @@ export type ResourceDirectory = ReturnType<typeof createResourceDirectory>;
 const DEFAULT_ACCESS_TOKEN_TTL = 600;
 const MAX_ACCESS_TOKEN_TTL = 24 * 3600;
 
-export function describeResource(resource: Resource) {
+/**
+ * An API as the CLI shows it. `authorization_details_types`: each type it accepts with its
+ * schema (`"built-in"` for the one shipped with Portcullis), from `types` (all APIs' types).
+ */
+function describeResource(resource: Resource, types: readonly DetailsType[] = []) {
   return {
     uri: resource.uri,
     scope: resource.scopes.join(' '),
@@ -65,8 +78,66 @@ export function describeResource(resource: Resource) {
     token_format: resource.tokenFormat,
     introspector: resource.introspector,
     default: resource.isDefault,
+    authorization_details_types: types
+      .filter((entry) => entry.resourceUri === resource.uri)
+      .map((entry) => ({ type: entry.type, schema: entry.schema === null ? 'built-in' : (JSON.parse(entry.schema) as unknown) })),
     created_at: new Date(resource.createdAt).toISOString(),
   };
+}
+
+/** Every registered API, described (`resource list`). */
+export async function describeResources(db: Db) {
+  const types = await listDetailsTypes(db);
+  return (await listResources(db)).map((resource) => describeResource(resource, types));
+}
+
+/** One `--details-type TYPE`, with the schema file given after it (`--details-schema FILE`), if any. */
+export type DetailsTypeRequest = Readonly<{ type: string; schema?: Readonly<{ text: string; file: string }> }>;
+
+/** RFC 9396 leaves a type's form open: printable ASCII without `"` or `\\` (it is a URI or a plain word). */
+const DETAILS_TYPE_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]{1,200}$/;
+
+/**
+ * The API's new list of types, checked: each name valid and given once, each schema file a
+ * usable JSON Schema; a type without a file is `payment_initiation` (its schema is shipped), or
+ * one this API already has (it keeps its schema). A type of another API is refused.
+ */
+async function checkDetailsTypes(
+  db: Db,
+  uri: string,
+  requests: readonly DetailsTypeRequest[],
+  current: readonly DetailsType[],
+): Promise<DetailsTypeInput[]> {
+  const checked: DetailsTypeInput[] = [];
+  for (const request of requests) {
+    const { type } = request;
+    if (!DETAILS_TYPE_PATTERN.test(type)) throw invalidInput(`--details-type "${type}" is not a valid type (printable ASCII, no spaces)`);
+    if (checked.some((entry) => entry.type === type)) throw invalidInput(`--details-type ${type} is given twice`);
+    let schema: string | null;
+    if (request.schema) {
+      try {
+        schema = checkDetailsSchema(request.schema.text);
+      } catch (error) {
+        throw invalidInput(`--details-schema ${request.schema.file} ${(error as Error).message}`);
+      }
+    } else if (type === PAYMENT_INITIATION) schema = null;
+    else {
+      const kept = current.find((entry) => entry.type === type && entry.resourceUri === uri);
+      if (!kept)
+        throw invalidInput(
+          `--details-type ${type} needs a JSON Schema: give --details-schema FILE right after it (only ${PAYMENT_INITIATION} has one built in)`,
+        );
+      schema = kept.schema;
+    }
+    checked.push({ type, schema });
+  }
+  for (const [type, owner] of await findDetailsTypeOwners(
+    db,
+    checked.map((entry) => entry.type),
+  )) {
+    if (owner !== uri) throw invalidInput(`authorization_details type "${type}" already belongs to ${owner}`);
+  }
+  return checked;
 }
 
 function checkUri(uri: string): string {
@@ -140,7 +211,9 @@ async function explainConflict(db: Db, uri: string, error: unknown, creating: bo
   const rule = violatedConstraint(error);
   if (rule === 'unique' && creating && (await findResource(db, uri))) throw invalidInput(existsMessage(uri));
   if (rule === 'unique')
-    throw invalidInput('a scope in --scope was just given to another resource: run `portcullis resource list` and try again');
+    throw invalidInput(
+      'a scope in --scope or a --details-type was just given to another resource: run `portcullis resource list` and try again',
+    );
   throw error;
 }
 
@@ -148,7 +221,8 @@ async function explainConflict(db: Db, uri: string, error: unknown, creating: bo
 async function describeStored(db: Db, uri: string, descriptions: Record<string, string>) {
   const resource = await findResource(db, uri);
   if (!resource) throw invalidInput(`no resource ${uri}`);
-  return Object.keys(descriptions).length ? { ...describeResource(resource), descriptions } : describeResource(resource);
+  const described = describeResource(resource, await listDetailsTypes(db));
+  return Object.keys(descriptions).length ? { ...described, descriptions } : described;
 }
 
 export type ResourceInput = {
@@ -159,6 +233,7 @@ export type ResourceInput = {
   introspector?: string;
   isDefault: boolean;
   describe?: string[];
+  detailsTypes?: readonly DetailsTypeRequest[];
 };
 
 /** Registers a new API; an existing URI is refused (`resource update` changes one). */
@@ -177,7 +252,8 @@ export async function createResource(db: Db, input: ResourceInput, now: number =
   const descriptions = parseDescriptions(input.describe ?? [], scopes);
   if (await findResource(db, uri)) throw invalidInput(existsMessage(uri));
   await checkScopesFree(db, uri, scopes);
-  await insertResource(db, resource).catch((error: unknown) => explainConflict(db, uri, error, true));
+  const detailsTypes = await checkDetailsTypes(db, uri, input.detailsTypes ?? [], []);
+  await insertResource(db, resource, detailsTypes).catch((error: unknown) => explainConflict(db, uri, error, true));
   await saveScopeDescriptions(db, descriptions);
   return describeStored(db, uri, descriptions);
 }
@@ -190,6 +266,8 @@ export type ResourceUpdate = {
   introspector?: string | null;
   isDefault?: boolean;
   describe?: string[];
+  /** replaces the API's `authorization_details` types (an empty list drops them all) */
+  detailsTypes?: readonly DetailsTypeRequest[];
 };
 
 /**
@@ -208,10 +286,12 @@ export async function updateResource(db: Db, input: ResourceUpdate) {
   if (input.introspector !== undefined)
     change.introspector = input.introspector === null ? null : await checkIntrospector(db, input.introspector);
   if (input.isDefault) change.isDefault = true;
+  if (input.detailsTypes !== undefined)
+    change.detailsTypes = await checkDetailsTypes(db, uri, input.detailsTypes, await listDetailsTypes(db));
   const descriptions = parseDescriptions(input.describe ?? [], change.scopes ?? existing.scopes);
   if (Object.keys(change).length === 0 && Object.keys(descriptions).length === 0)
     throw invalidInput(
-      'nothing to change: give at least one of --scope --ttl --format --introspector --no-introspector --default --describe',
+      'nothing to change: give at least one of --scope --ttl --format --introspector --no-introspector --default --describe --details-type --no-details-types',
     );
   if (change.scopes) await checkScopesFree(db, uri, change.scopes);
   if (!(await saveChange(db, uri, change).catch((error: unknown) => explainConflict(db, uri, error, false))))

@@ -1,4 +1,5 @@
 import type { Db } from '../db/knex.ts';
+import { replaceDetailsTypes, type DetailsTypeInput } from './details-type.store.ts';
 
 /** `jwt` tokens are validated offline (JWKS); `opaque` ones are stored, introspected and revocable. */
 export type TokenFormat = 'jwt' | 'opaque';
@@ -20,6 +21,8 @@ export type ResourceChange = Partial<{
   tokenFormat: TokenFormat;
   introspector: string | null;
   isDefault: true;
+  /** the API's whole list of `authorization_details` types (an empty list drops them) */
+  detailsTypes: readonly DetailsTypeInput[];
 }>;
 
 type Row = {
@@ -99,7 +102,7 @@ export async function findScopeOwners(db: Db, scopes: readonly string[]): Promis
  * Inserts a new API with its scopes, in one transaction. Fails on the database's constraints
  * when the URI exists or a scope name belongs to another API (two racing creates: one wins).
  */
-export async function insertResource(db: Db, resource: Resource): Promise<void> {
+export async function insertResource(db: Db, resource: Resource, detailsTypes: readonly DetailsTypeInput[] = []): Promise<void> {
   await db.transaction(async (trx) => {
     if (resource.isDefault) await trx(TABLE).update({ is_default: false });
     await trx(TABLE).insert({
@@ -111,6 +114,7 @@ export async function insertResource(db: Db, resource: Resource): Promise<void> 
       created_at: resource.createdAt,
     });
     await trx(SCOPES).insert(resource.scopes.map((scope) => ({ resource_uri: resource.uri, scope })));
+    if (detailsTypes.length) await replaceDetailsTypes(trx, resource.uri, detailsTypes, resource.createdAt);
   });
 }
 
@@ -119,7 +123,7 @@ export async function insertResource(db: Db, resource: Resource): Promise<void> 
  * and with it (ON DELETE CASCADE) every partner's permission for it, and its description.
  * Returns false when no API has this URI.
  */
-export async function updateResource(db: Db, uri: string, change: ResourceChange): Promise<boolean> {
+export async function updateResource(db: Db, uri: string, change: ResourceChange, now: number = Date.now()): Promise<boolean> {
   return db.transaction(async (trx) => {
     if (!(await trx(TABLE).where({ uri }).first('uri'))) return false;
     const fields: Record<string, unknown> = {};
@@ -146,6 +150,7 @@ export async function updateResource(db: Db, uri: string, change: ResourceChange
         .onConflict(['resource_uri', 'scope'])
         .ignore();
     }
+    if (change.detailsTypes !== undefined) await replaceDetailsTypes(trx, uri, change.detailsTypes, now);
     return true;
   });
 }

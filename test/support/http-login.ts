@@ -8,7 +8,15 @@ import { cookieAgent } from './agent.ts';
  * tests, the login benchmark); the pages themselves are tested in a real browser (test/e2e).
  * Each hop may go to a different instance (`hosts`): that is how a load balancer behaves.
  */
-export type HttpLoginResult = { callback: URL; pages: string[]; secret?: string; recoveryCodes?: string[] };
+export type HttpLoginResult = {
+  callback: URL;
+  /** the headings of the pages passed, in order */
+  pages: string[];
+  /** those pages' HTML */
+  html: string[];
+  secret?: string;
+  recoveryCodes?: string[];
+};
 
 /** The page's one form: where it posts and its hidden fields (the CSRF token among them). */
 function pageForm(html: string): { action: string; fields: Record<string, string> } {
@@ -64,6 +72,7 @@ export async function httpLogin(options: {
   agent?: ReturnType<typeof cookieAgent>;
 }): Promise<HttpLoginResult> {
   const pages: string[] = [];
+  const htmls: string[] = [];
   const hosts = options.hosts ?? [options.authorizationUrl.origin];
   let turn = 0;
   const agent = options.agent ?? cookieAgent(() => hosts[turn++ % hosts.length]);
@@ -72,7 +81,7 @@ export async function httpLogin(options: {
   let secret: string | undefined;
   let recoveryCodes: string[] | undefined;
   for (let hop = 0; hop < 20; hop += 1) {
-    if (next.url.href.startsWith(options.redirectUri)) return { callback: next.url, pages, secret, recoveryCodes };
+    if (next.url.href.startsWith(options.redirectUri)) return { callback: next.url, pages, html: htmls, secret, recoveryCodes };
     const path = `${next.url.pathname}${next.url.search}`;
     const { res, text: html } = next.body ? await agent.post(path, next.body) : await agent.get(path);
     const location = res.headers.get('location');
@@ -85,6 +94,7 @@ export async function httpLogin(options: {
     if (refusal) throw new Error(`refused at "${page}" (HTTP ${res.status}): ${refusal}`);
     if (res.status !== 200) throw new Error(`HTTP ${res.status} at ${next.url.pathname}: ${page}`);
     pages.push(page);
+    htmls.push(html);
     const { action, fields } = pageForm(html);
     if (action.endsWith('/login')) Object.assign(fields, { username: options.username, password: options.password });
     else if (action.endsWith('/otp')) fields.code = options.code();
