@@ -125,7 +125,9 @@ export async function insertResource(db: Db, resource: Resource, detailsTypes: r
  */
 export async function updateResource(db: Db, uri: string, change: ResourceChange, now: number = Date.now()): Promise<boolean> {
   return db.transaction(async (trx) => {
-    if (!(await trx(TABLE).where({ uri }).first('uri'))) return false;
+    // a write first (a no-op one): on SQLite the transaction then holds the write lock from its
+    // start, so racing commands queue (busy timeout) instead of failing to upgrade a read lock
+    if ((await trx(TABLE).where({ uri }).update({ uri })) === 0) return false;
     const fields: Record<string, unknown> = {};
     if (change.accessTokenTtl !== undefined) fields.access_token_ttl = change.accessTokenTtl;
     if (change.tokenFormat !== undefined) fields.token_format = change.tokenFormat;
