@@ -1,8 +1,9 @@
-import type { Browser, Page } from 'playwright-core';
+import type { Browser } from 'playwright-core';
 import { freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
 import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import {
   authorizationRequest,
+  checkPage,
   codeFor,
   createUser,
   expectHeading,
@@ -31,20 +32,6 @@ afterAll(async () => {
   await catcher?.close();
   await server?.stop();
 });
-
-/** One h1, a language, a label for every input, a name for every button and image. */
-async function checkPage(page: Page): Promise<void> {
-  expect(await page.locator('h1').count()).toBe(1);
-  expect(await page.locator('html').getAttribute('lang')).toBe('en');
-  for (const input of await page.locator('input:not([type=hidden])').all()) {
-    const id = await input.getAttribute('id');
-    expect(id).toBeTruthy();
-    expect(await page.locator(`label[for="${id}"]`).count()).toBe(1);
-  }
-  for (const button of await page.locator('button').all()) expect((await button.innerText()).trim()).not.toBe('');
-  for (const img of await page.locator('img').all()) expect(await img.getAttribute('alt')).toBeTruthy();
-  expect(await page.locator('script, [style]').count()).toBe(0);
-}
 
 test('the whole login works without JavaScript, by keyboard alone, and every page is labelled', async () => {
   const app = await registerPartnerApp(server.env, server.url, catcher.redirectUri, { name: 'Keyboard Bank' });

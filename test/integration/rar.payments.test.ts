@@ -7,24 +7,15 @@ import { cookieAgent } from '../support/agent.ts';
 import { httpLogin } from '../support/http-login.ts';
 import { startInProcess, testClock, type InProcessServer, type TestClock } from '../support/in-process.ts';
 import { codeFor, createUser, secretOf } from '../support/login.ts';
+import { PAYMENT, PAYMENTS_API, supportedDetailsTypes, untilTypesSupported } from '../support/payments.ts';
 import { codeRequest, PASSWORD, REDIRECT, registerApp, registerService, tokenCall, type App } from '../support/person-flow.ts';
 
 // Rich authorization requests (RFC 9396) for payments, through the real flow: the partner asks
 // with `authorization_details`, the person sees the payment in words and approves it, the token
 // carries it and introspection returns it; a payment consent is never remembered.
 
-const PAYMENTS = 'https://api.bank.test/payments'; // opaque tokens, introspected: payment_initiation
+const PAYMENTS = PAYMENTS_API; // opaque tokens, introspected: payment_initiation
 const ACCOUNTS = 'https://api.bank.test/accounts'; // JWT tokens: a custom type with its own schema
-
-const PAYMENT = {
-  type: 'payment_initiation',
-  actions: ['initiate', 'status'],
-  locations: [PAYMENTS],
-  instructedAmount: { currency: 'EUR', amount: '1250.00' },
-  creditorName: 'ACME Supplies Ltd',
-  creditorAccount: { iban: 'DE89370400440532013000' },
-  remittanceInformationUnstructured: 'Invoice 2291',
-};
 
 const ACCOUNT_ACCESS_SCHEMA = {
   type: 'object',
@@ -88,7 +79,7 @@ beforeAll(async () => {
   payer = await registerApp(env, { name: 'Acme Pay', scope: 'payments:write accounts:read' });
   other = await registerApp(env, { name: 'Other Bank', scope: 'accounts:read' });
   // the types above were registered after the server started: it takes them with its next Provider
-  await until(async () => (await discovery()).authorization_details_types_supported?.length === 2);
+  await untilTypesSupported(server.url, ['payment_initiation', 'account_access']);
   as = await oauth.processDiscoveryResponse(
     new URL(server.url),
     await oauth.discoveryRequest(new URL(server.url), { [oauth.allowInsecureRequests]: true }),
@@ -98,21 +89,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop();
 });
-
-async function discovery(): Promise<{ authorization_details_types_supported?: string[] }> {
-  return (await (await fetch(`${server.url}/.well-known/openid-configuration`)).json()) as {
-    authorization_details_types_supported?: string[];
-  };
-}
-
-/** Polls `condition` (every 100 ms, 10 s at most): the server applies a registration within KEY_POLL_INTERVAL. */
-async function until(condition: () => Promise<boolean>): Promise<void> {
-  for (let i = 0; i < 100; i += 1) {
-    if (await condition()) return;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  throw new Error('condition not met within 10 s');
-}
 
 /** A person with an authenticator, and a browser of theirs (cookies kept across logins). */
 async function person() {
@@ -191,7 +167,7 @@ const pageText = (html: string) =>
     .replace(/\s+/g, ' ');
 
 test('discovery lists the registered types', async () => {
-  expect((await discovery()).authorization_details_types_supported?.sort()).toEqual(['account_access', 'payment_initiation']);
+  expect((await supportedDetailsTypes(server.url)).sort()).toEqual(['account_access', 'payment_initiation']);
 });
 
 test('the person sees the payment in words; the token carries it, introspection returns it, a refreshed token keeps it', async () => {
@@ -392,7 +368,7 @@ test('a type registered or dropped while the server runs applies without a resta
     schemaFile,
   );
   expect(added.stderr).toBe('');
-  await until(async () => (await discovery()).authorization_details_types_supported?.includes('standing_order') === true);
+  await untilTypesSupported(server.url, ['standing_order']);
   // accepted: the request goes on to the sign-in page (no redirect back to the partner)
   const { url } = codeRequest(server.url, payer, paymentRequest([detail]));
   expect(new URL((await fetch(url, { redirect: 'manual' })).headers.get('location')!, server.url).pathname).toMatch(/^\/interaction\//);
@@ -402,5 +378,5 @@ test('a type registered or dropped while the server runs applies without a resta
   expect((await refusal(payer, paymentRequest([detail]))).description).toMatch(
     /unsupported authorization details type value 'standing_order'/,
   );
-  expect((await discovery()).authorization_details_types_supported).not.toContain('standing_order');
+  expect(await supportedDetailsTypes(server.url)).not.toContain('standing_order');
 });

@@ -124,3 +124,17 @@ export async function expectHeading(page: Page, name: string | RegExp): Promise<
 export async function expectVisible(page: Page, text: string | RegExp): Promise<void> {
   await page.getByText(text).first().waitFor({ timeout: 5_000 });
 }
+
+/** One h1, a language, a label for every input, a name for every button and image, no script or inline style. */
+export async function checkPage(page: Page): Promise<void> {
+  expect(await page.locator('h1').count()).toBe(1);
+  expect(await page.locator('html').getAttribute('lang')).toBe('en');
+  for (const input of await page.locator('input:not([type=hidden])').all()) {
+    const id = await input.getAttribute('id');
+    expect(id).toBeTruthy();
+    expect(await page.locator(`label[for="${id}"]`).count()).toBe(1);
+  }
+  for (const button of await page.locator('button').all()) expect((await button.innerText()).trim()).not.toBe('');
+  for (const img of await page.locator('img').all()) expect(await img.getAttribute('alt')).toBeTruthy();
+  expect(await page.locator('script, [style]').count()).toBe(0);
+}
