@@ -310,7 +310,7 @@ export const SETTINGS = {
     group: 'keys',
     default: { raw: '5s' },
     parse: parseDuration,
-    doc: 'how often a running server re-reads the signing and cookie keys, so a change made by the CLI or another instance applies without a restart',
+    doc: 'how often a running server re-reads the signing and cookie keys and the registered `authorization_details` types, so a change made by the CLI or another instance applies without a restart',
   }),
   RATE_LIMIT_AUTH_PER_IP: setting({
     group: 'limits',
