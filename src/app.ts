@@ -26,7 +26,7 @@ import type { Logger } from './log/logger.ts';
 import { safeError } from './log/safe-error.ts';
 import { discoveryScopes } from './oidc/discovery.middleware.ts';
 import { jwtTokenTypeGuard } from './oidc/jwt-token-type.ts';
-import { createAdapterClass } from './oidc/payload.store.ts';
+import { createAdapterClass, createReplayGuard } from './oidc/payload.store.ts';
 import { buildProvider } from './oidc/provider.factory.ts';
 import { createProviderHolder } from './oidc/provider.holder.ts';
 import { outageAware, outageAwareAdapter } from './oidc/temporarily-unavailable.ts';
@@ -117,6 +117,8 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
         resources,
         findAccount,
         loadExistingGrant,
+        firstUse: outageAware(availability, createReplayGuard(db)),
+        dpopNonceSecret: Buffer.from(deriveKey(deps.keyring, 'dpop nonces'), 'base64url'),
         middleware: [
           logRequests,
           answerOutages(availability),

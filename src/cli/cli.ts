@@ -15,6 +15,8 @@ import {
   getPartner,
   listPartners,
   rotatePartnerSecret,
+  setPartnerKeys,
+  setPartnerProfile,
   setPartnerStatus,
   updatePartnerDetails,
 } from '../partners/partner.service.ts';
@@ -51,6 +53,8 @@ type Parsed<N extends CommandName> = {
   values: { [K in keyof OptionsOf<N>]: ValueOf<OptionsOf<N>[K]> };
   /** the positional argument (empty for a command without one) */
   argument: string;
+  /** every positional argument (`partner set-profile ID PROFILE`) */
+  args: string[];
 };
 type Handler<N extends CommandName> = (parsed: Parsed<N>, storage: Storage) => Promise<unknown>;
 
@@ -94,8 +98,11 @@ function parse<N extends CommandName>(name: N, args: string[]): Parsed<N> {
     throw new UsageError(parseError(error as Error & { code?: string }, Object.keys(spec)));
   }
   const positionals = parsed.positionals.map((value) => dashed.get(value) ?? value);
-  if (expected !== undefined && positionals.length !== 1)
-    throw new UsageError(`expected one argument ${expected}, got ${positionals.length} (portcullis ${name} --help)`);
+  const count = expected === undefined ? 0 : expected.split(' ').length;
+  if (expected !== undefined && positionals.length !== count)
+    throw new UsageError(
+      `expected ${count === 1 ? 'one argument' : `${String(count)} arguments`} ${expected}, got ${positionals.length} (portcullis ${name} --help)`,
+    );
   const values: Record<string, unknown> = {};
   for (const [flag, option] of Object.entries(spec)) {
     const value = unmask((parsed.values as Record<string, unknown>)[flag]);
@@ -105,7 +112,7 @@ function parse<N extends CommandName>(name: N, args: string[]): Parsed<N> {
       );
     values[flag] = option.type === 'boolean' ? (value ?? false) : option.multiple ? (value ?? []) : value;
   }
-  return { values, argument: positionals[0] ?? '' } as Parsed<N>;
+  return { values, argument: positionals[0] ?? '', args: positionals } as Parsed<N>;
 }
 
 /** parseArgs' message, on one line, with a suggestion for a mistyped option. */
@@ -117,6 +124,18 @@ function parseError(error: Error & { code?: string }, flags: string[]): string {
   }
   if (error.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return `${error.message.split('.')[0]} (this command takes no argument)`;
   return error.message.split('\n')[0];
+}
+
+/** A `--jwks-file`: its text (at most 64 KiB), or a one-line error. */
+function readKeyFile(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  try {
+    if (fs.statSync(file).size > 64 * 1024) throw new UsageError(`--jwks-file ${file} is larger than 64 KiB`);
+    return fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw new UsageError(`--jwks-file ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
 }
 
 const words = (text: string | undefined) => (text ?? '').split(/\s+/).filter(Boolean);
@@ -165,15 +184,28 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
   async 'resource list'(_, { db }) {
     return (await listResources(db)).map(describeResource);
   },
-  async 'partner create'({ values }, { db }) {
-    const created = await createPartner(db, {
-      name: values.name,
-      scopes: words(values.scope),
-      grantTypes: values.grant,
-      redirectUris: values['redirect-uri'],
-      isPublic: values.public,
-      allowDuplicateName: values['allow-duplicate-name'],
-    });
+  async 'partner create'({ values }, { db, config }) {
+    const created = await createPartner(
+      db,
+      {
+        name: values.name,
+        scopes: words(values.scope),
+        grantTypes: values.grant,
+        redirectUris: values['redirect-uri'],
+        isPublic: values.public,
+        allowDuplicateName: values['allow-duplicate-name'],
+        security: {
+          profile: values.profile,
+          authMethod: values['auth-method'],
+          jwksText: readKeyFile(values['jwks-file']),
+          jwksUri: values['jwks-uri'],
+          tlsSubjectDn: values['tls-subject-dn'],
+          tokenBinding: values['token-binding'],
+          messageSigning: values['message-signing'] || undefined,
+        },
+      },
+      { defaultProfile: config.defaultProfile },
+    );
     const { client_id: clientId, ...partner } = created.partner;
     return created.client_secret === null
       ? { client_id: clientId, ...partner }
@@ -206,6 +238,12 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
   },
   async 'partner rotate-secret'({ argument }, { db }) {
     return rotatePartnerSecret(db, argument);
+  },
+  async 'partner set-profile'({ args }, { db }) {
+    return setPartnerProfile(db, args[0], args[1]);
+  },
+  async 'partner set-keys'({ values, argument }, { db }) {
+    return setPartnerKeys(db, argument, { jwksText: readKeyFile(values['jwks-file']), jwksUri: values['jwks-uri'] });
   },
   async 'user create'({ values }, storage) {
     return createUser(accounts(storage), {

@@ -39,6 +39,8 @@ export type Config = Readonly<{
   metricsToken: string | undefined;
   /** Rate limits and the password-hash queue: RATE_LIMIT_* and HASH_*. */
   limits: LimitsConfig;
+  /** DEFAULT_PROFILE: the profile of a partner created without `--profile`. */
+  defaultProfile: 'baseline' | 'fapi2';
 }>;
 
 /** `points` requests per `durationSeconds` window, counted per key (an address, a partner, a username). */
@@ -189,6 +191,11 @@ function rateLimit(raw: string): RateLimit | null {
   return { points, durationSeconds: parseDuration(match[2]) };
 }
 
+function partnerProfile(raw: string): Config['defaultProfile'] {
+  if (raw === 'baseline' || raw === 'fapi2') return raw;
+  throw new Error(`"${raw}" is not a profile: use baseline or fapi2`);
+}
+
 function counterStore(raw: string): LimitsConfig['endpointStore'] {
   if (raw === 'memory' || raw === 'database') return raw;
   throw new Error('use memory or database');
@@ -209,6 +216,7 @@ export const SETTING_GROUPS = {
     title: 'Limits',
     doc: 'Each `RATE_LIMIT_*` takes `N/WINDOW` (N requests per window, per key, e.g. `100/10m`) or `off`; over a limit: `429` with `Retry-After`. Login limits count in the database, shared by every instance; an address is the TCP peer (see `TRUST_PROXY`), IPv6 per /64.',
   },
+  partners: { title: 'Partners', doc: '' },
   operations: { title: 'Logs and metrics', doc: '' },
 } as const;
 
@@ -378,6 +386,12 @@ export const SETTINGS = {
     parse: count(0, 10000),
     doc: 'password checks that may wait for a turn (up to 10000); past it a sign-in gets `503` + `Retry-After`',
   }),
+  DEFAULT_PROFILE: setting({
+    group: 'partners',
+    default: { raw: 'baseline' },
+    parse: partnerProfile,
+    doc: 'the profile of a partner created without `--profile` (`partner create` reads it): `baseline`, or `fapi2` (FAPI 2.0 Security Profile: PAR, PKCE S256, private_key_jwt or mTLS client authentication, DPoP- or certificate-bound tokens). Partners keep the profile they were created with; `partner set-profile` changes one',
+  }),
   LOG_LEVEL: setting({
     group: 'operations',
     default: { raw: 'info' },
@@ -463,6 +477,7 @@ export function loadConfig(env: Env = process.env): Config {
     workers: values.WORKERS,
     shutdownGraceSeconds: values.SHUTDOWN_GRACE,
     metricsToken: values.METRICS_TOKEN,
+    defaultProfile: values.DEFAULT_PROFILE,
     limits: Object.freeze({
       authPerIp: values.RATE_LIMIT_AUTH_PER_IP,
       loginPerIp: values.RATE_LIMIT_LOGIN_PER_IP,

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/config.ts';
 import type { KeySet } from '../keys/signing-key.service.ts';
@@ -6,6 +7,8 @@ import { secretMatches } from '../partners/partner.service.ts';
 import { renderPage } from '../shared/views.ts';
 import { ACR_MFA, ID_TOKEN_TTL } from '../shared/auth-context.ts';
 import { cspAllowingFormTarget } from '../shared/content-security-policy.ts';
+import { isLoopbackHostname } from '../shared/loopback-hosts.ts';
+import { ERROR_DETAIL } from '../shared/errors.ts';
 
 export type ProviderDeps = Readonly<{
   config: Config;
@@ -27,9 +30,22 @@ export type ProviderDeps = Readonly<{
   tokenOwnerActive: (clientId: string | undefined, accountId: string | undefined) => Promise<boolean>;
   /** Called after every successful token endpoint response (metrics). */
   onTokenIssued?: (grantType: string, clientId: string) => void;
+  /**
+   * The replay cache of client assertions and DPoP proofs, shared by every instance: true the
+   * first time `id` is seen while it lives (src/oidc/payload.store.ts createReplayGuard).
+   */
+  firstUse: (id: string, expiresInSeconds: number) => Promise<boolean>;
+  /** 32 bytes, the same on every instance: DPoP nonces are derived from it (not stored). */
+  dpopNonceSecret: Buffer;
 }>;
 
 const ES256 = ['ES256'] as const;
+/** What partners sign with: client assertions, request objects, DPoP proofs (our own signatures stay ES256). */
+const PARTNER_ALGS = ['ES256', 'PS256'] as const;
+/** A client assertion may live at most this long (exp − iat, and exp − now): a stolen one is soon useless. */
+const CLIENT_ASSERTION_MAX_SECONDS = 300;
+/** The largest key set fetched from a partner's jwks_uri. */
+const JWKS_URI_MAX_BYTES = 64 * 1024;
 const OIDC_SCOPES = new Set(['openid', 'offline_access']);
 
 const REFRESH_TOKEN_TTL = 14 * 24 * 3600;
@@ -112,7 +128,8 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       id_token_signed_response_alg: 'ES256',
       token_endpoint_auth_method: 'client_secret_basic',
     },
-    extraClientMetadata: { properties: ['partner_scopes'] },
+    // partner_scopes: the allow-list; partner_profile: baseline | fapi2 (features.fapi below)
+    extraClientMetadata: { properties: ['partner_scopes', 'partner_profile'] },
     loadExistingGrant: deps.loadExistingGrant,
     // Every login is password + second factor: one acr, and amr/acr/auth_time in every ID token.
     acrValues: [ACR_MFA],
@@ -134,17 +151,39 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     },
     enabledJWA: {
       authorizationSigningAlgValues: ES256,
-      clientAuthSigningAlgValues: ES256,
+      clientAuthSigningAlgValues: PARTNER_ALGS,
+      dPoPSigningAlgValues: PARTNER_ALGS,
       idTokenSigningAlgValues: ES256,
       introspectionSigningAlgValues: ES256,
-      requestObjectSigningAlgValues: ES256,
+      requestObjectSigningAlgValues: PARTNER_ALGS,
       userinfoSigningAlgValues: ES256,
     },
     responseTypes: ['code'],
     // What is tested and documented, and no more (docs/partner-guide.md, test/integration/discovery.test.ts):
-    // secrets in the header or the body, and public clients with PKCE. private_key_jwt, DPoP and PAR
-    // (on by oidc-provider's defaults) wait for the financial-grade profile that configures them.
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
+    // secrets in the header or the body, public clients with PKCE, and the partner's own keys.
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none', 'private_key_jwt'],
+    // A client assertion is addressed to this issuer alone (not an endpoint URL: RFC 7523bis), and lives
+    // at most CLIENT_ASSERTION_MAX_SECONDS; its jti is remembered until it expires (firstUse below).
+    assertJwtClientAuthClaimsAndHeader(_ctx, claims) {
+      if (claims.aud !== config.issuer && !(Array.isArray(claims.aud) && claims.aud.length === 1 && claims.aud[0] === config.issuer))
+        throw new errors.InvalidClientAuth('the client assertion’s aud must be the issuer identifier');
+      const now = Math.floor(Date.now() / 1000);
+      const exp = Number(claims.exp);
+      const iat = typeof claims.iat === 'number' ? claims.iat : now;
+      if (exp - Math.min(iat, now) > CLIENT_ASSERTION_MAX_SECONDS)
+        throw new errors.InvalidClientAuth(
+          `the client assertion may live at most ${String(CLIENT_ASSERTION_MAX_SECONDS)} seconds (exp − iat)`,
+        );
+    },
+    // jwks_uri: oidc-provider fetches with a 2.5 s timeout, refuses addresses of private networks
+    // and caches by Cache-Control (≥ 60 s); we cap the size. A loopback URL (a developer's own
+    // machine; `partner create` allows http only there) is fetched without the private-network guard.
+    fetchResponseBodyLimits: { jwks_uri: JWKS_URI_MAX_BYTES },
+    fetch(url, options) {
+      const target = new URL(url instanceof Request ? url.url : url);
+      if (isLoopbackHostname(target.hostname)) delete (options as { dispatcher?: unknown }).dispatcher;
+      return globalThis.fetch(url, options);
+    },
     // OIDC scopes only: API scopes are the resources' (discovery lists them: src/oidc/discovery.middleware.ts)
     scopes: [...OIDC_SCOPES],
     // the usual path (Keycloak, Hydra, Auth0…); `/me`, this server's first path for it, still answers (app.ts)
@@ -152,8 +191,20 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     pkce: { required: () => true },
     features: {
       devInteractions: { enabled: false },
-      dPoP: { enabled: false },
-      pushedAuthorizationRequests: { enabled: false },
+      // DPoP (RFC 9449): any partner may bind its tokens; a partner registered with
+      // `--token-binding dpop` (every fapi2 partner with private_key_jwt) must. Every proof
+      // carries a server nonce (derived, the same on every instance; a client retries once on
+      // use_dpop_nonce) and its jti is remembered while the proof could be accepted.
+      dPoP: { enabled: true, nonceSecret: deps.dpopNonceSecret, requireNonce: () => true, allowReplay: false },
+      // PAR (RFC 9126): open to every partner, required of fapi2 partners (their metadata says so)
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false, allowUnregisteredRedirectUris: false },
+      // the FAPI 2.0 Security Profile for partners created or set `--profile fapi2`
+      // (oidc-provider may ask before a client is known: no client, no profile)
+      fapi: {
+        enabled: true,
+        profile: (_ctx, client) =>
+          (client as { metadata(): Record<string, unknown> } | undefined)?.metadata().partner_profile === 'fapi2' ? '2.0' : undefined,
+      },
       clientCredentials: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
@@ -262,11 +313,24 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
 
+  // The replay cache as one atomic statement (oidc-provider's finds, then saves). The id is the
+  // library's own: SHA-256 of issuer and jti.
+  Object.defineProperty(provider.ReplayDetection, 'unique', {
+    value: async (iss: string, jti: string, exp: number) =>
+      deps.firstUse(`replay:${createHash('sha256').update(`${iss}${jti}`).digest('base64url')}`, exp - Math.floor(Date.now() / 1000)),
+  });
+
   // Partner secrets are stored hashed: compare the hash of what was presented.
   provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientSecret?: string }, actual: string) {
     return typeof this.clientSecret === 'string' && secretMatches(actual, this.clientSecret);
   };
 
+  // the reason oidc-provider withholds from a refused partner, for oauthErrorText to tell it
+  for (const event of ['grant.error', 'pushed_authorization_request.error', 'introspection.error', 'revocation.error'] as const) {
+    (provider as unknown as NodeJS.EventEmitter).on(event, (ctx: KoaContextWithOIDC, error: Error & { error_detail?: unknown }) => {
+      if (typeof error.error_detail === 'string') (ctx.state as Record<symbol, unknown>)[ERROR_DETAIL] = error.error_detail;
+    });
+  }
   for (const event of [
     'server_error',
     'grant.error',

@@ -152,7 +152,7 @@ export async function updateResource(db: Db, uri: string, change: ResourceChange
 
 /**
  * The partner an API names as its introspector (column `introspector_client_id` refers to
- * `partners`): whether it exists and holds a client secret. Read here, not through partners/,
+ * `partners`): whether it exists and is confidential (authenticates with a secret, keys or a certificate). Read here, not through partners/,
  * because partners/ builds on resources/ (allow-lists name their scopes).
  */
 /** An API whose introspector is `clientId`, if any. */
@@ -162,8 +162,8 @@ export async function findResourceIntrospectedBy(db: Db, clientId: string): Prom
 }
 
 export async function findIntrospectorCandidate(db: Db, clientId: string): Promise<{ confidential: boolean } | undefined> {
-  const row: { secret_hash: string | null } | undefined = await db<{ client_id: string; secret_hash: string | null }>('partners')
-    .first('secret_hash')
+  const row: { auth_method: string } | undefined = await db<{ client_id: string; auth_method: string }>('partners')
+    .first('auth_method')
     .where({ client_id: clientId });
-  return row && { confidential: row.secret_hash !== null };
+  return row && { confidential: row.auth_method !== 'none' };
 }
