@@ -88,7 +88,7 @@ export async function dpopHandle(client: oauth.Client, alg: Alg = 'ES256') {
 }
 
 /** Runs an oauth4webapi request + process pair, once more if the server asked for a DPoP nonce. */
-async function withNonceRetry<T>(attempt: () => Promise<T>): Promise<T> {
+export async function withNonceRetry<T>(attempt: () => Promise<T>): Promise<T> {
   try {
     return await attempt();
   } catch (error) {
