@@ -80,7 +80,7 @@ const KEY_OPTIONS = {
   'jwks-uri': {
     type: 'string',
     value: 'URL',
-    doc: 'where the partner publishes its public keys instead (https; http only on localhost): fetched with a 2.5 s timeout and a 64 KiB limit, cached as its `Cache-Control` says (at least 60 s), fetched again for an unknown `kid`',
+    doc: 'where the partner publishes its public keys instead (https; http only on localhost): fetched with a 2.5 s timeout and a 64 KiB limit, kept as its `Cache-Control` says, from 60 s to 5 minutes: publish a new key 5 minutes before signing with it',
   },
 } as const satisfies Record<string, Option>;
 

@@ -7,8 +7,8 @@ import { secretMatches } from '../partners/partner.service.ts';
 import { renderPage } from '../shared/views.ts';
 import { ACR_MFA, ID_TOKEN_TTL } from '../shared/auth-context.ts';
 import { cspAllowingFormTarget } from '../shared/content-security-policy.ts';
-import { isLoopbackHostname } from '../shared/loopback-hosts.ts';
 import { ERROR_DETAIL } from '../shared/errors.ts';
+import { partnerFetch } from './partner-fetch.ts';
 
 export type ProviderDeps = Readonly<{
   config: Config;
@@ -175,15 +175,9 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
           `the client assertion may live at most ${String(CLIENT_ASSERTION_MAX_SECONDS)} seconds (exp − iat)`,
         );
     },
-    // jwks_uri: oidc-provider fetches with a 2.5 s timeout, refuses addresses of private networks
-    // and caches by Cache-Control (≥ 60 s); we cap the size. A loopback URL (a developer's own
-    // machine; `partner create` allows http only there) is fetched without the private-network guard.
+    // a partner's jwks_uri: at most 64 KiB, kept at most 5 minutes (src/oidc/partner-fetch.ts)
     fetchResponseBodyLimits: { jwks_uri: JWKS_URI_MAX_BYTES },
-    fetch(url, options) {
-      const target = new URL(url instanceof Request ? url.url : url);
-      if (isLoopbackHostname(target.hostname)) delete (options as { dispatcher?: unknown }).dispatcher;
-      return globalThis.fetch(url, options);
-    },
+    fetch: (url, options) => partnerFetch(url, options ?? {}),
     // OIDC scopes only: API scopes are the resources' (discovery lists them: src/oidc/discovery.middleware.ts)
     scopes: [...OIDC_SCOPES],
     // the usual path (Keycloak, Hydra, Auth0…); `/me`, this server's first path for it, still answers (app.ts)

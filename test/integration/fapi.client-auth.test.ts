@@ -275,9 +275,12 @@ describe(`jwks_uri (${ENGINE})`, () => {
   let keysServer: http.Server;
   let answer: { status: number; body: string } = { status: 200, body: '' };
   let jwksUrl: string;
+  let hits = 0;
 
   beforeAll(async () => {
     keysServer = http.createServer((_req, res) => {
+      hits += 1;
+      if (answer.status === 0) return; // never answers: the fetch times out
       res.writeHead(answer.status, { 'content-type': 'application/json', 'cache-control': 'max-age=0' });
       res.end(answer.body);
     });
@@ -293,15 +296,22 @@ describe(`jwks_uri (${ENGINE})`, () => {
     expect(created.json).toMatchObject({ auth_method: 'private_key_jwt', jwks_uri: jwksUrl });
     const signer = { clientId: created.json.client_id as string, kid: key.kid, privateKey: key.privateKey };
     expect((await tokenPost(a, assertionFields(await assertion(signer, ISSUER)))).status).toBe(200);
+    // kept (at least 60 s, at most 5 minutes): the next assertion is checked without a fetch
+    const fetched = hits;
+    expect((await tokenPost(a, assertionFields(await assertion(signer, ISSUER)))).status).toBe(200);
+    expect(hits).toBe(fetched);
 
     // another server instance (no cache yet) meets each failure
     for (const failure of [
       { status: 500, body: 'oops' },
       { status: 200, body: 'not json' },
       { status: 200, body: JSON.stringify({ keys: [key.publicJwk], padding: 'x'.repeat(70 * 1024) }) },
+      { status: 0, body: '' }, // no answer: refused after oidc-provider's 2.5 s timeout
     ]) {
       answer = failure;
+      const before = hits;
       const refused = await tokenPost(b, assertionFields(await assertion(signer, ISSUER)));
+      expect(hits).toBe(before + 1); // each failure is a fetch of its own (nothing kept from the last)
       expect({ failure: failure.status, status: refused.status, error: refused.body.error }).toEqual({
         failure: failure.status,
         status: 401,
