@@ -200,7 +200,7 @@ export function resolveSecurity(
   if (profile === 'fapi2') {
     if (!ASYMMETRIC_METHODS.includes(authMethod))
       throw invalidInput(
-        `a fapi2 partner authenticates with its own keys or certificate, not ${authMethod === 'none' ? 'nothing (a public client)' : 'a shared secret'}: --auth-method private_key_jwt --jwks-file FILE (or --jwks-uri URL), tls_client_auth --tls-subject-dn DN, or self_signed_tls_client_auth --jwks-file FILE`,
+        `${input.profile === undefined && current === undefined ? '(DEFAULT_PROFILE=fapi2, or pass --profile baseline) ' : ''}a fapi2 partner authenticates with its own keys or certificate, not ${authMethod === 'none' ? 'nothing (a public client)' : 'a shared secret'}: --auth-method private_key_jwt --jwks-file FILE (or --jwks-uri URL), tls_client_auth --tls-subject-dn DN, or self_signed_tls_client_auth --jwks-file FILE`,
       );
     // FAPI 2.0: every access token sender-constrained; the natural binding of each method by default
     tokenBinding ??= authMethod === 'private_key_jwt' ? 'dpop' : 'mtls';

@@ -235,6 +235,39 @@ describe(`key management (${ENGINE})`, () => {
     expect(unreadable.stderr).toMatch(/--jwks-file \/nonexistent.json cannot be read/);
   });
 
+  test('DEFAULT_PROFILE is the profile of a partner created without --profile', async () => {
+    const fapiByDefault = { ...env, DEFAULT_PROFILE: 'fapi2' };
+    const key = await partnerKey();
+    const made = await cli(
+      fapiByDefault,
+      'partner',
+      'create',
+      '--name',
+      'Default FAPI',
+      '--scope',
+      'payments:read',
+      '--jwks-file',
+      jwksFile([key.publicJwk]),
+    );
+    expect(made.json).toMatchObject({ profile: 'fapi2', token_binding: 'dpop' });
+    const secret = await cli(fapiByDefault, 'partner', 'create', '--name', 'Default secret', '--scope', 'payments:read');
+    expect(secret.code).toBe(1);
+    expect(secret.stderr).toMatch(/DEFAULT_PROFILE=fapi2, or pass --profile baseline/);
+    const baselineAnyway = await cli(
+      fapiByDefault,
+      'partner',
+      'create',
+      '--name',
+      'Explicit baseline',
+      '--scope',
+      'payments:read',
+      '--profile',
+      'baseline',
+    );
+    expect(baselineAnyway.json).toMatchObject({ profile: 'baseline', auth_method: 'client_secret_basic' });
+    expect((await cli({ ...env, DEFAULT_PROFILE: 'gold' }, 'partner', 'list')).stderr).toMatch(/DEFAULT_PROFILE/);
+  });
+
   test('set-keys rotates at once; a secret partner moves to private_key_jwt and set-profile fapi2 then binds its tokens', async () => {
     const created = await cli(env, 'partner', 'create', '--name', 'Moving Bank', '--scope', 'payments:read');
     const clientId = created.json.client_id as string;
