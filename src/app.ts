@@ -26,6 +26,7 @@ import type { Logger } from './log/logger.ts';
 import { safeError } from './log/safe-error.ts';
 import { discoveryScopes } from './oidc/discovery.middleware.ts';
 import { jwtTokenTypeGuard } from './oidc/jwt-token-type.ts';
+import { mtlsEndpointAliases } from './oidc/mtls.ts';
 import { createAdapterClass, createReplayGuard } from './oidc/payload.store.ts';
 import { buildProvider } from './oidc/provider.factory.ts';
 import { createProviderHolder } from './oidc/provider.holder.ts';
@@ -131,6 +132,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
           jwksCacheControl('/jwks', config.keys.jwksMaxAgeSeconds),
           oauthErrorText(),
           discoveryScopes(() => resources.scopes()),
+          mtlsEndpointAliases(config.tls, config.trustProxy),
           jwtTokenTypeGuard({ introspection: '/token/introspection', revocation: '/token/revocation' }),
           login,
         ],

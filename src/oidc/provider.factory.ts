@@ -4,6 +4,7 @@ import type { Config } from '../config/config.ts';
 import type { KeySet } from '../keys/signing-key.service.ts';
 import type { ResourceDirectory } from '../resources/resource.service.ts';
 import { secretMatches } from '../partners/partner.service.ts';
+import { withMtls } from './mtls.ts';
 import { renderPage } from '../shared/views.ts';
 import { ACR_MFA, ID_TOKEN_TTL } from '../shared/auth-context.ts';
 import { cspAllowingFormTarget } from '../shared/content-security-policy.ts';
@@ -304,7 +305,7 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     },
   };
 
-  const provider = new Provider(config.issuer, configuration);
+  const provider = new Provider(config.issuer, withMtls(configuration, config.tls, config.trustProxy));
   provider.proxy = config.trustProxy;
 
   // The replay cache as one atomic statement (oidc-provider's finds, then saves). The id is the

@@ -1,5 +1,6 @@
 import { X509Certificate, createPublicKey } from 'node:crypto';
 import { invalidInput } from '../shared/errors.ts';
+import { isDistinguishedName } from '../shared/distinguished-name.ts';
 import { isLoopbackHostname } from '../shared/loopback-hosts.ts';
 import type { AuthMethod, PartnerProfileName, PartnerSecurity, PublicJwks, TokenBinding } from './partner.store.ts';
 
@@ -128,8 +129,11 @@ function checkJwksUri(uri: string): string {
 /** An RFC 4514 distinguished name, e.g. `CN=acme-payments,O=ACME Bank,C=GB`. */
 function checkSubjectDn(dn: string): string {
   const trimmed = dn.trim();
-  if (!/^[A-Za-z][\w.-]*=.+/.test(trimmed) || trimmed.length > 1000)
-    throw invalidInput(`--tls-subject-dn "${dn}" is not a distinguished name (e.g. "CN=acme-payments,O=ACME Bank,C=GB")`);
+  // as src/shared/distinguished-name.ts will compare it: a DN it cannot read would match no certificate
+  if (!isDistinguishedName(trimmed) || trimmed.length > 1000)
+    throw invalidInput(
+      `--tls-subject-dn "${dn}" is not an RFC 4514 distinguished name (e.g. "CN=acme-payments,O=ACME Bank,C=GB", most specific first, "\\," for a comma in a value)`,
+    );
   return trimmed;
 }
 
