@@ -65,6 +65,26 @@ function withheldDetail(ctx: Context, body: OAuthErrorBody): string | undefined 
   return detail;
 }
 
+/**
+ * A partner whose registration this server cannot honour as configured (e.g. `tls_client_auth`
+ * on a server without a client-certificate source) makes oidc-provider answer
+ * `invalid_client_metadata`, a registration error that means nothing to a client at the token
+ * endpoint: it is a failed client authentication (401 `invalid_client`) that says why.
+ */
+function misregisteredClient(ctx: Context, body: OAuthErrorBody): boolean {
+  const { oidc } = ctx as Context & { oidc?: { route?: string } };
+  if (
+    body.error !== 'invalid_client_metadata' ||
+    !oidc?.route ||
+    !(CLIENT_AUTH_ROUTES.has(oidc.route) || oidc.route === 'pushed_authorization_request')
+  )
+    return false;
+  ctx.status = 401;
+  body.error = 'invalid_client';
+  body.error_description = `client authentication failed: this partner's registration cannot be used by this server as configured (${String(body.error_description)})`;
+  return true;
+}
+
 /** A clearer description for a client-authentication refusal, or undefined to keep the provider's. */
 function clientAuthDescription(ctx: Context, body: OAuthErrorBody): string | undefined {
   const { oidc } = ctx as Context & { oidc?: { route?: string; client?: { clientAuthMethod: string } } };
@@ -98,7 +118,8 @@ export function oauthErrorText() {
     await next();
     const body = ctx.body as OAuthErrorBody | undefined;
     if (ctx.status < 400 || !body || typeof body !== 'object' || Buffer.isBuffer(body) || typeof body.error !== 'string') return;
-    body.error_description = clientAuthDescription(ctx, body) ?? withheldDetail(ctx, body) ?? body.error_description;
+    if (!misregisteredClient(ctx, body))
+      body.error_description = clientAuthDescription(ctx, body) ?? withheldDetail(ctx, body) ?? body.error_description;
     if (typeof body.error_description === 'string') body.error_description = cleanErrorDescription(body.error_description);
   };
 }
