@@ -164,6 +164,7 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
       ttl: seconds(values.ttl),
       format: values.format,
       introspector: values.introspector,
+      signedIntrospection: values['signed-introspection'] || undefined,
       isDefault: values.default,
       describe: values.describe,
     });
@@ -171,12 +172,15 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
   async 'resource update'({ values }, { db }) {
     if (values.introspector !== undefined && values['no-introspector'])
       throw new UsageError('--introspector and --no-introspector exclude each other');
+    if (values['signed-introspection'] && values['no-signed-introspection'])
+      throw new UsageError('--signed-introspection and --no-signed-introspection exclude each other');
     return updateResource(db, {
       uri: values.uri,
       scopes: values.scope === undefined ? undefined : words(values.scope),
       ttl: seconds(values.ttl),
       format: values.format,
       introspector: values['no-introspector'] ? null : values.introspector,
+      signedIntrospection: values['signed-introspection'] ? true : values['no-signed-introspection'] ? false : undefined,
       isDefault: values.default,
       describe: values.describe,
     });
@@ -213,12 +217,15 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
   },
   async 'partner update'({ values, argument }, { db }) {
     if (values.name !== undefined && !values.name.trim()) throw new UsageError('--name may not be empty');
+    if (values['message-signing'] && values['no-message-signing'])
+      throw new UsageError('--message-signing and --no-message-signing exclude each other');
     return updatePartnerDetails(db, argument, {
       name: values.name,
       scopes: values.scope === undefined ? undefined : words(values.scope),
       grantTypes: values.grant.length ? values.grant : undefined,
       redirectUris: values['redirect-uri'].length ? values['redirect-uri'] : undefined,
       allowDuplicateName: values['allow-duplicate-name'],
+      messageSigning: values['message-signing'] ? true : values['no-message-signing'] ? false : undefined,
     });
   },
   async 'partner delete'({ argument }, { db }) {

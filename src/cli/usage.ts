@@ -41,6 +41,10 @@ const RESOURCE_OPTIONS = {
     value: 'CLIENT_ID',
     doc: 'a confidential partner (the API’s own credential) that may introspect this API’s tokens',
   },
+  'signed-introspection': {
+    type: 'boolean',
+    doc: 'answers to the introspector about this API’s tokens are JWTs signed ES256 (RFC 9701): it must ask with `Accept: application/token-introspection+jwt`; plain JSON is refused. Needs `--introspector`',
+  },
   default: { type: 'boolean', doc: 'make this the audience of token requests that name no `resource`' },
   describe: {
     type: 'string',
@@ -108,7 +112,7 @@ const SECURITY_OPTIONS = {
   },
   'message-signing': {
     type: 'boolean',
-    doc: 'FAPI 2.0 Message Signing: request objects signed by the partner (JAR, through PAR) and signed authorization responses (JARM); needs the partner’s keys',
+    doc: 'FAPI 2.0 Message Signing: the partner’s authorization requests must be request objects it signs (JAR, PS256/ES256, pushed through PAR) and its authorization responses are JWTs we sign (JARM, `response_mode=jwt`); needs the partner’s keys',
   },
 } as const satisfies Record<string, Option>;
 
@@ -131,6 +135,7 @@ export const COMMAND_TABLE = {
       ...RESOURCE_OPTIONS,
       scope: { ...RESOURCE_OPTIONS.scope, doc: 'replaces the API’s scopes; a scope left out leaves every partner’s allow-list' },
       'no-introspector': { type: 'boolean', doc: 'no partner introspects for this API any more (excludes `--introspector`)' },
+      'no-signed-introspection': { type: 'boolean', doc: 'plain JSON introspection answers again (excludes `--signed-introspection`)' },
     },
     doc: 'change only the options given; `--scope` replaces the API’s scopes, and a scope left out leaves every partner’s allow-list',
   },
@@ -162,7 +167,14 @@ export const COMMAND_TABLE = {
   },
   'partner update': {
     argument: 'ID',
-    options: PARTNER_OPTIONS,
+    options: {
+      ...PARTNER_OPTIONS,
+      'message-signing': SECURITY_OPTIONS['message-signing'],
+      'no-message-signing': {
+        type: 'boolean',
+        doc: 'plain authorization requests and responses again (excludes `--message-signing`)',
+      },
+    },
     doc: 'change only the options given (`--scope`, `--grant`, `--redirect-uri` replace the lists), under the rules of `partner create`; new tokens follow at once on every instance, tokens already issued keep what they carry',
   },
   'partner delete': {

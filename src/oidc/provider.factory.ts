@@ -45,6 +45,10 @@ const ES256 = ['ES256'] as const;
 const PARTNER_ALGS = ['ES256', 'PS256'] as const;
 /** A client assertion may live at most this long (exp − iat, and exp − now): a stolen one is soon useless. */
 const CLIENT_ASSERTION_MAX_SECONDS = 300;
+/** A request object may live at most this long (exp − nbf): FAPI 2.0 Message Signing. */
+const REQUEST_OBJECT_MAX_SECONDS = 3600;
+/** RFC 9701's media type: an introspector asks for a signed answer with it in `Accept`. */
+const SIGNED_INTROSPECTION = 'application/token-introspection+jwt';
 /** The largest key set fetched from a partner's jwks_uri. */
 const JWKS_URI_MAX_BYTES = 64 * 1024;
 const OIDC_SCOPES = new Set(['openid', 'offline_access']);
@@ -106,12 +110,13 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
   // A signed token must expire before its key leaves the JWKS (KEY_RETAIN after retirement).
   const signedLifetime = (seconds: number) => Math.min(seconds, config.keys.retainSeconds);
 
-  /** Whether `clientId` is the introspector (`resource create --introspector`) of the token's audience. */
-  async function introspects(clientId: string, token: { aud?: string | string[] }): Promise<boolean> {
+  /** The API of the token's audience whose introspector (`resource create --introspector`) is `clientId`, if any. */
+  async function introspectedApi(clientId: string, token: { aud?: string | string[] }) {
     for (const audience of [token.aud ?? []].flat()) {
-      if ((await resources.find(audience))?.introspector === clientId) return true;
+      const resource = await resources.find(audience);
+      if (resource?.introspector === clientId) return resource;
     }
-    return false;
+    return undefined;
   }
 
   const configuration: Configuration = {
@@ -127,6 +132,9 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       grant_types: ['client_credentials'],
       response_types: [],
       id_token_signed_response_alg: 'ES256',
+      // JARM and RFC 9701 answers, when asked for (oidc-provider's default, RS256, would invalidate every client)
+      authorization_signed_response_alg: 'ES256',
+      introspection_signed_response_alg: 'ES256',
       token_endpoint_auth_method: 'client_secret_basic',
     },
     // partner_scopes: the allow-list; partner_profile: baseline | fapi2 (features.fapi below)
@@ -200,6 +208,30 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
         profile: (_ctx, client) =>
           (client as { metadata(): Record<string, unknown> } | undefined)?.metadata().partner_profile === 'fapi2' ? '2.0' : undefined,
       },
+      // FAPI 2.0 Message Signing. Request objects (JAR, RFC 9101) signed PS256/ES256 with the partner's
+      // registered keys, `aud` the issuer, `iss` its client_id: optional for every partner with keys,
+      // required of partners registered `--message-signing` (their metadata says so, and requires PAR).
+      requestObjects: {
+        enabled: true,
+        requireSignedRequestObject: false,
+        // Every request object, whatever the partner's profile (oidc-provider's default checks only fapi2
+        // ones): exp, nbf and aud present, exp at most 60 minutes after nbf. oidc-provider checks aud (the
+        // issuer), iss (the client), exp (not passed) and nbf (not ahead), so nbf is at most 60 minutes old
+        // too, as FAPI 2.0 Message Signing asks. (The unsigned one it makes of a plain pushed request passes.)
+        assertJwtClaimsAndHeader(_ctx, claims) {
+          for (const claim of ['exp', 'nbf', 'aud'])
+            if (!Object.hasOwn(claims, claim)) throw new errors.InvalidRequestObject(`the request object has no '${claim}' claim`);
+          const lifetime = Number(claims.exp) - Number(claims.nbf);
+          if (!(lifetime > 0 && lifetime <= REQUEST_OBJECT_MAX_SECONDS))
+            throw new errors.InvalidRequestObject("the request object's exp must come after nbf, by at most 60 minutes");
+        },
+      },
+      // JARM: response_mode=jwt (query.jwt, fragment.jwt, form_post.jwt), signed ES256 with the current key;
+      // optional for every partner, the only response modes of a message-signing one
+      jwtResponseModes: { enabled: true },
+      // RFC 9701: a signed introspection answer for an introspector asking with Accept
+      // SIGNED_INTROSPECTION; required for APIs registered `--signed-introspection` (allowedPolicy below)
+      jwtIntrospection: { enabled: true },
       clientCredentials: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
@@ -222,10 +254,17 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
         // partner named by `resource create --introspector`) introspects the tokens issued for its
         // API. A public client authenticates with nothing but its client_id: it may not introspect.
         // A token of a suspended partner or of a disabled person is inactive, whoever asks.
-        async allowedPolicy(_ctx, client, token) {
+        // An API registered `--signed-introspection` gets signed answers only: its introspector asking
+        // for plain JSON about its tokens is refused (a stripped Accept header never yields an unsigned answer).
+        async allowedPolicy(ctx, client, token) {
           if (client.clientAuthMethod === 'none') return false;
           const own = token.clientId === client.clientId;
-          if (!own && !(await introspects(client.clientId, token as { aud?: string | string[] }))) return false;
+          const api = own ? undefined : await introspectedApi(client.clientId, token as { aud?: string | string[] });
+          if (!own && !api) return false;
+          if (api?.signedIntrospection && ctx.accepts('json', SIGNED_INTROSPECTION) !== SIGNED_INTROSPECTION)
+            throw new errors.InvalidRequest(
+              `introspection answers about tokens for ${api.uri} are signed: ask with Accept: ${SIGNED_INTROSPECTION}`,
+            );
           // an own token's partner was just read (active) by this request's client authentication
           return deps.tokenOwnerActive(own ? undefined : token.clientId, (token as { accountId?: string }).accountId);
         },

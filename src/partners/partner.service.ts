@@ -48,6 +48,9 @@ function newClientId(): string {
   return `ptn_${randomBytes(12).toString('base64url')}`;
 }
 
+/** The JARM response modes (`jwt` is `query.jwt` for the code flow): the only ones of a message-signing partner. */
+const JWT_RESPONSE_MODES = ['jwt', 'query.jwt', 'fragment.jwt', 'form_post.jwt'] as const;
+
 /** What a client_id can be (ours are `ptn_` + 16 base64url); anything else is no partner. */
 const CLIENT_ID_PATTERN = /^[\w.~-]{1,64}$/;
 
@@ -185,7 +188,9 @@ async function writeFailed(db: Db, error: unknown, partner: Pick<Partner, 'clien
 }
 
 /** `partner update`: only what is given changes; `--scope`, `--grant` and `--redirect-uri` replace the lists. */
-export type PartnerChange = Partial<Pick<PartnerInput, 'name' | 'scopes' | 'grantTypes' | 'redirectUris' | 'allowDuplicateName'>>;
+export type PartnerChange = Partial<
+  Pick<PartnerInput, 'name' | 'scopes' | 'grantTypes' | 'redirectUris' | 'allowDuplicateName'> & { messageSigning: boolean }
+>;
 
 /**
  * Changes a partner under the same rules as createPartner, checked on the result. Nothing is
@@ -203,11 +208,14 @@ export async function updatePartnerDetails(db: Db, clientId: string, change: Par
     isPublic: current.authMethod === 'none',
   };
   checkInput(merged);
+  // message signing needs the partner's keys (a partner never loses them: set-keys only replaces)
+  if (change.messageSigning) resolveSecurity({ messageSigning: true }, current, current.profile);
   const profile: Partial<PartnerProfile> = {
     name: change.name?.trim(),
     grantTypes,
     redirectUris: change.redirectUris && [...new Set(change.redirectUris)],
     allowed: change.scopes && (await permissionsFor(db, change.scopes)),
+    messageSigning: change.messageSigning,
   };
   const updated = await updatePartnerProfile(db, clientId, profile, { allowDuplicateName: change.allowDuplicateName ?? false }, now).catch(
     (error: unknown) => writeFailed(db, error, { clientId, name: merged.name.trim() }),
@@ -329,6 +337,13 @@ export function toClientMetadata(partner: Partner | undefined): AdapterPayload |
   if (partner.tokenBinding === 'mtls') metadata.tls_client_certificate_bound_access_tokens = true;
   // FAPI 2.0: authorization requests only through PAR
   if (partner.profile === 'fapi2' && code) metadata.require_pushed_authorization_requests = true;
+  // FAPI 2.0 Message Signing: a request object it signed, pushed through PAR, and a signed response (JARM)
+  if (partner.messageSigning && code)
+    Object.assign(metadata, {
+      require_pushed_authorization_requests: true,
+      require_signed_request_object: true,
+      response_modes: [...JWT_RESPONSE_MODES],
+    });
   return metadata;
 }
 

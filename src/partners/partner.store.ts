@@ -207,11 +207,11 @@ export async function insertPartner(db: Db, partner: Partner, options: { allowDu
 const permissionRows = (clientId: string, allowed: readonly Permission[]) =>
   allowed.map((p) => ({ client_id: clientId, resource_uri: p.resource, scope: p.scope }));
 
-export type PartnerProfile = Pick<Partner, 'name' | 'allowed' | 'grantTypes' | 'redirectUris'>;
+export type PartnerProfile = Pick<Partner, 'name' | 'allowed' | 'grantTypes' | 'redirectUris' | 'messageSigning'>;
 
 /**
  * Replaces what `partner update` changes, in one transaction: name (with the same uniqueness as
- * insertPartner), grants, redirect URIs and the allow-list. Returns false when no such partner exists.
+ * insertPartner), grants, redirect URIs, the allow-list and message signing. Returns false when no such partner exists.
  */
 export async function updatePartnerProfile(
   db: Db,
@@ -225,6 +225,7 @@ export async function updatePartnerProfile(
     if (change.name !== undefined) Object.assign(fields, nameColumns(change.name, options.allowDuplicateName));
     if (change.grantTypes !== undefined) fields.grant_types = JSON.stringify(change.grantTypes);
     if (change.redirectUris !== undefined) fields.redirect_uris = JSON.stringify(change.redirectUris);
+    if (change.messageSigning !== undefined) fields.message_signing = change.messageSigning;
     const updated = await trx(TABLE).where({ client_id: clientId }).update(fields).catch(claimFailed);
     if (updated === 0) return false;
     if (change.name !== undefined) await refuseNamesake(trx, clientId, change.name, options.allowDuplicateName);

@@ -9,6 +9,8 @@ export type Resource = Readonly<{
   accessTokenTtl: number;
   tokenFormat: TokenFormat;
   introspector: string | null;
+  /** answers to its introspector are signed JWTs only (RFC 9701) */
+  signedIntrospection: boolean;
   isDefault: boolean;
   createdAt: number;
 }>;
@@ -19,6 +21,7 @@ export type ResourceChange = Partial<{
   accessTokenTtl: number;
   tokenFormat: TokenFormat;
   introspector: string | null;
+  signedIntrospection: boolean;
   isDefault: true;
 }>;
 
@@ -27,6 +30,8 @@ type Row = {
   access_token_ttl: number;
   token_format: string;
   introspector_client_id: string | null;
+  /** SQLite gives 0/1 */
+  signed_introspection: number | boolean;
   is_default: number | boolean;
   created_at: number | string;
 };
@@ -46,6 +51,7 @@ function fromRow(row: Row, scopes: readonly string[]): Resource {
     accessTokenTtl: row.access_token_ttl,
     tokenFormat: row.token_format === 'opaque' ? 'opaque' : 'jwt',
     introspector: row.introspector_client_id ?? null,
+    signedIntrospection: Boolean(row.signed_introspection),
     isDefault: Boolean(row.is_default),
     createdAt: Number(row.created_at),
   };
@@ -107,6 +113,7 @@ export async function insertResource(db: Db, resource: Resource): Promise<void> 
       access_token_ttl: resource.accessTokenTtl,
       token_format: resource.tokenFormat,
       introspector_client_id: resource.introspector,
+      signed_introspection: resource.signedIntrospection,
       is_default: resource.isDefault,
       created_at: resource.createdAt,
     });
@@ -126,6 +133,7 @@ export async function updateResource(db: Db, uri: string, change: ResourceChange
     if (change.accessTokenTtl !== undefined) fields.access_token_ttl = change.accessTokenTtl;
     if (change.tokenFormat !== undefined) fields.token_format = change.tokenFormat;
     if (change.introspector !== undefined) fields.introspector_client_id = change.introspector;
+    if (change.signedIntrospection !== undefined) fields.signed_introspection = change.signedIntrospection;
     if (change.isDefault) {
       await trx(TABLE).whereNot({ uri }).update({ is_default: false });
       fields.is_default = true;

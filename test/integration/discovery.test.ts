@@ -47,7 +47,14 @@ test('the metadata lists exactly what is supported', async () => {
     grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
     id_token_signing_alg_values_supported: ['ES256'],
     request_uri_parameter_supported: false,
-    response_modes_supported: ['form_post', 'fragment', 'query'],
+    // JARM (required of message-signing partners, optional for the others); `jwt` is query.jwt for codes
+    response_modes_supported: ['form_post', 'fragment', 'query', 'jwt', 'query.jwt', 'fragment.jwt', 'form_post.jwt'],
+    authorization_signing_alg_values_supported: ['ES256'],
+    // signed request objects (JAR): required per partner (`--message-signing`), so no require_signed_request_object
+    request_parameter_supported: true,
+    request_object_signing_alg_values_supported: ['ES256', 'PS256'],
+    // signed introspection answers (RFC 9701)
+    introspection_signing_alg_values_supported: ['ES256'],
     response_types_supported: ['code'],
     scopes_supported: ['openid', 'offline_access'],
     subject_types_supported: ['public'],
