@@ -26,7 +26,8 @@ import type { Logger } from './log/logger.ts';
 import { safeError } from './log/safe-error.ts';
 import { discoveryDetailsTypes, discoveryScopes } from './oidc/discovery.middleware.ts';
 import { jwtTokenTypeGuard } from './oidc/jwt-token-type.ts';
-import { createAdapterClass } from './oidc/payload.store.ts';
+import { mtlsEndpointAliases } from './oidc/mtls.ts';
+import { createAdapterClass, createReplayGuard } from './oidc/payload.store.ts';
 import { buildProvider } from './oidc/provider.factory.ts';
 import { createProviderHolder } from './oidc/provider.holder.ts';
 import { outageAware, outageAwareAdapter } from './oidc/temporarily-unavailable.ts';
@@ -123,6 +124,8 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
         detailsTypes,
         findAccount,
         loadExistingGrant,
+        firstUse: outageAware(availability, createReplayGuard(db)),
+        dpopNonceSecret: Buffer.from(deriveKey(deps.keyring, 'dpop nonces'), 'base64url'),
         middleware: [
           logRequests,
           answerOutages(availability),
@@ -136,6 +139,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
           oauthErrorText(),
           discoveryScopes(() => resources.scopes()),
           discoveryDetailsTypes(() => resources.detailsTypeNames()),
+          mtlsEndpointAliases(config.tls, config.trustProxy),
           jwtTokenTypeGuard({ introspection: '/token/introspection', revocation: '/token/revocation' }),
           login,
         ],

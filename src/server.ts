@@ -1,4 +1,5 @@
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createApp, type App } from './app.ts';
 import type { Config } from './config/config.ts';
@@ -84,7 +85,7 @@ export async function startServer(
   const { db, keyring, policy, keySet, cookieKeys, created } = await prepareStorage(config, log);
   try {
     const apis = await warnIfRetainCapsTokens(db, config, log);
-    if (config.issuer.startsWith('https:') && !config.trustProxy)
+    if (config.issuer.startsWith('https:') && !config.trustProxy && !config.tls.listener)
       log.warn(PLAIN_HTTP_WARNING, { issuer: config.issuer, setting: 'TRUST_PROXY' });
     const detailsTypes = await listDetailsTypeNames(db);
     const app = createApp(
@@ -101,12 +102,30 @@ export async function startServer(
     // learns to reconnect (to another instance) instead of reusing a connection about to go.
     let draining = false;
     const inFlight = new Set<http.ServerResponse>();
-    const server = http.createServer((req, res) => {
+    const handle = (req: http.IncomingMessage, res: http.ServerResponse) => {
       if (draining) res.setHeader('Connection', 'close');
       inFlight.add(res);
       res.once('close', () => inFlight.delete(res));
       app.holder.handle(req, res);
-    });
+    };
+    const { listener } = config.tls;
+    // Native TLS asks every client for a certificate and requires none (browsers, partners with
+    // secrets or private_key_jwt go on without one); what a certificate is worth is decided per
+    // request (src/oidc/mtls.ts), never by the handshake. The client CAs are named in the request
+    // so that a partner's TLS stack picks the right certificate.
+    const server = listener
+      ? https.createServer(
+          {
+            cert: listener.cert.pem,
+            key: listener.key,
+            ca: config.tls.clientCa?.pem,
+            requestCert: true,
+            rejectUnauthorized: false,
+            minVersion: 'TLSv1.2',
+          },
+          handle,
+        )
+      : http.createServer(handle);
     server.keepAliveTimeout = 5000;
     server.headersTimeout = 10000;
     server.requestTimeout = 30000;
@@ -142,6 +161,7 @@ export async function startServer(
     log.notice('listening', {
       port,
       issuer: config.issuer,
+      tls: listener ? 'native' : config.tls.clientCertHeader ? 'proxy' : 'none',
       database: config.databaseUrl.startsWith('sqlite:') ? 'sqlite' : 'postgres',
       signing_kid: keySet.signingKid,
     });
@@ -150,7 +170,7 @@ export async function startServer(
     return {
       app,
       db,
-      url: `http://127.0.0.1:${port}`,
+      url: `${listener ? 'https' : 'http'}://127.0.0.1:${port}`,
       startup: { issuer: config.issuer, created, apisRegistered: apis > 0 },
       close() {
         closing ??= (async () => {

@@ -15,6 +15,8 @@ import {
   getPartner,
   listPartners,
   rotatePartnerSecret,
+  setPartnerKeys,
+  setPartnerProfile,
   setPartnerStatus,
   updatePartnerDetails,
 } from '../partners/partner.service.ts';
@@ -52,6 +54,8 @@ type Parsed<N extends CommandName> = {
   argument: string;
   /** the options in the order given (where one option's meaning depends on the one before it) */
   order: ReadonlyArray<{ flag: string; value: string | undefined }>;
+  /** every positional argument (`partner set-profile ID PROFILE`) */
+  args: string[];
 };
 type Handler<N extends CommandName> = (parsed: Parsed<N>, storage: Storage) => Promise<unknown>;
 
@@ -95,8 +99,11 @@ function parse<N extends CommandName>(name: N, args: string[]): Parsed<N> {
     throw new UsageError(parseError(error as Error & { code?: string }, Object.keys(spec)));
   }
   const positionals = parsed.positionals.map((value) => dashed.get(value) ?? value);
-  if (expected !== undefined && positionals.length !== 1)
-    throw new UsageError(`expected one argument ${expected}, got ${positionals.length} (portcullis ${name} --help)`);
+  const count = expected === undefined ? 0 : expected.split(' ').length;
+  if (expected !== undefined && positionals.length !== count)
+    throw new UsageError(
+      `expected ${count === 1 ? 'one argument' : `${String(count)} arguments`} ${expected}, got ${positionals.length} (portcullis ${name} --help)`,
+    );
   const values: Record<string, unknown> = {};
   for (const [flag, option] of Object.entries(spec)) {
     const value = unmask((parsed.values as Record<string, unknown>)[flag]);
@@ -109,7 +116,7 @@ function parse<N extends CommandName>(name: N, args: string[]): Parsed<N> {
   const order = parsed.tokens.flatMap((token) =>
     token.kind === 'option' ? [{ flag: token.name, value: unmask(token.value) as string | undefined }] : [],
   );
-  return { values, argument: positionals[0] ?? '', order } as Parsed<N>;
+  return { values, argument: positionals[0] ?? '', args: positionals, order } as Parsed<N>;
 }
 
 /** parseArgs' message, on one line, with a suggestion for a mistyped option. */
@@ -121,6 +128,18 @@ function parseError(error: Error & { code?: string }, flags: string[]): string {
   }
   if (error.code === 'ERR_PARSE_ARGS_UNEXPECTED_POSITIONAL') return `${error.message.split('.')[0]} (this command takes no argument)`;
   return error.message.split('\n')[0];
+}
+
+/** A `--jwks-file`: its text (at most 64 KiB), or a one-line error. */
+function readKeyFile(file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  try {
+    if (fs.statSync(file).size > 64 * 1024) throw new UsageError(`--jwks-file ${file} is larger than 64 KiB`);
+    return fs.readFileSync(file, 'utf8');
+  } catch (error) {
+    if (error instanceof UsageError) throw error;
+    throw new UsageError(`--jwks-file ${file} cannot be read (${(error as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
 }
 
 const words = (text: string | undefined) => (text ?? '').split(/\s+/).filter(Boolean);
@@ -174,6 +193,7 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
       ttl: seconds(values.ttl),
       format: values.format,
       introspector: values.introspector,
+      signedIntrospection: values['signed-introspection'] || undefined,
       isDefault: values.default,
       describe: values.describe,
       detailsTypes: detailsTypes(order),
@@ -182,6 +202,8 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
   async 'resource update'({ values, order }, { db }) {
     if (values.introspector !== undefined && values['no-introspector'])
       throw new UsageError('--introspector and --no-introspector exclude each other');
+    if (values['signed-introspection'] && values['no-signed-introspection'])
+      throw new UsageError('--signed-introspection and --no-signed-introspection exclude each other');
     if (values['details-type'].length && values['no-details-types'])
       throw new UsageError('--details-type and --no-details-types exclude each other');
     const types = detailsTypes(order);
@@ -191,6 +213,7 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
       ttl: seconds(values.ttl),
       format: values.format,
       introspector: values['no-introspector'] ? null : values.introspector,
+      signedIntrospection: values['signed-introspection'] ? true : values['no-signed-introspection'] ? false : undefined,
       isDefault: values.default,
       describe: values.describe,
       detailsTypes: values['no-details-types'] ? [] : types.length ? types : undefined,
@@ -199,15 +222,28 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
   async 'resource list'(_, { db }) {
     return describeResources(db);
   },
-  async 'partner create'({ values }, { db }) {
-    const created = await createPartner(db, {
-      name: values.name,
-      scopes: words(values.scope),
-      grantTypes: values.grant,
-      redirectUris: values['redirect-uri'],
-      isPublic: values.public,
-      allowDuplicateName: values['allow-duplicate-name'],
-    });
+  async 'partner create'({ values }, { db, config }) {
+    const created = await createPartner(
+      db,
+      {
+        name: values.name,
+        scopes: words(values.scope),
+        grantTypes: values.grant,
+        redirectUris: values['redirect-uri'],
+        isPublic: values.public,
+        allowDuplicateName: values['allow-duplicate-name'],
+        security: {
+          profile: values.profile,
+          authMethod: values['auth-method'],
+          jwksText: readKeyFile(values['jwks-file']),
+          jwksUri: values['jwks-uri'],
+          tlsSubjectDn: values['tls-subject-dn'],
+          tokenBinding: values['token-binding'],
+          messageSigning: values['message-signing'] || undefined,
+        },
+      },
+      { defaultProfile: config.defaultProfile },
+    );
     const { client_id: clientId, ...partner } = created.partner;
     return created.client_secret === null
       ? { client_id: clientId, ...partner }
@@ -215,12 +251,15 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
   },
   async 'partner update'({ values, argument }, { db }) {
     if (values.name !== undefined && !values.name.trim()) throw new UsageError('--name may not be empty');
+    if (values['message-signing'] && values['no-message-signing'])
+      throw new UsageError('--message-signing and --no-message-signing exclude each other');
     return updatePartnerDetails(db, argument, {
       name: values.name,
       scopes: values.scope === undefined ? undefined : words(values.scope),
       grantTypes: values.grant.length ? values.grant : undefined,
       redirectUris: values['redirect-uri'].length ? values['redirect-uri'] : undefined,
       allowDuplicateName: values['allow-duplicate-name'],
+      messageSigning: values['message-signing'] ? true : values['no-message-signing'] ? false : undefined,
     });
   },
   async 'partner delete'({ argument }, { db }) {
@@ -240,6 +279,12 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
   },
   async 'partner rotate-secret'({ argument }, { db }) {
     return rotatePartnerSecret(db, argument);
+  },
+  async 'partner set-profile'({ args }, { db }) {
+    return setPartnerProfile(db, args[0], args[1]);
+  },
+  async 'partner set-keys'({ values, argument }, { db }) {
+    return setPartnerKeys(db, argument, { jwksText: readKeyFile(values['jwks-file']), jwksUri: values['jwks-uri'] });
   },
   async 'user create'({ values }, storage) {
     return createUser(accounts(storage), {

@@ -41,6 +41,10 @@ const RESOURCE_OPTIONS = {
     value: 'CLIENT_ID',
     doc: 'a confidential partner (the API’s own credential) that may introspect this API’s tokens',
   },
+  'signed-introspection': {
+    type: 'boolean',
+    doc: 'answers to the introspector about this API’s tokens are JWTs signed ES256 (RFC 9701): it must ask with `Accept: application/token-introspection+jwt`; plain JSON is refused. Needs `--introspector`',
+  },
   default: { type: 'boolean', doc: 'make this the audience of token requests that name no `resource`' },
   describe: {
     type: 'string',
@@ -83,6 +87,47 @@ const PARTNER_OPTIONS = {
   },
 } as const satisfies Record<string, Option>;
 
+const KEY_OPTIONS = {
+  'jwks-file': {
+    type: 'string',
+    value: 'FILE',
+    doc: 'the partner’s public keys, a JSON Web Key Set (P-256 keys for ES256, RSA ≥ 2048 bits for PS256; for `self_signed_tls_client_auth`, each key with its certificate in `x5c`)',
+  },
+  'jwks-uri': {
+    type: 'string',
+    value: 'URL',
+    doc: 'where the partner publishes its public keys instead (https; http only on localhost): fetched with a 2.5 s timeout and a 64 KiB limit, kept as its `Cache-Control` says, from 60 s to 5 minutes: publish a new key 5 minutes before signing with it',
+  },
+} as const satisfies Record<string, Option>;
+
+const SECURITY_OPTIONS = {
+  profile: {
+    type: 'string',
+    value: 'baseline|fapi2',
+    doc: '`fapi2`: the FAPI 2.0 Security Profile (PAR required, PKCE S256, `private_key_jwt` or mTLS authentication, sender-constrained tokens, assertion `aud` = issuer); default `DEFAULT_PROFILE`',
+  },
+  'auth-method': {
+    type: 'string',
+    value: 'METHOD',
+    doc: '`client_secret_basic` (a secret is made), `private_key_jwt` (with `--jwks-file` or `--jwks-uri`), `tls_client_auth` (with `--tls-subject-dn`), `self_signed_tls_client_auth` (with `--jwks-file`); implied by the options given when left out',
+  },
+  ...KEY_OPTIONS,
+  'tls-subject-dn': {
+    type: 'string',
+    value: 'DN',
+    doc: '`tls_client_auth`: the subject of the partner’s certificate, RFC 4514 (e.g. `"CN=acme-payments,O=ACME Bank,C=GB"`), issued by a CA in `TLS_CLIENT_CA`',
+  },
+  'token-binding': {
+    type: 'string',
+    value: 'dpop|mtls',
+    doc: 'bind every access token to the partner’s DPoP key (RFC 9449, `cnf.jkt`) or its TLS certificate (RFC 8705, `cnf.x5t#S256`); `fapi2` partners default to `dpop` with `private_key_jwt`, `mtls` with certificates',
+  },
+  'message-signing': {
+    type: 'boolean',
+    doc: 'FAPI 2.0 Message Signing: the partner’s authorization requests must be request objects it signs (JAR, PS256/ES256, pushed through PAR) and its authorization responses are JWTs we sign (JARM, `response_mode=jwt`); needs the partner’s keys',
+  },
+} as const satisfies Record<string, Option>;
+
 const PASSWORD_STDIN = {
   type: 'boolean',
   required: true,
@@ -102,6 +147,7 @@ export const COMMAND_TABLE = {
       ...RESOURCE_OPTIONS,
       scope: { ...RESOURCE_OPTIONS.scope, doc: 'replaces the API’s scopes; a scope left out leaves every partner’s allow-list' },
       'no-introspector': { type: 'boolean', doc: 'no partner introspects for this API any more (excludes `--introspector`)' },
+      'no-signed-introspection': { type: 'boolean', doc: 'plain JSON introspection answers again (excludes `--signed-introspection`)' },
       'details-type': {
         ...RESOURCE_OPTIONS['details-type'],
         doc: 'replaces the API’s `authorization_details` types (RFC 9396); a type listed again without `--details-schema` keeps its schema',
@@ -122,12 +168,30 @@ export const COMMAND_TABLE = {
         doc: 'no client secret (an app on a phone or in a browser): needs `--grant authorization_code`; PKCE protects its codes',
       },
       'allow-duplicate-name': PARTNER_OPTIONS['allow-duplicate-name'],
+      ...SECURITY_OPTIONS,
     },
-    doc: 'register a partner (an OAuth client) with its allow-list of scopes; prints `client_id` and `client_secret` (shown this once) and the grants it can use',
+    doc: 'register a partner (an OAuth client) with its allow-list of scopes and how it authenticates; prints `client_id`, the `client_secret` for `client_secret_basic` (shown this once) and the grants it can use',
+    env: ['DEFAULT_PROFILE'],
+  },
+  'partner set-profile': {
+    argument: 'ID baseline|fapi2',
+    doc: 'change the partner’s profile: `fapi2` needs a partner authenticating with keys or a certificate (`partner set-keys` moves a secret partner to `private_key_jwt`) and binds its new tokens (DPoP, or mTLS for certificates); tokens already issued keep what they carry',
+  },
+  'partner set-keys': {
+    argument: 'ID',
+    options: KEY_OPTIONS,
+    doc: 'replace the partner’s public keys at once (publish the next key beside the current one to rotate without a gap); a partner using a client secret moves to `private_key_jwt` and its secret stops working',
   },
   'partner update': {
     argument: 'ID',
-    options: PARTNER_OPTIONS,
+    options: {
+      ...PARTNER_OPTIONS,
+      'message-signing': SECURITY_OPTIONS['message-signing'],
+      'no-message-signing': {
+        type: 'boolean',
+        doc: 'plain authorization requests and responses again (excludes `--message-signing`)',
+      },
+    },
     doc: 'change only the options given (`--scope`, `--grant`, `--redirect-uri` replace the lists), under the rules of `partner create`; new tokens follow at once on every instance, tokens already issued keep what they carry',
   },
   'partner delete': {

@@ -1,3 +1,5 @@
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseDuration } from './duration.ts';
@@ -39,6 +41,26 @@ export type Config = Readonly<{
   metricsToken: string | undefined;
   /** Rate limits and the password-hash queue: RATE_LIMIT_* and HASH_*. */
   limits: LimitsConfig;
+  /** DEFAULT_PROFILE: the profile of a partner created without `--profile`. */
+  defaultProfile: 'baseline' | 'fapi2';
+  /** Native HTTPS and partners' client certificates: the TLS_* settings. */
+  tls: TlsConfig;
+}>;
+
+/** PEM certificates read from a file: the text and each certificate parsed, in file order. */
+export type CertificateFile = Readonly<{ path: string; pem: string; certificates: readonly X509Certificate[] }>;
+
+/**
+ * Where a request's client certificate comes from (src/shared/client-certificate.ts): the TLS
+ * connection when this server speaks TLS itself, else a header a trusted proxy sets, else nowhere.
+ */
+export type TlsConfig = Readonly<{
+  /** TLS_CERT + TLS_KEY: the listener speaks HTTPS (and asks for, never requires, a client certificate). */
+  listener: Readonly<{ cert: CertificateFile; key: string }> | undefined;
+  /** TLS_CLIENT_CA: the CAs whose certificates `tls_client_auth` partners present. */
+  clientCa: CertificateFile | undefined;
+  /** TLS_CLIENT_CERT_HEADER, lower case; only ever set with TRUST_PROXY=1. */
+  clientCertHeader: string | undefined;
 }>;
 
 /** `points` requests per `durationSeconds` window, counted per key (an address, a partner, a username). */
@@ -189,6 +211,57 @@ function rateLimit(raw: string): RateLimit | null {
   return { points, durationSeconds: parseDuration(match[2]) };
 }
 
+function partnerProfile(raw: string): Config['defaultProfile'] {
+  if (raw === 'baseline' || raw === 'fapi2') return raw;
+  throw new Error(`"${raw}" is not a profile: use baseline or fapi2`);
+}
+
+function readFile(raw: string): string {
+  try {
+    return fs.readFileSync(path.resolve(raw), 'utf8');
+  } catch (error) {
+    throw new Error(`cannot read ${raw} (${(error as NodeJS.ErrnoException).code ?? 'error'})`, { cause: error });
+  }
+}
+
+const PEM_CERTIFICATE = /-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g;
+
+function certificateFile(raw: string): CertificateFile {
+  const pem = readFile(raw);
+  const blocks = pem.match(PEM_CERTIFICATE) ?? [];
+  if (blocks.length === 0) throw new Error(`${raw} holds no PEM certificate`);
+  const certificates = blocks.map((block, index) => {
+    try {
+      return new X509Certificate(block);
+    } catch (error) {
+      throw new Error(`certificate ${index + 1} in ${raw} is not a valid X.509 certificate`, { cause: error });
+    }
+  });
+  return Object.freeze({ path: path.resolve(raw), pem, certificates: Object.freeze(certificates) });
+}
+
+function caFile(raw: string): CertificateFile {
+  const file = certificateFile(raw);
+  const notCa = file.certificates.findIndex((certificate) => !certificate.ca);
+  if (notCa >= 0) throw new Error(`certificate ${notCa + 1} in ${raw} is not a CA certificate (basicConstraints CA:TRUE)`);
+  return file;
+}
+
+function privateKeyFile(raw: string): string {
+  const pem = readFile(raw);
+  try {
+    createPrivateKey(pem);
+  } catch (error) {
+    throw new Error(`${raw} holds no unencrypted PEM private key`, { cause: error });
+  }
+  return pem;
+}
+
+function headerName(raw: string): string {
+  if (!/^[A-Za-z0-9-]+$/.test(raw)) throw new Error(`"${raw}" is not an HTTP header name`);
+  return raw.toLowerCase();
+}
+
 function counterStore(raw: string): LimitsConfig['endpointStore'] {
   if (raw === 'memory' || raw === 'database') return raw;
   throw new Error('use memory or database');
@@ -208,6 +281,11 @@ export const SETTING_GROUPS = {
   limits: {
     title: 'Limits',
     doc: 'Each `RATE_LIMIT_*` takes `N/WINDOW` (N requests per window, per key, e.g. `100/10m`) or `off`; over a limit: `429` with `Retry-After`. Login limits count in the database, shared by every instance; an address is the TCP peer (see `TRUST_PROXY`), IPv6 per /64.',
+  },
+  partners: { title: 'Partners', doc: '' },
+  tls: {
+    title: 'TLS',
+    doc: 'HTTPS without a proxy, and the client certificates of mutual-TLS partners (RFC 8705), natively or from a TLS-terminating proxy: see [TLS and mutual TLS](#tls-and-mutual-tls). Files are read once at start-up: restart after renewing them.',
   },
   operations: { title: 'Logs and metrics', doc: '' },
 } as const;
@@ -233,9 +311,37 @@ const none = <T>(shown: string): Fallback<T | undefined> => ({ shown, computed: 
 export const SETTINGS = {
   PORT: setting({ group: 'server', default: { raw: '3000' }, parse: port, doc: 'TCP port to listen on' }),
   HOST: setting({ group: 'server', default: none<string>('all interfaces'), parse: text, doc: 'interface to bind' }),
+  // (read before ISSUER, whose default follows TLS_CERT; the README lists them under TLS)
+  TLS_CERT: setting({
+    group: 'tls',
+    default: none<CertificateFile>('—'),
+    parse: certificateFile,
+    doc: 'PEM file of the server certificate and its chain (leaf first): with `TLS_KEY`, the server speaks HTTPS on `PORT` and asks every client for a certificate without requiring one (browsers and partners using secrets or `private_key_jwt` are unaffected)',
+  }),
+  TLS_KEY: setting({
+    group: 'tls',
+    default: none<string>('—'),
+    parse: privateKeyFile,
+    doc: 'PEM file of the private key of `TLS_CERT` (unencrypted; readable by the server only)',
+  }),
+  TLS_CLIENT_CA: setting({
+    group: 'tls',
+    default: none<CertificateFile>('—'),
+    parse: caFile,
+    doc: 'PEM file of the CA certificates that issue partners’ client certificates: a `tls_client_auth` partner’s certificate must be issued directly by one of them (put intermediates here) and be within its validity. Without it, `tls_client_auth` is off (`self_signed_tls_client_auth` and certificate-bound tokens need no CA)',
+  }),
+  TLS_CLIENT_CERT_HEADER: setting({
+    group: 'tls',
+    default: none<string>('—'),
+    parse: headerName,
+    doc: 'behind a TLS-terminating proxy (needs `TRUST_PROXY=1`, not with `TLS_CERT`): the request header in which the proxy passes the client certificate, as URL-encoded PEM (nginx `$ssl_client_escaped_cert`), PEM, or base64 DER. The proxy must set or clear it on every request',
+  }),
   ISSUER: setting({
     group: 'server',
-    default: { shown: 'http://localhost:$PORT', computed: (earlier) => `http://localhost:${String(earlier.PORT)}` },
+    default: {
+      shown: 'http://localhost:$PORT (https with `TLS_CERT`)',
+      computed: (earlier) => `${earlier.TLS_CERT ? 'https' : 'http'}://localhost:${String(earlier.PORT)}`,
+    },
     parse: issuerUrl,
     doc: 'public issuer URL (`iss` of every token, what partners and resource servers see); no query or fragment, a trailing `/` is dropped. Use https in production: cookies are then `Secure` and HSTS is sent',
   }),
@@ -378,6 +484,12 @@ export const SETTINGS = {
     parse: count(0, 10000),
     doc: 'password checks that may wait for a turn (up to 10000); past it a sign-in gets `503` + `Retry-After`',
   }),
+  DEFAULT_PROFILE: setting({
+    group: 'partners',
+    default: { raw: 'baseline' },
+    parse: partnerProfile,
+    doc: 'the profile of a partner created without `--profile` (`partner create` reads it): `baseline`, or `fapi2` (FAPI 2.0 Security Profile: PAR, PKCE S256, private_key_jwt or mTLS client authentication, DPoP- or certificate-bound tokens). Partners keep the profile they were created with; `partner set-profile` changes one',
+  }),
   LOG_LEVEL: setting({
     group: 'operations',
     default: { raw: 'info' },
@@ -446,6 +558,27 @@ function keyConfig(values: Values): KeyConfig {
   });
 }
 
+/** The rules between TLS_* settings (and TRUST_PROXY, ISSUER): each refusal names the setting to change. */
+function tlsConfig(values: Values): TlsConfig {
+  const { TLS_CERT: cert, TLS_KEY: key, TLS_CLIENT_CA: clientCa, TLS_CLIENT_CERT_HEADER: header } = values;
+  if (cert && !key) throw new ConfigError('TLS_KEY: required with TLS_CERT');
+  if (key && !cert) throw new ConfigError('TLS_CERT: required with TLS_KEY');
+  if (cert && key && !cert.certificates[0].checkPrivateKey(createPrivateKey(key)))
+    throw new ConfigError(`TLS_KEY: not the key of the first certificate in ${cert.path}`);
+  if (cert && !values.ISSUER.startsWith('https:')) throw new ConfigError('ISSUER: must be https:// when TLS_CERT is set');
+  if (header && cert)
+    throw new ConfigError('TLS_CLIENT_CERT_HEADER: not with TLS_CERT (this server reads client certificates from its own TLS connections)');
+  if (header && !values.TRUST_PROXY)
+    throw new ConfigError(
+      'TLS_CLIENT_CERT_HEADER: needs TRUST_PROXY=1 (only a trusted proxy may tell which certificate a client presented)',
+    );
+  if (clientCa && !cert && !header)
+    throw new ConfigError(
+      'TLS_CLIENT_CA: set TLS_CERT and TLS_KEY, or TLS_CLIENT_CERT_HEADER behind a proxy: no client certificate would reach this server',
+    );
+  return Object.freeze({ listener: cert && key ? Object.freeze({ cert, key }) : undefined, clientCa, clientCertHeader: header });
+}
+
 export function loadConfig(env: Env = process.env): Config {
   const values = readSettings(env);
   return Object.freeze({
@@ -463,6 +596,7 @@ export function loadConfig(env: Env = process.env): Config {
     workers: values.WORKERS,
     shutdownGraceSeconds: values.SHUTDOWN_GRACE,
     metricsToken: values.METRICS_TOKEN,
+    defaultProfile: values.DEFAULT_PROFILE,
     limits: Object.freeze({
       authPerIp: values.RATE_LIMIT_AUTH_PER_IP,
       loginPerIp: values.RATE_LIMIT_LOGIN_PER_IP,
@@ -476,5 +610,6 @@ export function loadConfig(env: Env = process.env): Config {
       hashConcurrency: values.HASH_CONCURRENCY,
       hashQueueMax: values.HASH_QUEUE_MAX,
     }),
+    tls: tlsConfig(values),
   });
 }

@@ -1,4 +1,5 @@
 import type { Context, Next } from 'koa';
+import { ERROR_DETAIL } from '../shared/errors.ts';
 
 /** RFC 6749 §5.2: error_description is %x20-21 / %x23-5B / %x5D-7E; we also drop `<` and `>`. */
 const OUTSIDE_CHARSET = /[^\x20\x21\x23-\x3B\x3D\x3F-\x5B\x5D-\x7E]/g;
@@ -53,6 +54,37 @@ export function basicCredentialsProblem(header: string): string | undefined {
 
 type OAuthErrorBody = { error?: unknown; error_description?: unknown };
 
+/** Refusals whose reason is the partner's own request (a DPoP proof, a client assertion): told once the partner is known. */
+const DETAILED_ERRORS = new Set(['invalid_grant', 'invalid_client', 'invalid_dpop_proof', 'invalid_request']);
+
+/** The provider's withheld reason, for a refusal of a known partner at a client-authenticating route. */
+function withheldDetail(ctx: Context, body: OAuthErrorBody): string | undefined {
+  const { oidc } = ctx as Context & { oidc?: { route?: string; client?: unknown } };
+  const detail = (ctx.state as Record<symbol, unknown>)[ERROR_DETAIL];
+  if (typeof detail !== 'string' || !oidc?.client || typeof body.error !== 'string' || !DETAILED_ERRORS.has(body.error)) return undefined;
+  return detail;
+}
+
+/**
+ * A partner whose registration this server cannot honour as configured (e.g. `tls_client_auth`
+ * on a server without a client-certificate source) makes oidc-provider answer
+ * `invalid_client_metadata`, a registration error that means nothing to a client at the token
+ * endpoint: it is a failed client authentication (401 `invalid_client`) that says why.
+ */
+function misregisteredClient(ctx: Context, body: OAuthErrorBody): boolean {
+  const { oidc } = ctx as Context & { oidc?: { route?: string } };
+  if (
+    body.error !== 'invalid_client_metadata' ||
+    !oidc?.route ||
+    !(CLIENT_AUTH_ROUTES.has(oidc.route) || oidc.route === 'pushed_authorization_request')
+  )
+    return false;
+  ctx.status = 401;
+  body.error = 'invalid_client';
+  body.error_description = `client authentication failed: this partner's registration cannot be used by this server as configured (${String(body.error_description)})`;
+  return true;
+}
+
 /** A clearer description for a client-authentication refusal, or undefined to keep the provider's. */
 function clientAuthDescription(ctx: Context, body: OAuthErrorBody): string | undefined {
   const { oidc } = ctx as Context & { oidc?: { route?: string; client?: { clientAuthMethod: string } } };
@@ -67,6 +99,8 @@ function clientAuthDescription(ctx: Context, body: OAuthErrorBody): string | und
     if (!oidc.client) return 'client authentication failed: no active partner has this client_id';
     if (sent && oidc.client.clientAuthMethod === 'none')
       return 'client authentication failed: this partner is public (no secret): send client_id in the body, without an Authorization header';
+    if (sent && oidc.client.clientAuthMethod !== 'client_secret_basic')
+      return `client authentication failed: this partner authenticates with ${oidc.client.clientAuthMethod}, not a client secret`;
     if (sent)
       return 'client authentication failed: the client_secret does not match (it is shown once, by partner create or rotate-secret)';
   }
@@ -84,7 +118,8 @@ export function oauthErrorText() {
     await next();
     const body = ctx.body as OAuthErrorBody | undefined;
     if (ctx.status < 400 || !body || typeof body !== 'object' || Buffer.isBuffer(body) || typeof body.error !== 'string') return;
-    body.error_description = clientAuthDescription(ctx, body) ?? body.error_description;
+    if (!misregisteredClient(ctx, body))
+      body.error_description = clientAuthDescription(ctx, body) ?? withheldDetail(ctx, body) ?? body.error_description;
     if (typeof body.error_description === 'string') body.error_description = cleanErrorDescription(body.error_description);
   };
 }

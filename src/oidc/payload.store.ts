@@ -161,3 +161,33 @@ export async function purgeExpired(db: Db, at: number = Date.now(), batch = 1000
     if (deleted < batch) return total;
   }
 }
+
+/**
+ * oidc-provider's replay cache (client assertion `jti`s, DPoP proof `jti`s) as one atomic
+ * statement: the row is inserted, or an expired one with the same key replaced; a live one makes
+ * the statement change nothing. Of requests racing with one value, on any number of instances,
+ * exactly one gets true. (oidc-provider's own `ReplayDetection.unique` finds, then saves: a race.)
+ */
+export function createReplayGuard(db: Db, now: () => number = Date.now) {
+  return async function firstUse(id: string, expiresInSeconds: number): Promise<boolean> {
+    const at = now();
+    const inserted = await db(TABLE)
+      .insert({
+        model: 'ReplayDetection',
+        id: hashId(id),
+        payload: '{}',
+        grant_id: null,
+        client_id: null,
+        account_id: null,
+        uid: null,
+        user_code: null,
+        expires_at: at + Math.max(1, expiresInSeconds) * 1000,
+        consumed_at: null,
+      })
+      .onConflict(['model', 'id'])
+      .merge(['payload', 'expires_at'])
+      .where(`${TABLE}.expires_at`, '<=', at)
+      .returning('id');
+    return inserted.length === 1;
+  };
+}

@@ -1,12 +1,16 @@
+import { createHash } from 'node:crypto';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/config.ts';
 import type { KeySet } from '../keys/signing-key.service.ts';
 import type { ResourceDirectory } from '../resources/resource.service.ts';
 import { secretMatches } from '../partners/partner.service.ts';
+import { withMtls } from './mtls.ts';
 import { renderPage } from '../shared/views.ts';
 import { ACR_MFA, ID_TOKEN_TTL } from '../shared/auth-context.ts';
 import { cspAllowingFormTarget } from '../shared/content-security-policy.ts';
 import { authorizationDetails } from './authorization-details.ts';
+import { ERROR_DETAIL } from '../shared/errors.ts';
+import { partnerFetch } from './partner-fetch.ts';
 
 export type ProviderDeps = Readonly<{
   config: Config;
@@ -30,9 +34,26 @@ export type ProviderDeps = Readonly<{
   tokenOwnerActive: (clientId: string | undefined, accountId: string | undefined) => Promise<boolean>;
   /** Called after every successful token endpoint response (metrics). */
   onTokenIssued?: (grantType: string, clientId: string) => void;
+  /**
+   * The replay cache of client assertions and DPoP proofs, shared by every instance: true the
+   * first time `id` is seen while it lives (src/oidc/payload.store.ts createReplayGuard).
+   */
+  firstUse: (id: string, expiresInSeconds: number) => Promise<boolean>;
+  /** 32 bytes, the same on every instance: DPoP nonces are derived from it (not stored). */
+  dpopNonceSecret: Buffer;
 }>;
 
 const ES256 = ['ES256'] as const;
+/** What partners sign with: client assertions, request objects, DPoP proofs (our own signatures stay ES256). */
+const PARTNER_ALGS = ['ES256', 'PS256'] as const;
+/** A client assertion may live at most this long (exp − iat, and exp − now): a stolen one is soon useless. */
+const CLIENT_ASSERTION_MAX_SECONDS = 300;
+/** A request object may live at most this long (exp − nbf): FAPI 2.0 Message Signing. */
+const REQUEST_OBJECT_MAX_SECONDS = 3600;
+/** RFC 9701's media type: an introspector asks for a signed answer with it in `Accept`. */
+const SIGNED_INTROSPECTION = 'application/token-introspection+jwt';
+/** The largest key set fetched from a partner's jwks_uri. */
+const JWKS_URI_MAX_BYTES = 64 * 1024;
 const OIDC_SCOPES = new Set(['openid', 'offline_access']);
 
 const REFRESH_TOKEN_TTL = 14 * 24 * 3600;
@@ -92,12 +113,13 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
   // A signed token must expire before its key leaves the JWKS (KEY_RETAIN after retirement).
   const signedLifetime = (seconds: number) => Math.min(seconds, config.keys.retainSeconds);
 
-  /** Whether `clientId` is the introspector (`resource create --introspector`) of the token's audience. */
-  async function introspects(clientId: string, token: { aud?: string | string[] }): Promise<boolean> {
+  /** The API of the token's audience whose introspector (`resource create --introspector`) is `clientId`, if any. */
+  async function introspectedApi(clientId: string, token: { aud?: string | string[] }) {
     for (const audience of [token.aud ?? []].flat()) {
-      if ((await resources.find(audience))?.introspector === clientId) return true;
+      const resource = await resources.find(audience);
+      if (resource?.introspector === clientId) return resource;
     }
-    return false;
+    return undefined;
   }
 
   const richAuthorizationRequests = authorizationDetails(resources, deps.detailsTypes);
@@ -114,11 +136,15 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
       grant_types: ['client_credentials'],
       response_types: [],
       id_token_signed_response_alg: 'ES256',
+      // JARM and RFC 9701 answers, when asked for (oidc-provider's default, RS256, would invalidate every client)
+      authorization_signed_response_alg: 'ES256',
+      introspection_signed_response_alg: 'ES256',
       token_endpoint_auth_method: 'client_secret_basic',
       // every known type: which a partner may use is its allow-list's (src/oidc/authorization-details.ts)
       authorization_details_types: Object.keys(richAuthorizationRequests.types),
     },
-    extraClientMetadata: { properties: ['partner_scopes'] },
+    // partner_scopes: the allow-list; partner_profile: baseline | fapi2 (features.fapi below)
+    extraClientMetadata: { properties: ['partner_scopes', 'partner_profile'] },
     loadExistingGrant: deps.loadExistingGrant,
     // Every login is password + second factor: one acr, and amr/acr/auth_time in every ID token.
     acrValues: [ACR_MFA],
@@ -140,17 +166,33 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     },
     enabledJWA: {
       authorizationSigningAlgValues: ES256,
-      clientAuthSigningAlgValues: ES256,
+      clientAuthSigningAlgValues: PARTNER_ALGS,
+      dPoPSigningAlgValues: PARTNER_ALGS,
       idTokenSigningAlgValues: ES256,
       introspectionSigningAlgValues: ES256,
-      requestObjectSigningAlgValues: ES256,
+      requestObjectSigningAlgValues: PARTNER_ALGS,
       userinfoSigningAlgValues: ES256,
     },
     responseTypes: ['code'],
     // What is tested and documented, and no more (docs/partner-guide.md, test/integration/discovery.test.ts):
-    // secrets in the header or the body, and public clients with PKCE. private_key_jwt, DPoP and PAR
-    // (on by oidc-provider's defaults) wait for the financial-grade profile that configures them.
-    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none'],
+    // secrets in the header or the body, public clients with PKCE, and the partner's own keys.
+    clientAuthMethods: ['client_secret_basic', 'client_secret_post', 'none', 'private_key_jwt'],
+    // A client assertion is addressed to this issuer alone (not an endpoint URL: RFC 7523bis), and lives
+    // at most CLIENT_ASSERTION_MAX_SECONDS; its jti is remembered until it expires (firstUse below).
+    assertJwtClientAuthClaimsAndHeader(_ctx, claims) {
+      if (claims.aud !== config.issuer && !(Array.isArray(claims.aud) && claims.aud.length === 1 && claims.aud[0] === config.issuer))
+        throw new errors.InvalidClientAuth('the client assertion’s aud must be the issuer identifier');
+      const now = Math.floor(Date.now() / 1000);
+      const exp = Number(claims.exp);
+      const iat = typeof claims.iat === 'number' ? claims.iat : now;
+      if (exp - Math.min(iat, now) > CLIENT_ASSERTION_MAX_SECONDS)
+        throw new errors.InvalidClientAuth(
+          `the client assertion may live at most ${String(CLIENT_ASSERTION_MAX_SECONDS)} seconds (exp − iat)`,
+        );
+    },
+    // a partner's jwks_uri: at most 64 KiB, kept at most 5 minutes (src/oidc/partner-fetch.ts)
+    fetchResponseBodyLimits: { jwks_uri: JWKS_URI_MAX_BYTES },
+    fetch: (url, options) => partnerFetch(url, options ?? {}),
     // OIDC scopes only: API scopes are the resources' (discovery lists them: src/oidc/discovery.middleware.ts)
     scopes: [...OIDC_SCOPES],
     // the usual path (Keycloak, Hydra, Auth0…); `/me`, this server's first path for it, still answers (app.ts)
@@ -159,8 +201,44 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     features: {
       devInteractions: { enabled: false },
       richAuthorizationRequests,
-      dPoP: { enabled: false },
-      pushedAuthorizationRequests: { enabled: false },
+      // DPoP (RFC 9449): any partner may bind its tokens; a partner registered with
+      // `--token-binding dpop` (every fapi2 partner with private_key_jwt) must. Every proof
+      // carries a server nonce (derived, the same on every instance; a client retries once on
+      // use_dpop_nonce) and its jti is remembered while the proof could be accepted.
+      dPoP: { enabled: true, nonceSecret: deps.dpopNonceSecret, requireNonce: () => true, allowReplay: false },
+      // PAR (RFC 9126): open to every partner, required of fapi2 partners (their metadata says so)
+      pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: false, allowUnregisteredRedirectUris: false },
+      // the FAPI 2.0 Security Profile for partners created or set `--profile fapi2`
+      // (oidc-provider may ask before a client is known: no client, no profile)
+      fapi: {
+        enabled: true,
+        profile: (_ctx, client) =>
+          (client as { metadata(): Record<string, unknown> } | undefined)?.metadata().partner_profile === 'fapi2' ? '2.0' : undefined,
+      },
+      // FAPI 2.0 Message Signing. Request objects (JAR, RFC 9101) signed PS256/ES256 with the partner's
+      // registered keys, `aud` the issuer, `iss` its client_id: optional for every partner with keys,
+      // required of partners registered `--message-signing` (their metadata says so, and requires PAR).
+      requestObjects: {
+        enabled: true,
+        requireSignedRequestObject: false,
+        // Every request object, whatever the partner's profile (oidc-provider's default checks only fapi2
+        // ones): exp, nbf and aud present, exp at most 60 minutes after nbf. oidc-provider checks aud (the
+        // issuer), iss (the client), exp (not passed) and nbf (not ahead), so nbf is at most 60 minutes old
+        // too, as FAPI 2.0 Message Signing asks. (The unsigned one it makes of a plain pushed request passes.)
+        assertJwtClaimsAndHeader(_ctx, claims) {
+          for (const claim of ['exp', 'nbf', 'aud'])
+            if (!Object.hasOwn(claims, claim)) throw new errors.InvalidRequestObject(`the request object has no '${claim}' claim`);
+          const lifetime = Number(claims.exp) - Number(claims.nbf);
+          if (!(lifetime > 0 && lifetime <= REQUEST_OBJECT_MAX_SECONDS))
+            throw new errors.InvalidRequestObject("the request object's exp must come after nbf, by at most 60 minutes");
+        },
+      },
+      // JARM: response_mode=jwt (query.jwt, fragment.jwt, form_post.jwt), signed ES256 with the current key;
+      // optional for every partner, the only response modes of a message-signing one
+      jwtResponseModes: { enabled: true },
+      // RFC 9701: a signed introspection answer for an introspector asking with Accept
+      // SIGNED_INTROSPECTION; required for APIs registered `--signed-introspection` (allowedPolicy below)
+      jwtIntrospection: { enabled: true },
       clientCredentials: { enabled: true },
       rpInitiatedLogout: {
         enabled: true,
@@ -183,10 +261,17 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
         // partner named by `resource create --introspector`) introspects the tokens issued for its
         // API. A public client authenticates with nothing but its client_id: it may not introspect.
         // A token of a suspended partner or of a disabled person is inactive, whoever asks.
-        async allowedPolicy(_ctx, client, token) {
+        // An API registered `--signed-introspection` gets signed answers only: its introspector asking
+        // for plain JSON about its tokens is refused (a stripped Accept header never yields an unsigned answer).
+        async allowedPolicy(ctx, client, token) {
           if (client.clientAuthMethod === 'none') return false;
           const own = token.clientId === client.clientId;
-          if (!own && !(await introspects(client.clientId, token as { aud?: string | string[] }))) return false;
+          const api = own ? undefined : await introspectedApi(client.clientId, token as { aud?: string | string[] });
+          if (!own && !api) return false;
+          if (api?.signedIntrospection && ctx.accepts('json', SIGNED_INTROSPECTION) !== SIGNED_INTROSPECTION)
+            throw new errors.InvalidRequest(
+              `introspection answers about tokens for ${api.uri} are signed: ask with Accept: ${SIGNED_INTROSPECTION}`,
+            );
           // an own token's partner was just read (active) by this request's client authentication
           return deps.tokenOwnerActive(own ? undefined : token.clientId, (token as { accountId?: string }).accountId);
         },
@@ -266,14 +351,27 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     },
   };
 
-  const provider = new Provider(config.issuer, configuration);
+  const provider = new Provider(config.issuer, withMtls(configuration, config.tls, config.trustProxy));
   provider.proxy = config.trustProxy;
+
+  // The replay cache as one atomic statement (oidc-provider's finds, then saves). The id is the
+  // library's own: SHA-256 of issuer and jti.
+  Object.defineProperty(provider.ReplayDetection, 'unique', {
+    value: async (iss: string, jti: string, exp: number) =>
+      deps.firstUse(`replay:${createHash('sha256').update(`${iss}${jti}`).digest('base64url')}`, exp - Math.floor(Date.now() / 1000)),
+  });
 
   // Partner secrets are stored hashed: compare the hash of what was presented.
   provider.Client.prototype.compareClientSecret = function compareClientSecret(this: { clientSecret?: string }, actual: string) {
     return typeof this.clientSecret === 'string' && secretMatches(actual, this.clientSecret);
   };
 
+  // the reason oidc-provider withholds from a refused partner, for oauthErrorText to tell it
+  for (const event of ['grant.error', 'pushed_authorization_request.error', 'introspection.error', 'revocation.error'] as const) {
+    (provider as unknown as NodeJS.EventEmitter).on(event, (ctx: KoaContextWithOIDC, error: Error & { error_detail?: unknown }) => {
+      if (typeof error.error_detail === 'string') (ctx.state as Record<symbol, unknown>)[ERROR_DETAIL] = error.error_detail;
+    });
+  }
   for (const event of [
     'server_error',
     'grant.error',

@@ -9,6 +9,7 @@ import { shareInFlight } from '../shared/in-flight.ts';
 import { isLoopbackHostname } from '../shared/loopback-hosts.ts';
 import { findScopeOwners } from '../resources/resource.store.ts';
 import { SCOPE_PATTERN } from '../resources/resource.service.ts';
+import { ASYMMETRIC_METHODS, describeSecurity, parseProfile, resolveSecurity, type SecurityInput } from './client-auth.ts';
 import {
   changePartnerStatus,
   deletePartner as deletePartnerRows,
@@ -21,6 +22,7 @@ import {
   updatePartnerProfile,
   type Partner,
   type PartnerProfile,
+  type PartnerProfileName,
   type Permission,
 } from './partner.store.ts';
 
@@ -46,6 +48,9 @@ function newClientId(): string {
   return `ptn_${randomBytes(12).toString('base64url')}`;
 }
 
+/** The JARM response modes (`jwt` is `query.jwt` for the code flow): the only ones of a message-signing partner. */
+const JWT_RESPONSE_MODES = ['jwt', 'query.jwt', 'fragment.jwt', 'form_post.jwt'] as const;
+
 /** What a client_id can be (ours are `ptn_` + 16 base64url); anything else is no partner. */
 const CLIENT_ID_PATTERN = /^[\w.~-]{1,64}$/;
 
@@ -57,6 +62,8 @@ export type PartnerInput = {
   isPublic?: boolean;
   /** another partner may have the same name (else refused) */
   allowDuplicateName?: boolean;
+  /** profile, client authentication, token binding, message signing (client-auth.ts) */
+  security?: SecurityInput;
 };
 
 /**
@@ -130,7 +137,8 @@ export function describePartner(partner: Partner) {
     status: partner.status,
     scope: partner.allowed.map((p) => p.scope).join(' '),
     allowed: Object.fromEntries(Object.entries(scopesByResource(partner)).map(([uri, scopes]) => [uri, scopes.join(' ')])),
-    public: partner.secretHash === null,
+    public: partner.authMethod === 'none',
+    ...describeSecurity(partner),
     grant_types: effectiveGrantTypes(partner.grantTypes),
     redirect_uris: partner.redirectUris,
     created_at: new Date(partner.createdAt).toISOString(),
@@ -138,12 +146,18 @@ export function describePartner(partner: Partner) {
   };
 }
 
-export async function createPartner(db: Db, input: PartnerInput, now: number = Date.now()) {
+/**
+ * `defaultProfile`: DEFAULT_PROFILE, the profile of a partner created without `--profile`.
+ */
+export async function createPartner(db: Db, input: PartnerInput, options: { defaultProfile?: PartnerProfileName; now?: number } = {}) {
+  const now = options.now ?? Date.now();
   const grantTypes = input.grantTypes.length ? [...new Set(input.grantTypes)] : ['client_credentials'];
-  checkInput({ ...input, grantTypes });
+  const security = resolveSecurity({ ...input.security, isPublic: input.isPublic }, undefined, options.defaultProfile ?? 'baseline');
+  checkInput({ ...input, grantTypes, isPublic: security.authMethod === 'none' });
   const allowed = await permissionsFor(db, input.scopes);
-  const secret = input.isPublic ? null : newSecret();
+  const secret = security.authMethod === 'client_secret_basic' ? newSecret() : null;
   const partner: Partner = {
+    ...security,
     clientId: newClientId(),
     name: input.name.trim(),
     secretHash: secret === null ? null : hashSecret(secret),
@@ -174,7 +188,9 @@ async function writeFailed(db: Db, error: unknown, partner: Pick<Partner, 'clien
 }
 
 /** `partner update`: only what is given changes; `--scope`, `--grant` and `--redirect-uri` replace the lists. */
-export type PartnerChange = Partial<Pick<PartnerInput, 'name' | 'scopes' | 'grantTypes' | 'redirectUris' | 'allowDuplicateName'>>;
+export type PartnerChange = Partial<
+  Pick<PartnerInput, 'name' | 'scopes' | 'grantTypes' | 'redirectUris' | 'allowDuplicateName'> & { messageSigning: boolean }
+>;
 
 /**
  * Changes a partner under the same rules as createPartner, checked on the result. Nothing is
@@ -189,14 +205,17 @@ export async function updatePartnerDetails(db: Db, clientId: string, change: Par
     name: change.name ?? current.name,
     grantTypes: grantTypes ?? [...current.grantTypes],
     redirectUris: change.redirectUris ?? [...current.redirectUris],
-    isPublic: current.secretHash === null,
+    isPublic: current.authMethod === 'none',
   };
   checkInput(merged);
+  // message signing needs the partner's keys (a partner never loses them: set-keys only replaces)
+  if (change.messageSigning) resolveSecurity({ messageSigning: true }, current, current.profile);
   const profile: Partial<PartnerProfile> = {
     name: change.name?.trim(),
     grantTypes,
     redirectUris: change.redirectUris && [...new Set(change.redirectUris)],
     allowed: change.scopes && (await permissionsFor(db, change.scopes)),
+    messageSigning: change.messageSigning,
   };
   const updated = await updatePartnerProfile(db, clientId, profile, { allowDuplicateName: change.allowDuplicateName ?? false }, now).catch(
     (error: unknown) => writeFailed(db, error, { clientId, name: merged.name.trim() }),
@@ -235,11 +254,57 @@ export async function setPartnerStatus(db: Db, clientId: string, status: Partner
 
 /** The old secret stops working at once; the new one is shown this one time. */
 export async function rotatePartnerSecret(db: Db, clientId: string, now: number = Date.now()) {
-  if ((await getPartner(db, clientId)).secretHash === null) throw invalidInput(`partner ${clientId} is public: it has no secret to rotate`);
+  const { authMethod } = await getPartner(db, clientId);
+  if (authMethod !== 'client_secret_basic')
+    throw invalidInput(
+      `partner ${clientId} authenticates with ${authMethod}: it has no secret to rotate${authMethod === 'none' ? '' : ' (`partner set-keys` replaces its keys)'}`,
+    );
   const secret = newSecret();
-  if (!(await updatePartner(db, clientId, { secretHash: hashSecret(secret) }, now)))
-    throw notFound(`no partner with client_id ${clientId}`);
+  if (!(await updatePartner(db, clientId, { secretHash: hashSecret(secret) }, now, { authMethods: ['client_secret_basic'] })))
+    throw notFound(`no partner with client_id ${clientId} using a client secret`);
   return { client_id: clientId, client_secret: secret };
+}
+
+/**
+ * `partner set-profile`: fapi2 needs a partner that already authenticates with keys or a
+ * certificate (checked in the UPDATE itself); its tokens are then bound (DPoP by default for
+ * private_key_jwt, mTLS for certificates) and it must push its authorization requests (PAR).
+ * Tokens already issued keep what they carry until they expire.
+ */
+export async function setPartnerProfile(db: Db, clientId: string, rawProfile: string, now: number = Date.now()) {
+  const profile = parseProfile(rawProfile, 'the profile');
+  const current = await getPartner(db, clientId);
+  const security = resolveSecurity({ profile }, current, profile);
+  const onlyIf = profile === 'fapi2' ? { authMethods: ASYMMETRIC_METHODS } : {};
+  if (!(await updatePartner(db, clientId, { profile, tokenBinding: security.tokenBinding }, now, onlyIf)))
+    throw invalidInput(`partner ${clientId} changed or went away meanwhile: run the command again`);
+  return describePartner(await getPartner(db, clientId));
+}
+
+/** What `partner set-keys` takes: one of the two. */
+export type KeysInput = { jwksText?: string; jwksUri?: string };
+
+/**
+ * `partner set-keys`: the partner's public keys, replaced at once (assertions signed with a key
+ * left out are refused from the next request; publish the new key next to the old one to rotate
+ * without a gap). A partner that used a client secret moves to private_key_jwt and its secret
+ * stops working.
+ */
+export async function setPartnerKeys(db: Db, clientId: string, keys: KeysInput, now: number = Date.now()) {
+  if (keys.jwksText === undefined && keys.jwksUri === undefined) throw invalidInput('give --jwks-file FILE or --jwks-uri URL');
+  const current = await getPartner(db, clientId);
+  if (current.authMethod === 'none') throw invalidInput(`partner ${clientId} is public: it has no keys (create a confidential partner)`);
+  const authMethod = current.authMethod === 'client_secret_basic' ? 'private_key_jwt' : current.authMethod;
+  const security = resolveSecurity({ ...keys, authMethod }, current, current.profile);
+  const changed = await updatePartner(
+    db,
+    clientId,
+    { authMethod, jwks: security.jwks, jwksUri: security.jwksUri, secretHash: authMethod === current.authMethod ? undefined : null },
+    now,
+    { authMethods: [current.authMethod] },
+  );
+  if (!changed) throw invalidInput(`partner ${clientId} changed or went away meanwhile: run the command again`);
+  return describePartner(await getPartner(db, clientId));
 }
 
 export { listPartners };
@@ -260,10 +325,25 @@ export function toClientMetadata(partner: Partner | undefined): AdapterPayload |
     response_types: code ? ['code'] : [],
     redirect_uris: [...partner.redirectUris],
     post_logout_redirect_uris: code ? [...partner.redirectUris] : [],
-    token_endpoint_auth_method: partner.secretHash ? 'client_secret_basic' : 'none',
+    token_endpoint_auth_method: partner.authMethod,
     partner_scopes: scopesByResource(partner),
+    partner_profile: partner.profile,
   };
-  if (partner.secretHash) metadata.client_secret = partner.secretHash;
+  if (partner.secretHash && partner.authMethod === 'client_secret_basic') metadata.client_secret = partner.secretHash;
+  if (partner.jwks) metadata.jwks = { keys: partner.jwks.keys.map((key) => ({ ...key })) };
+  if (partner.jwksUri) metadata.jwks_uri = partner.jwksUri;
+  if (partner.tlsSubjectDn) metadata.tls_client_auth_subject_dn = partner.tlsSubjectDn;
+  if (partner.tokenBinding === 'dpop') metadata.dpop_bound_access_tokens = true;
+  if (partner.tokenBinding === 'mtls') metadata.tls_client_certificate_bound_access_tokens = true;
+  // FAPI 2.0: authorization requests only through PAR
+  if (partner.profile === 'fapi2' && code) metadata.require_pushed_authorization_requests = true;
+  // FAPI 2.0 Message Signing: a request object it signed, pushed through PAR, and a signed response (JARM)
+  if (partner.messageSigning && code)
+    Object.assign(metadata, {
+      require_pushed_authorization_requests: true,
+      require_signed_request_object: true,
+      response_modes: [...JWT_RESPONSE_MODES],
+    });
   return metadata;
 }
 

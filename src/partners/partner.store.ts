@@ -5,21 +5,45 @@ import { deletePartnerConsents, deletePartnerGrants } from '../grants/grant.stor
 
 export type PartnerStatus = 'active' | 'suspended';
 
+/** `baseline`: what every partner had before issue 11; `fapi2`: the FAPI 2.0 Security Profile. */
+export type PartnerProfileName = 'baseline' | 'fapi2';
+
+/** How the partner authenticates at the token, PAR, introspection and revocation endpoints. */
+export type AuthMethod = 'client_secret_basic' | 'none' | 'private_key_jwt' | 'tls_client_auth' | 'self_signed_tls_client_auth';
+
+/** What every access token of the partner is bound to; null: bearer tokens (a baseline partner may still use DPoP). */
+export type TokenBinding = 'dpop' | 'mtls' | null;
+
+/** A JSON Web Key Set of public keys, as registered. */
+export type PublicJwks = Readonly<{ keys: ReadonlyArray<Readonly<Record<string, unknown>>> }>;
+
+/** How a partner proves itself and what its tokens are bound to. */
+export type PartnerSecurity = Readonly<{
+  profile: PartnerProfileName;
+  authMethod: AuthMethod;
+  jwks: PublicJwks | null;
+  jwksUri: string | null;
+  tlsSubjectDn: string | null;
+  tokenBinding: TokenBinding;
+  messageSigning: boolean;
+}>;
+
 /** One entry of a partner's allow-list: a scope of one API. */
 export type Permission = Readonly<{ resource: string; scope: string }>;
 
-export type Partner = Readonly<{
-  clientId: string;
-  name: string;
-  secretHash: string | null;
-  /** (API, scope) pairs: a scope name is never a permission on an API other than its own */
-  allowed: readonly Permission[];
-  grantTypes: readonly string[];
-  redirectUris: readonly string[];
-  status: PartnerStatus;
-  createdAt: number;
-  updatedAt: number;
-}>;
+export type Partner = PartnerSecurity &
+  Readonly<{
+    clientId: string;
+    name: string;
+    secretHash: string | null;
+    /** (API, scope) pairs: a scope name is never a permission on an API other than its own */
+    allowed: readonly Permission[];
+    grantTypes: readonly string[];
+    redirectUris: readonly string[];
+    status: PartnerStatus;
+    createdAt: number;
+    updatedAt: number;
+  }>;
 
 type Row = {
   client_id: string;
@@ -30,6 +54,14 @@ type Row = {
   status: PartnerStatus;
   created_at: number | string;
   updated_at: number | string;
+  profile: PartnerProfileName;
+  auth_method: AuthMethod;
+  jwks: string | null;
+  jwks_uri: string | null;
+  tls_subject_dn: string | null;
+  token_binding: TokenBinding;
+  /** SQLite gives 0/1 */
+  message_signing: boolean | number;
 };
 
 const TABLE = 'partners';
@@ -49,7 +81,27 @@ function fromRow(row: Row, allowed: readonly Permission[]): Partner {
     status: row.status,
     createdAt: Number(row.created_at),
     updatedAt: Number(row.updated_at),
+    profile: row.profile,
+    authMethod: row.auth_method,
+    jwks: row.jwks === null ? null : (JSON.parse(row.jwks) as PublicJwks),
+    jwksUri: row.jwks_uri,
+    tlsSubjectDn: row.tls_subject_dn,
+    tokenBinding: row.token_binding,
+    messageSigning: Boolean(row.message_signing),
   };
+}
+
+/** The columns of PartnerSecurity. */
+function securityColumns(security: Partial<PartnerSecurity>): Partial<Row> {
+  const columns: Partial<Row> = {};
+  if (security.profile !== undefined) columns.profile = security.profile;
+  if (security.authMethod !== undefined) columns.auth_method = security.authMethod;
+  if (security.jwks !== undefined) columns.jwks = security.jwks === null ? null : JSON.stringify(security.jwks);
+  if (security.jwksUri !== undefined) columns.jwks_uri = security.jwksUri;
+  if (security.tlsSubjectDn !== undefined) columns.tls_subject_dn = security.tlsSubjectDn;
+  if (security.tokenBinding !== undefined) columns.token_binding = security.tokenBinding;
+  if (security.messageSigning !== undefined) columns.message_signing = security.messageSigning;
+  return columns;
 }
 
 async function withPermissions(db: Db, rows: Row[]): Promise<Partner[]> {
@@ -144,6 +196,7 @@ export async function insertPartner(db: Db, partner: Partner, options: { allowDu
         status: partner.status,
         created_at: partner.createdAt,
         updated_at: partner.updatedAt,
+        ...securityColumns(partner),
       })
       .catch(claimFailed);
     await refuseNamesake(trx, partner.clientId, partner.name, options.allowDuplicateName);
@@ -154,11 +207,11 @@ export async function insertPartner(db: Db, partner: Partner, options: { allowDu
 const permissionRows = (clientId: string, allowed: readonly Permission[]) =>
   allowed.map((p) => ({ client_id: clientId, resource_uri: p.resource, scope: p.scope }));
 
-export type PartnerProfile = Pick<Partner, 'name' | 'allowed' | 'grantTypes' | 'redirectUris'>;
+export type PartnerProfile = Pick<Partner, 'name' | 'allowed' | 'grantTypes' | 'redirectUris' | 'messageSigning'>;
 
 /**
  * Replaces what `partner update` changes, in one transaction: name (with the same uniqueness as
- * insertPartner), grants, redirect URIs and the allow-list. Returns false when no such partner exists.
+ * insertPartner), grants, redirect URIs, the allow-list and message signing. Returns false when no such partner exists.
  */
 export async function updatePartnerProfile(
   db: Db,
@@ -172,6 +225,7 @@ export async function updatePartnerProfile(
     if (change.name !== undefined) Object.assign(fields, nameColumns(change.name, options.allowDuplicateName));
     if (change.grantTypes !== undefined) fields.grant_types = JSON.stringify(change.grantTypes);
     if (change.redirectUris !== undefined) fields.redirect_uris = JSON.stringify(change.redirectUris);
+    if (change.messageSigning !== undefined) fields.message_signing = change.messageSigning;
     const updated = await trx(TABLE).where({ client_id: clientId }).update(fields).catch(claimFailed);
     if (updated === 0) return false;
     if (change.name !== undefined) await refuseNamesake(trx, clientId, change.name, options.allowDuplicateName);
@@ -205,11 +259,25 @@ export async function deletePartner(db: Db, clientId: string): Promise<'deleted'
   });
 }
 
-/** Returns false when no such partner exists. */
-export async function updatePartner(db: Db, clientId: string, change: { secretHash?: string }, at: number): Promise<boolean> {
-  const fields: Record<string, unknown> = { updated_at: at };
-  if (change.secretHash) fields.secret_hash = change.secretHash;
-  return (await db(TABLE).where({ client_id: clientId }).update(fields)) > 0;
+/**
+ * Changes the secret and/or how the partner authenticates, in one statement (`secretHash: null`
+ * drops the secret). The conditions are part of the UPDATE, so a change checked against what the
+ * partner is (its auth method, its profile) never lands on a partner another command changed
+ * meanwhile. Returns false when no such partner exists or a condition does not hold.
+ */
+export async function updatePartner(
+  db: Db,
+  clientId: string,
+  change: Partial<PartnerSecurity> & { secretHash?: string | null },
+  at: number,
+  onlyIf: { authMethods?: readonly AuthMethod[]; profile?: PartnerProfileName } = {},
+): Promise<boolean> {
+  const fields: Record<string, unknown> = { updated_at: at, ...securityColumns(change) };
+  if (change.secretHash !== undefined) fields.secret_hash = change.secretHash;
+  const query = db(TABLE).where({ client_id: clientId });
+  if (onlyIf.authMethods) void query.whereIn('auth_method', onlyIf.authMethods);
+  if (onlyIf.profile) void query.andWhere({ profile: onlyIf.profile });
+  return (await query.update(fields)) > 0;
 }
 
 /**

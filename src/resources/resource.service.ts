@@ -77,6 +77,7 @@ function describeResource(resource: Resource, types: readonly DetailsType[] = []
     access_token_ttl: resource.accessTokenTtl,
     token_format: resource.tokenFormat,
     introspector: resource.introspector,
+    signed_introspection: resource.signedIntrospection,
     default: resource.isDefault,
     authorization_details_types: types
       .filter((entry) => entry.resourceUri === resource.uri)
@@ -204,6 +205,14 @@ async function checkIntrospector(db: Db, clientId: string): Promise<string> {
   return clientId;
 }
 
+/** Signed answers go to the API's introspector: without one, asking for them means nothing. */
+function checkSignedIntrospection(signed: boolean, introspector: string | null): void {
+  if (signed && introspector === null)
+    throw invalidInput(
+      '--signed-introspection needs the API’s introspector (--introspector CLIENT_ID); to drop the introspector, give --no-signed-introspection too',
+    );
+}
+
 const existsMessage = (uri: string) => `resource ${uri} already exists: change it with \`portcullis resource update --uri ${uri}\``;
 
 /** The database refused a write: say which rule (the checks above lost a race to another command). */
@@ -231,6 +240,7 @@ export type ResourceInput = {
   ttl?: number;
   format?: string;
   introspector?: string;
+  signedIntrospection?: boolean;
   isDefault: boolean;
   describe?: string[];
   detailsTypes?: readonly DetailsTypeRequest[];
@@ -246,9 +256,11 @@ export async function createResource(db: Db, input: ResourceInput, now: number =
     accessTokenTtl: checkTtl(input.ttl ?? DEFAULT_ACCESS_TOKEN_TTL),
     tokenFormat: checkFormat(input.format ?? 'jwt'),
     introspector: input.introspector === undefined ? null : await checkIntrospector(db, input.introspector),
+    signedIntrospection: input.signedIntrospection ?? false,
     isDefault: input.isDefault,
     createdAt: now,
   };
+  checkSignedIntrospection(resource.signedIntrospection, resource.introspector);
   const descriptions = parseDescriptions(input.describe ?? [], scopes);
   if (await findResource(db, uri)) throw invalidInput(existsMessage(uri));
   await checkScopesFree(db, uri, scopes);
@@ -264,6 +276,7 @@ export type ResourceUpdate = {
   ttl?: number;
   format?: string;
   introspector?: string | null;
+  signedIntrospection?: boolean;
   isDefault?: boolean;
   describe?: string[];
   /** replaces the API's `authorization_details` types (an empty list drops them all) */
@@ -285,13 +298,18 @@ export async function updateResource(db: Db, input: ResourceUpdate) {
   if (input.format !== undefined) change.tokenFormat = checkFormat(input.format);
   if (input.introspector !== undefined)
     change.introspector = input.introspector === null ? null : await checkIntrospector(db, input.introspector);
+  if (input.signedIntrospection !== undefined) change.signedIntrospection = input.signedIntrospection;
+  checkSignedIntrospection(
+    change.signedIntrospection ?? existing.signedIntrospection,
+    change.introspector === undefined ? existing.introspector : change.introspector,
+  );
   if (input.isDefault) change.isDefault = true;
   if (input.detailsTypes !== undefined)
     change.detailsTypes = await checkDetailsTypes(db, uri, input.detailsTypes, await listDetailsTypes(db));
   const descriptions = parseDescriptions(input.describe ?? [], change.scopes ?? existing.scopes);
   if (Object.keys(change).length === 0 && Object.keys(descriptions).length === 0)
     throw invalidInput(
-      'nothing to change: give at least one of --scope --ttl --format --introspector --no-introspector --default --describe --details-type --no-details-types',
+      'nothing to change: give at least one of --scope --ttl --format --introspector --no-introspector --signed-introspection --no-signed-introspection --default --describe --details-type --no-details-types',
     );
   if (change.scopes) await checkScopesFree(db, uri, change.scopes);
   if (!(await saveChange(db, uri, change).catch((error: unknown) => explainConflict(db, uri, error, false))))

@@ -10,6 +10,8 @@ export type Resource = Readonly<{
   accessTokenTtl: number;
   tokenFormat: TokenFormat;
   introspector: string | null;
+  /** answers to its introspector are signed JWTs only (RFC 9701) */
+  signedIntrospection: boolean;
   isDefault: boolean;
   createdAt: number;
 }>;
@@ -20,6 +22,7 @@ export type ResourceChange = Partial<{
   accessTokenTtl: number;
   tokenFormat: TokenFormat;
   introspector: string | null;
+  signedIntrospection: boolean;
   isDefault: true;
   /** the API's whole list of `authorization_details` types (an empty list drops them) */
   detailsTypes: readonly DetailsTypeInput[];
@@ -30,6 +33,8 @@ type Row = {
   access_token_ttl: number;
   token_format: string;
   introspector_client_id: string | null;
+  /** SQLite gives 0/1 */
+  signed_introspection: number | boolean;
   is_default: number | boolean;
   created_at: number | string;
 };
@@ -49,6 +54,7 @@ function fromRow(row: Row, scopes: readonly string[]): Resource {
     accessTokenTtl: row.access_token_ttl,
     tokenFormat: row.token_format === 'opaque' ? 'opaque' : 'jwt',
     introspector: row.introspector_client_id ?? null,
+    signedIntrospection: Boolean(row.signed_introspection),
     isDefault: Boolean(row.is_default),
     createdAt: Number(row.created_at),
   };
@@ -110,6 +116,7 @@ export async function insertResource(db: Db, resource: Resource, detailsTypes: r
       access_token_ttl: resource.accessTokenTtl,
       token_format: resource.tokenFormat,
       introspector_client_id: resource.introspector,
+      signed_introspection: resource.signedIntrospection,
       is_default: resource.isDefault,
       created_at: resource.createdAt,
     });
@@ -132,6 +139,7 @@ export async function updateResource(db: Db, uri: string, change: ResourceChange
     if (change.accessTokenTtl !== undefined) fields.access_token_ttl = change.accessTokenTtl;
     if (change.tokenFormat !== undefined) fields.token_format = change.tokenFormat;
     if (change.introspector !== undefined) fields.introspector_client_id = change.introspector;
+    if (change.signedIntrospection !== undefined) fields.signed_introspection = change.signedIntrospection;
     if (change.isDefault) {
       await trx(TABLE).whereNot({ uri }).update({ is_default: false });
       fields.is_default = true;
@@ -159,7 +167,7 @@ export async function updateResource(db: Db, uri: string, change: ResourceChange
 
 /**
  * The partner an API names as its introspector (column `introspector_client_id` refers to
- * `partners`): whether it exists and holds a client secret. Read here, not through partners/,
+ * `partners`): whether it exists and is confidential (authenticates with a secret, keys or a certificate). Read here, not through partners/,
  * because partners/ builds on resources/ (allow-lists name their scopes).
  */
 /** An API whose introspector is `clientId`, if any. */
@@ -169,8 +177,8 @@ export async function findResourceIntrospectedBy(db: Db, clientId: string): Prom
 }
 
 export async function findIntrospectorCandidate(db: Db, clientId: string): Promise<{ confidential: boolean } | undefined> {
-  const row: { secret_hash: string | null } | undefined = await db<{ client_id: string; secret_hash: string | null }>('partners')
-    .first('secret_hash')
+  const row: { auth_method: string } | undefined = await db<{ client_id: string; auth_method: string }>('partners')
+    .first('auth_method')
     .where({ client_id: clientId });
-  return row && { confidential: row.secret_hash !== null };
+  return row && { confidential: row.auth_method !== 'none' };
 }

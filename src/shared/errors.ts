@@ -23,3 +23,11 @@ export function invalidInput(message: string): AppError {
 export function notFound(message: string): AppError {
   return new AppError('not_found', message, { status: 404 });
 }
+
+/**
+ * Where oidc-provider's own reason for a refusal is kept for the client (`error_detail`, which it
+ * withholds behind "grant request is invalid" or "client authentication failed"): set on
+ * `ctx.state` by the provider's error events (src/oidc/provider.factory.ts), told by
+ * src/http/oauth-error-text.ts.
+ */
+export const ERROR_DETAIL = Symbol('oidc-provider error_detail');

@@ -4,10 +4,11 @@ import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { createLocalJWKSet, jwtVerify, type JSONWebKeySet } from 'jose';
+import { createLocalJWKSet, decodeJwt, jwtVerify, type JSONWebKeySet } from 'jose';
 import * as client from 'openid-client';
 import type { Browser } from 'playwright-core';
-import { freePort, freshDatabaseUrl, instanceEnv, ROOT, seedPartner, tempDir } from '../support/harness.ts';
+import { cli, freePort, freshDatabaseUrl, instanceEnv, ROOT, seedPartner, tempDir } from '../support/harness.ts';
+import { form } from '../support/http.ts';
 import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import {
   authorizationRequest,
@@ -22,7 +23,17 @@ import {
   signIn,
   startRedirectCatcher,
 } from '../support/login.ts';
-import { fetchTrusting, httpsRequest, makeTestCertificates, type HttpsOptions, type TestCertificates } from '../support/tls.ts';
+import {
+  fetchTrusting,
+  httpsRequest,
+  makeClientCa,
+  makeTestCertificates,
+  thumbprint,
+  type ClientCa,
+  type ClientCertificate,
+  type HttpsOptions,
+  type TestCertificates,
+} from '../support/tls.ts';
 
 // deploy/nginx/portcullis.conf, run as it is (ports and paths substituted) by Debian's nginx in
 // front of two Portcullis instances on one database, with TLS from a CA made here. nginx is the
@@ -41,6 +52,7 @@ const HSTS = 'max-age=31536000; includeSubDomains';
 const CLIENT_ADDRESS = '127.0.0.3';
 const FLOOD_ADDRESS = '127.0.0.4';
 const OTHER_ADDRESS = '127.0.0.5';
+const MTLS_ADDRESS = '127.0.0.6';
 
 /** The recipe with this test's ports and files: each placeholder must be in it, or the recipe and the test have drifted. */
 function configFromRecipe(values: { https: number; http: number; upstreams: [number, number]; certs: TestCertificates }): string {
@@ -142,6 +154,7 @@ suite(
     let issuer: string;
     let httpPort: number;
     let certs: TestCertificates;
+    let partnerCa: ClientCa;
     let trusted: HttpsOptions;
     let servers: InProcessServer[] = [];
     let nginx: Awaited<ReturnType<typeof startNginx>> | undefined;
@@ -150,6 +163,7 @@ suite(
     beforeAll(async () => {
       dir = tempDir('portcullis-nginx-');
       certs = makeTestCertificates(dir);
+      partnerCa = makeClientCa(dir);
       trusted = { ca: certs.ca, localAddress: CLIENT_ADDRESS };
       const [httpsPort, first, second] = [await freePort(), await freePort(), await freePort()];
       httpPort = await freePort();
@@ -160,6 +174,9 @@ suite(
         HOST: '127.0.0.1',
         // counted in the database, so the test can read which address each count is for
         RATE_LIMIT_ENDPOINT_STORE: 'database',
+        // partners' client certificates, as the recipe passes them on
+        TLS_CLIENT_CERT_HEADER: 'X-SSL-Client-Cert',
+        TLS_CLIENT_CA: partnerCa.caPath,
       });
       servers.push(await startInProcess({ ...env, PORT: String(first) }));
       servers.push(await startInProcess({ ...env, PORT: String(second) }));
@@ -188,6 +205,12 @@ suite(
         expect.arrayContaining(['issuer', 'jwks_uri', 'token_endpoint', 'authorization_endpoint']),
       );
       for (const [name, url] of urls) expect(`${name} ${String(url)}`).toMatch(new RegExp(`^${name} ${issuer}(/|$)`));
+      // mutual TLS through the proxy's header: advertised, with the public URLs as the aliases
+      expect(discovery.token_endpoint_auth_methods_supported).toEqual(
+        expect.arrayContaining(['tls_client_auth', 'self_signed_tls_client_auth']),
+      );
+      expect(discovery.tls_client_certificate_bound_access_tokens).toBe(true);
+      expect(discovery.mtls_endpoint_aliases).toMatchObject({ token_endpoint: `${issuer}/token` });
 
       const direct = await fetch(`${servers[0].local}/.well-known/openid-configuration`);
       expect(direct.headers.get('strict-transport-security')).toBe(HSTS);
@@ -300,6 +323,47 @@ suite(
       const login = await counts(servers[0], 'login_ip');
       expect(login[FLOOD_ADDRESS]).toBe(answers.length - atProxy.length);
       expect(login[OTHER_ADDRESS]).toBe(1);
+    });
+
+    test('mutual TLS through the proxy: nginx asks for the certificate and passes it on; one a client writes into the header itself is not passed on', async () => {
+      await seedPartner(servers[0].env, { uri: API, name: 'Acme Treasury (secret)' }); // the API, if no test before made it
+      const created = await cli(
+        servers[0].env,
+        'partner',
+        'create',
+        '--name',
+        'Acme Treasury',
+        '--scope',
+        'payments:read',
+        '--auth-method',
+        'tls_client_auth',
+        '--tls-subject-dn',
+        'CN=acme-treasury,O=Acme,C=GB',
+        '--token-binding',
+        'mtls',
+      );
+      expect(created.stderr).toBe('');
+      const certificate = partnerCa.issue('acme-treasury', '/C=GB/O=Acme/CN=acme-treasury');
+      const token = (presented: ClientCertificate | undefined, headers: Record<string, string> = {}) =>
+        httpsRequest(
+          `${issuer}/token`,
+          {
+            method: 'POST',
+            headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers },
+            body: form({ grant_type: 'client_credentials', client_id: created.json.client_id as string, scope: 'payments:read' }),
+          },
+          { ca: certs.ca, localAddress: MTLS_ADDRESS, certificate: presented },
+        );
+
+      for (let i = 0; i < 2; i += 1) {
+        const answer = await token(certificate);
+        expect(answer.status).toBe(200);
+        const { access_token: accessToken } = JSON.parse(answer.body.toString()) as { access_token: string };
+        expect(decodeJwt(accessToken).cnf).toEqual({ 'x5t#S256': thumbprint(certificate.cert) });
+      }
+      const spoofed = await token(undefined, { 'x-ssl-client-cert': encodeURIComponent(certificate.cert) });
+      expect(spoofed.status).toBe(401);
+      expect((JSON.parse(spoofed.body.toString()) as { error: string }).error).toBe('invalid_client');
     });
   },
 );

@@ -47,17 +47,29 @@ test('the metadata lists exactly what is supported', async () => {
     grant_types_supported: ['authorization_code', 'refresh_token', 'client_credentials'],
     id_token_signing_alg_values_supported: ['ES256'],
     request_uri_parameter_supported: false,
-    response_modes_supported: ['form_post', 'fragment', 'query'],
+    // JARM (required of message-signing partners, optional for the others); `jwt` is query.jwt for codes
+    response_modes_supported: ['form_post', 'fragment', 'query', 'jwt', 'query.jwt', 'fragment.jwt', 'form_post.jwt'],
+    authorization_signing_alg_values_supported: ['ES256'],
+    // signed request objects (JAR): required per partner (`--message-signing`), so no require_signed_request_object
+    request_parameter_supported: true,
+    request_object_signing_alg_values_supported: ['ES256', 'PS256'],
+    // signed introspection answers (RFC 9701)
+    introspection_signing_alg_values_supported: ['ES256'],
     response_types_supported: ['code'],
     scopes_supported: ['openid', 'offline_access'],
     subject_types_supported: ['public'],
-    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
+    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none', 'private_key_jwt'],
+    // partners sign with PS256 or ES256 (client assertions, DPoP proofs); our own signatures are ES256
+    token_endpoint_auth_signing_alg_values_supported: ['ES256', 'PS256'],
+    dpop_signing_alg_values_supported: ['ES256', 'PS256'],
+    pushed_authorization_request_endpoint: `${url}/request`,
   });
 });
 
-test('no PAR endpoint, no DPoP: what is not advertised is not served either', async () => {
+test('the PAR endpoint is served (FAPI 2.0 partners must use it), refusing an unknown client as OAuth JSON', async () => {
   const par = await fetch(`${one.url}/request`, { method: 'POST', body: new URLSearchParams({ client_id: 'x' }) });
-  expect(par.status).toBe(404);
+  expect(par.status).toBe(401);
+  expect(((await par.json()) as { error: string }).error).toBe('invalid_client');
 });
 
 test('scopes_supported follows resource create and update, on every instance, without a restart', async () => {

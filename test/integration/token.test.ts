@@ -160,11 +160,17 @@ describe('bad requests get OAuth error JSON, never a 500', () => {
 });
 
 describe('discovery, JWKS, introspection, revocation, health', () => {
-  test('discovery advertises only ES256 where we sign or verify', async () => {
+  test('discovery advertises only ES256 where we sign, and PS256/ES256 where partners sign', async () => {
     const meta = (await (await fetch(`${server.url}/.well-known/openid-configuration`)).json()) as Record<string, unknown>;
     expect(meta.issuer).toBe(server.url);
+    const partnersSign = new Set([
+      'token_endpoint_auth_signing_alg_values_supported',
+      'dpop_signing_alg_values_supported',
+      'request_object_signing_alg_values_supported',
+    ]);
     for (const [key, value] of Object.entries(meta)) {
-      if (key.endsWith('_alg_values_supported')) expect(value).toEqual(['ES256']);
+      if (key.endsWith('_alg_values_supported'))
+        expect([key, value]).toEqual([key, partnersSign.has(key) ? ['ES256', 'PS256'] : ['ES256']]);
     }
     expect(meta.introspection_endpoint).toBe(`${server.url}/token/introspection`);
     expect(meta.revocation_endpoint).toBe(`${server.url}/token/revocation`);

@@ -2,6 +2,7 @@
 // kill -9), the cluster (WORKERS), start-up failures (exit code, one line on stderr) and the
 // `portcullis` command as a user runs it. Everything else runs in process (in-process.ts).
 import { spawn, type ChildProcess } from 'node:child_process';
+import https from 'node:https';
 import path from 'node:path';
 import { cliResult, freePort, ROOT, type CliResult } from './harness.ts';
 import { logWatch, type LogWatch } from './logs.ts';
@@ -9,7 +10,7 @@ import { logWatch, type LogWatch } from './logs.ts';
 export type Instance = {
   /** the issuer */
   url: string;
-  /** http://127.0.0.1:PORT: this process, whatever its issuer */
+  /** http://127.0.0.1:PORT (https with TLS_CERT): this process, whatever its issuer */
   local: string;
   env: Record<string, string>;
   child: ChildProcess;
@@ -66,10 +67,27 @@ export function runUntilExit(env: Record<string, string>, timeoutMs = 15_000): P
   return run(process.execPath, [path.join(ROOT, 'src/main.ts')], { PORT: '0', ...env }, { timeoutMs });
 }
 
+/** Whether the server on `port` answers /readyz with 200 (over TLS, not checking its certificate: only whether it is up). */
+function readyz(port: number, tls: boolean): Promise<boolean> {
+  if (!tls)
+    return fetch(`http://127.0.0.1:${port}/readyz`).then(
+      (res) => res.status === 200,
+      () => false,
+    );
+  return new Promise((resolve) => {
+    https
+      .get({ host: '127.0.0.1', port, path: '/readyz', rejectUnauthorized: false, agent: false }, (res) => {
+        res.resume();
+        resolve(res.statusCode === 200);
+      })
+      .on('error', () => resolve(false));
+  });
+}
+
 /** Starts `node src/main.ts` on `env.PORT`, or a free port, and waits for /readyz. */
 export async function startInstance(env: Record<string, string>, options: { timeoutMs?: number } = {}): Promise<Instance> {
   const port = env.PORT ? Number(env.PORT) : await freePort();
-  const fullEnv = { ISSUER: `http://localhost:${port}`, ...env, PORT: String(port) };
+  const fullEnv: Record<string, string> = { ISSUER: `http://localhost:${port}`, ...env, PORT: String(port) };
   const child = spawn(process.execPath, [path.join(ROOT, 'src/main.ts')], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...fullEnv },
@@ -84,10 +102,7 @@ export async function startInstance(env: Record<string, string>, options: { time
   const deadline = Date.now() + (options.timeoutMs ?? 20_000);
   for (;;) {
     if (child.exitCode !== null) throw new Error(`server exited (${child.exitCode}) before ready:\n${log.text()}`);
-    const ready = await fetch(`http://127.0.0.1:${port}/readyz`).then(
-      (res) => res.status === 200,
-      () => false,
-    );
+    const ready = await readyz(port, Boolean(fullEnv.TLS_CERT));
     if (ready) break;
     if (Date.now() > deadline) {
       child.kill('SIGKILL');
@@ -97,7 +112,7 @@ export async function startInstance(env: Record<string, string>, options: { time
   }
   return {
     url: fullEnv.ISSUER,
-    local: `http://127.0.0.1:${port}`,
+    local: `${fullEnv.TLS_CERT ? 'https' : 'http'}://127.0.0.1:${port}`,
     env: fullEnv,
     child,
     logs: log.text,

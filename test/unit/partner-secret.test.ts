@@ -27,6 +27,13 @@ describe('partner secrets', () => {
       status: 'active' as const,
       createdAt: 0,
       updatedAt: 0,
+      profile: 'baseline' as const,
+      authMethod: 'client_secret_basic' as const,
+      jwks: null,
+      jwksUri: null,
+      tlsSubjectDn: null,
+      tokenBinding: null,
+      messageSigning: false,
     };
     expect(toClientMetadata(partner)).toEqual(
       expect.objectContaining({ client_id: 'ptn_x', partner_scopes: { 'https://api.test/': ['a'] }, response_types: [] }),
