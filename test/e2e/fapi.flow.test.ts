@@ -4,12 +4,14 @@ import type { Browser, Page } from 'playwright-core';
 import { cli, freshDatabaseUrl, instanceEnv, tempDir, TEST_PG_URL } from '../support/harness.ts';
 import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import { httpLogin } from '../support/http-login.ts';
+import { PAYMENT } from '../support/payments.ts';
 import { assertion, clientOf, createKeyPartner, dpopHandle, fetchVia, post, withNonceRetry, type KeyPartner } from '../support/fapi.ts';
 import {
   codeFor,
   createUser,
   enterCode,
   expectHeading,
+  expectVisible,
   landedAt,
   launchBrowser,
   secretOf,
@@ -37,9 +39,23 @@ const options = () => ({ [oauth.allowInsecureRequests]: true, [oauth.customFetch
 
 beforeAll(async () => {
   const dir = tempDir();
-  server = await startInProcess(instanceEnv(dir, freshDatabaseUrl(dir), { LOG_LEVEL: 'warn' }));
+  // the API and its payment type exist before the server starts: it offers the type at once
+  const setup = instanceEnv(dir, freshDatabaseUrl(dir), { LOG_LEVEL: 'warn' });
+  const api = await cli(
+    setup,
+    'resource',
+    'create',
+    '--uri',
+    API,
+    '--scope',
+    'payments:read payments:write',
+    '--default',
+    '--details-type',
+    'payment_initiation',
+  );
+  if (api.code !== 0) throw new Error(api.stderr);
+  server = await startInProcess(setup);
   env = server.env;
-  await cli(env, 'resource', 'create', '--uri', API, '--scope', 'payments:read payments:write', '--default');
   catcher = await startRedirectCatcher();
   partner = await createKeyPartner(env, {
     name: 'Acme Open Banking',
@@ -105,13 +121,14 @@ async function exchange(callback: URL, request: { verifier: string; state: strin
   );
 }
 
-async function signInInBrowser(page: Page, url: URL, who: { username: string; secret: string }) {
+async function signInInBrowser(page: Page, url: URL, who: { username: string; secret: string }, onConsent?: () => Promise<void>) {
   await page.goto(url.href);
   await expectHeading(page, 'Sign in');
   await signIn(page, who.username, PASSWORD);
   await expectHeading(page, 'Two-step verification');
   await enterCode(page, codeFor(who.secret));
   await expectHeading(page, 'Allow Acme Open Banking?');
+  await onConsent?.();
   await page.getByRole('button', { name: 'Allow' }).click();
   return landedAt(page, catcher.redirectUri);
 }
@@ -140,6 +157,26 @@ describe(`FAPI 2.0 code flow (${ENGINE})`, () => {
         ),
       );
       expect(jose.decodeJwt(refreshed.access_token).cnf).toEqual({ jkt });
+    } finally {
+      await context.close();
+    }
+  });
+
+  test('a payment through PAR with DPoP: the consent page shows it in words, the bound token carries it', async () => {
+    const { client } = clientOf(partner);
+    const { keyPair, handle } = await dpopHandle(client);
+    const request = await pushed(handle, { authorization_details: JSON.stringify([PAYMENT]), resource: API });
+    const context = await browser.newContext();
+    try {
+      const page = await context.newPage();
+      const callback = await signInInBrowser(page, request.url, await person(), async () => {
+        await expectVisible(page, 'Pay €1,250.00 to ACME Supplies Ltd, IBAN DE89 3704 0044 0532 0130 00, reference Invoice 2291');
+      });
+      const tokens = await exchange(callback, request, handle);
+      const claims = jose.decodeJwt(tokens.access_token);
+      expect(claims.authorization_details).toEqual([PAYMENT]);
+      expect(claims.cnf).toEqual({ jkt: await jose.calculateJwkThumbprint(await jose.exportJWK(keyPair.publicKey)) });
+      expect(tokens.authorization_details).toEqual([PAYMENT]);
     } finally {
       await context.close();
     }
