@@ -3,7 +3,8 @@
  * client secret (bearer tokens) against a `fapi2` partner authenticating with private_key_jwt
  * (ES256 assertion, single use) and binding its tokens with DPoP (ES256 proof, server nonce,
  * single use), on one Portcullis server, alternating. Run: `npm run bench:fapi` (BENCH_SECONDS,
- * BENCH_CONCURRENCY and BENCH_ROUNDS override 8, 32 and 3).
+ * BENCH_CONCURRENCY and BENCH_ROUNDS override 8, 32 and 3; BENCH_DATABASE_URL another database;
+ * BENCH_CPU_PROF=DIR a V8 CPU profile of the server).
  */
 import type { ChildProcess } from 'node:child_process';
 import { randomUUID, type webcrypto } from 'node:crypto';
@@ -99,7 +100,11 @@ async function main() {
   const dpop = await jose.generateKeyPair('ES256');
   const { kty, crv, x, y } = await jose.exportJWK(dpop.publicKey);
 
-  const server = await startProcess('src/main.ts', { ...env, PORT: String(port), ISSUER: issuer }, `${base}/readyz`);
+  // BENCH_CPU_PROF=DIR: the server writes a V8 CPU profile of its main thread there when it stops
+  const profile: Record<string, string> = process.env.BENCH_CPU_PROF
+    ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.resolve(process.env.BENCH_CPU_PROF)}` }
+    : {};
+  const server = await startProcess('src/main.ts', { ...env, ...profile, PORT: String(port), ISSUER: issuer }, `${base}/readyz`);
   const fapi = fapiRequest(base, issuer, { clientId: fapiPartner.client_id, kid, key: privateKey }, dpop, { kty, crv, x, y });
   const requests = {
     secret: clientCredentials(base, { id: secretPartner.client_id, secret: secretPartner.client_secret }, { scope: 'payments:read' }),
