@@ -9,13 +9,18 @@ export type Db = Knex;
 
 export type DbOptions = Readonly<{ poolMax?: number; statementTimeoutMs?: number; log?: Logger }>;
 
-/** knex's warnings about a connection (one a failed request while the database is away): the outage is logged once (availability.ts). */
-const CONNECTION_NOISE = /^(Acquire connection error|Connection Error):/;
+/**
+ * knex's warnings that are `debug` here: about a connection (one a failed request while the
+ * database is away: the outage is logged once, availability.ts), and about its migration lock
+ * held by another process (SQLite: a racing process waits its turn, src/db/migrate.ts).
+ */
+const CONNECTION_NOISE =
+  /^(Acquire connection error|Connection Error):|^Can't take lock to run migrations|^If you are sure migrations are not running/;
 
 /**
  * knex writes its warnings, errors and deprecations with console.log, as plain coloured text:
  * they go to our JSON log instead, first line only (the rest is a stack), with any credentials
- * of a connection URL taken out. Connection errors are `debug`: one line a failed request.
+ * of a connection URL taken out. Connection errors and a migration lock held elsewhere are `debug`.
  */
 function knexLog(log: Logger | undefined): Knex.Config['log'] {
   if (!log) return undefined;

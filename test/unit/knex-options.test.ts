@@ -1,4 +1,5 @@
 import { createDb } from '../../src/db/knex.ts';
+import { createLogger } from '../../src/log/logger.ts';
 
 // createDb only configures: nothing connects until a query runs.
 function connectionOf(url: string, options = {}) {
@@ -26,5 +27,19 @@ describe('createDb for PostgreSQL', () => {
     expect(connection.statement_timeout).toBe(1500);
     expect(searchPath).toEqual(['tenant']);
     expect(connectionOf('postgres://u@db/auth', { statementTimeoutMs: 0 }).connection.statement_timeout).toBeUndefined();
+  });
+});
+
+describe('what knex says goes to our log', () => {
+  test('a migration lock held by another process is debug (a racing command waits its turn quietly); other warnings stay warnings', async () => {
+    const lines: string[] = [];
+    const db = createDb('sqlite::memory:', { log: createLogger('debug', (line) => lines.push(line)) });
+    const logger = (db.client as { logger: { warn(message: string): void } }).logger;
+    logger.warn("Can't take lock to run migrations: Migration table is already locked");
+    logger.warn("If you are sure migrations are not running you can release the lock manually by running 'knex migrate:unlock'");
+    logger.warn('something else');
+    await db.destroy();
+    const levels = lines.map((line) => (JSON.parse(line) as { level: string; msg: string }).level);
+    expect(levels).toEqual(['debug', 'debug', 'warn']);
   });
 });
