@@ -66,7 +66,7 @@ export function createDb(databaseUrl: string, options: DbOptions = {}): Db {
           done: (error: Error | null, conn: unknown) => void,
         ) {
           conn.exec(
-            'PRAGMA journal_mode = WAL; PRAGMA busy_timeout = 5000; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;',
+            'PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;',
             (error) => done(error, conn),
           );
         },
