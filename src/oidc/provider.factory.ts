@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import Provider, { errors, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../config/config.ts';
 import type { KeySet } from '../keys/signing-key.service.ts';
@@ -354,11 +353,10 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
   const provider = new Provider(config.issuer, withMtls(configuration, config.tls, config.trustProxy));
   provider.proxy = config.trustProxy;
 
-  // The replay cache as one atomic statement (oidc-provider's finds, then saves). The id is the
-  // library's own: SHA-256 of issuer and jti.
+  // The replay cache as one atomic statement (oidc-provider's finds, then saves), keyed as the
+  // library keys it: issuer and jti (the store keeps their SHA-256).
   Object.defineProperty(provider.ReplayDetection, 'unique', {
-    value: async (iss: string, jti: string, exp: number) =>
-      deps.firstUse(`replay:${createHash('sha256').update(`${iss}${jti}`).digest('base64url')}`, exp - Math.floor(Date.now() / 1000)),
+    value: async (iss: string, jti: string, exp: number) => deps.firstUse(`${iss}${jti}`, exp - Math.floor(Date.now() / 1000)),
   });
 
   // Partner secrets are stored hashed: compare the hash of what was presented.

@@ -263,20 +263,19 @@ export async function deletePartner(db: Db, clientId: string): Promise<'deleted'
  * Changes the secret and/or how the partner authenticates, in one statement (`secretHash: null`
  * drops the secret). The conditions are part of the UPDATE, so a change checked against what the
  * partner is (its auth method, its profile) never lands on a partner another command changed
- * meanwhile. Returns false when no such partner exists or a condition does not hold.
+ * meanwhile. Returns false when no such partner exists or the condition does not hold.
  */
 export async function updatePartner(
   db: Db,
   clientId: string,
   change: Partial<PartnerSecurity> & { secretHash?: string | null },
   at: number,
-  onlyIf: { authMethods?: readonly AuthMethod[]; profile?: PartnerProfileName } = {},
+  onlyIf: { authMethods?: readonly AuthMethod[] } = {},
 ): Promise<boolean> {
   const fields: Record<string, unknown> = { updated_at: at, ...securityColumns(change) };
   if (change.secretHash !== undefined) fields.secret_hash = change.secretHash;
   const query = db(TABLE).where({ client_id: clientId });
   if (onlyIf.authMethods) void query.whereIn('auth_method', onlyIf.authMethods);
-  if (onlyIf.profile) void query.andWhere({ profile: onlyIf.profile });
   return (await query.update(fields)) > 0;
 }
 
