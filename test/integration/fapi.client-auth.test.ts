@@ -5,6 +5,8 @@ import * as oauth from 'oauth4webapi';
 import { cli, freshDatabaseUrl, instanceEnv, tempDir, TEST_PG_URL } from '../support/harness.ts';
 import { basic } from '../support/http.ts';
 import { startInProcess, type InProcessServer } from '../support/in-process.ts';
+import { httpLogin } from '../support/http-login.ts';
+import { codeFor, createUser, secretOf } from '../support/login.ts';
 import {
   assertion,
   assertionFields,
@@ -30,6 +32,8 @@ const ENGINE = TEST_PG_URL ? 'postgres' : 'sqlite';
 const ISSUER = 'http://login.bank.test';
 const TOKEN = `${ISSUER}/token`;
 const PARALLEL = 10;
+const LOGINS = 4;
+const PASSWORD = 'correct horse battery staple';
 
 let a: InProcessServer;
 let b: InProcessServer;
@@ -199,6 +203,58 @@ describe(`private_key_jwt and DPoP (${ENGINE})`, () => {
       // oidc-provider answers a replayed proof with invalid_grant (its description withheld)
       for (const refused of answers.filter((answer) => answer.status !== 200)) expect(refused.body.error).toBe('invalid_grant');
     });
+  });
+});
+
+describe(`pushed authorization requests (${ENGINE})`, () => {
+  // oidc-provider consumes a request_uri when it answers (the code), not when a login starts: several
+  // people may begin a login from one pushed request, only one of them may end it with a code.
+  test(`one request_uri, ${LOGINS} logins finishing at once on two instances: exactly one code`, async () => {
+    const redirectUri = 'https://app.bank.test/callback';
+    const app = await createKeyPartner(env, { name: 'PAR Bank', extra: ['--grant', 'authorization_code', '--redirect-uri', redirectUri] });
+    const pushed = await post(
+      `${a.local}/request`,
+      {
+        client_id: app.clientId,
+        response_type: 'code',
+        redirect_uri: redirectUri,
+        scope: 'openid payments:read',
+        code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+        code_challenge_method: 'S256',
+        client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
+        client_assertion: await assertion(app, ISSUER),
+      },
+      HOST,
+    );
+    expect(pushed.status).toBe(201);
+    const query = new URLSearchParams({ client_id: app.clientId, request_uri: pushed.body.request_uri as string });
+    const secrets = await Promise.all(
+      Array.from({ length: LOGINS }, async (_, i) => secretOf((await createUser(env, `par-${i}`, PASSWORD, '--with-totp')).json.totp_uri)),
+    );
+    // every login waits at its consent page until all are there, then all consent at once
+    let arrived = 0;
+    let release: () => void = () => undefined;
+    const allThere = new Promise<void>((resolve) => (release = resolve));
+    const lineUp = () => {
+      if ((arrived += 1) === LOGINS) release();
+      return allThere;
+    };
+    const callbacks = await Promise.all(
+      Array.from({ length: LOGINS }, async (_, i) => {
+        const { callback } = await httpLogin({
+          beforeConsent: lineUp,
+          authorizationUrl: new URL(`${(i % 2 ? a : b).local}/auth?${query}`),
+          redirectUri,
+          username: `par-${i}`,
+          password: PASSWORD,
+          code: () => codeFor(secrets[i]),
+        });
+        return callback;
+      }),
+    );
+    expect(callbacks.filter((url) => url.searchParams.has('code'))).toHaveLength(1);
+    for (const refused of callbacks.filter((url) => !url.searchParams.has('code')))
+      expect(refused.searchParams.get('error')).toBe('invalid_request_uri');
   });
 });
 

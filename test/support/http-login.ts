@@ -68,6 +68,8 @@ export async function httpLogin(options: {
   enrolmentCode?: string;
   hosts?: string[];
   decision?: 'allow' | 'deny';
+  /** Awaited before the consent is sent (a test lines several logins up to finish at once). */
+  beforeConsent?: () => Promise<void>;
   /** The browser's cookie jar, to keep one across logins (a new one by default). */
   agent?: ReturnType<typeof cookieAgent>;
 }): Promise<HttpLoginResult> {
@@ -105,8 +107,10 @@ export async function httpLogin(options: {
       secret = /<code id="secret">([^<]+)<\/code>/.exec(html)![1].replace(/\s+/g, '');
       fields.code = totpCode(secret, Date.now());
     } else if (action.endsWith('/continue')) recoveryCodes ??= [...html.matchAll(/<li><code>([^<]+)<\/code><\/li>/g)].map((m) => m[1]);
-    else if (action.endsWith('/consent')) fields.decision = options.decision ?? 'allow';
-    else if (!/\/auth\//.test(action)) throw new Error(`unexpected page "${page}" (form to ${action})`);
+    else if (action.endsWith('/consent')) {
+      fields.decision = options.decision ?? 'allow';
+      await options.beforeConsent?.();
+    } else if (!/\/auth\//.test(action)) throw new Error(`unexpected page "${page}" (form to ${action})`);
     next = { url: new URL(action, next.url), body: fields };
   }
   throw new Error(`too many hops: ${pages.join(' → ')}`);
