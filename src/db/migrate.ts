@@ -54,8 +54,7 @@ async function migrateSqlite(db: Db, waitMs = 60_000): Promise<void> {
   const deadline = Date.now() + waitMs;
   for (;;) {
     try {
-      const [, pending] = (await db.migrate.list({ migrationSource: source })) as [unknown[], unknown[]];
-      if (pending.length === 0) return;
+      if ((await pendingSqlite(db)) === 0) return;
       await db.migrate.latest({ migrationSource: source });
       return;
     } catch (error) {
@@ -63,6 +62,25 @@ async function migrateSqlite(db: Db, waitMs = 60_000): Promise<void> {
       if (!contention || Date.now() > deadline) throw error;
       await new Promise((resolve) => setTimeout(resolve, 50 + Math.random() * 100));
     }
+  }
+}
+
+/**
+ * How many migrations are pending. knex makes its own tables on first use by looking for its
+ * lock row and inserting one if there is none: two processes doing that at once on a new file
+ * both insert, and with two rows its lock (`UPDATE … WHERE is_locked = 0` must change exactly
+ * one) can never be taken again. The look-and-insert runs here in one write transaction
+ * (BEGIN IMMEDIATE: the others wait for it, busy_timeout), on the pool's one connection.
+ */
+async function pendingSqlite(db: Db): Promise<number> {
+  await db.raw('BEGIN IMMEDIATE');
+  try {
+    const [, pending] = (await db.migrate.list({ migrationSource: source })) as [unknown[], unknown[]];
+    await db.raw('COMMIT');
+    return pending.length;
+  } catch (error) {
+    await db.raw('ROLLBACK').catch(() => undefined);
+    throw error;
   }
 }
 
