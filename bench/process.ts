@@ -20,9 +20,14 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Starts `node SCRIPT` with only PATH and `extraEnv`, and waits until `readyUrl` answers. */
-export async function startProcess(script: string, extraEnv: Record<string, string>, readyUrl: string): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [path.join(ROOT, script)], {
+/** Starts `node [nodeOptions] SCRIPT` with only PATH and `extraEnv`, and waits until `readyUrl` answers. */
+export async function startProcess(
+  script: string,
+  extraEnv: Record<string, string>,
+  readyUrl: string,
+  nodeOptions: string[] = [],
+): Promise<ChildProcess> {
+  const child = spawn(process.execPath, [...nodeOptions, path.join(ROOT, script)], {
     cwd: ROOT,
     env: { PATH: process.env.PATH ?? '', ...extraEnv },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -55,9 +60,18 @@ export function cpuSeconds(...pids: number[]): number {
 }
 
 export function peakRssMiB(pid: number): number {
+  return statusMiB(pid, 'VmHWM');
+}
+
+/** Resident memory now. */
+export function rssMiB(pid: number): number {
+  return statusMiB(pid, 'VmRSS');
+}
+
+function statusMiB(pid: number, field: 'VmHWM' | 'VmRSS'): number {
   try {
     const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    return Number(/VmHWM:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
+    return Number(new RegExp(`${field}:\\s+(\\d+)`).exec(status)?.[1] ?? NaN) / 1024;
   } catch {
     return NaN;
   }

@@ -4,6 +4,7 @@ import { findActiveUser } from './accounts/user.service.ts';
 import type { Config } from './config/config.ts';
 import { workerMetricsRenderer } from './cluster/cluster-metrics.ipc.ts';
 import { watchAvailability } from './db/availability.ts';
+import type { ChangeFeed } from './db/change-feed.ts';
 import { ping, poolUse, type Db } from './db/knex.ts';
 import { healthRoutes } from './http/health.routes.ts';
 import { homeRoutes } from './http/home.routes.ts';
@@ -32,7 +33,6 @@ import { buildProvider } from './oidc/provider.factory.ts';
 import { createProviderHolder } from './oidc/provider.holder.ts';
 import { outageAware, outageAwareAdapter } from './oidc/temporarily-unavailable.ts';
 import { createClientDirectory } from './partners/partner.service.ts';
-import { isPartnerActive } from './partners/partner.store.ts';
 import { createResourceDirectory } from './resources/resource.service.ts';
 
 export type AppDeps = Readonly<{
@@ -47,6 +47,8 @@ export type AppDeps = Readonly<{
   clusterWorker?: boolean;
   /** The `authorization_details` types registered at start (src/oidc/authorization-details.ts). */
   detailsTypes?: readonly string[];
+  /** Tells when partners and APIs change, so they can be kept in memory (src/db/change-feed.ts). */
+  changes?: ChangeFeed;
 }>;
 
 /**
@@ -90,7 +92,8 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     const user = await findActiveUser(db, id);
     return user ? { accountId: user.id, claims: () => ({ sub: user.id }) } : undefined;
   });
-  const directory = createResourceDirectory(db, undefined, deps.now);
+  const directory = createResourceDirectory(db, deps.changes, deps.now);
+  const partners = createClientDirectory(db, deps.changes, deps.now);
   const resources = {
     find: outageAware(availability, directory.find),
     findDefault: outageAware(availability, directory.findDefault),
@@ -99,7 +102,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     detailsTypeNames: outageAware(availability, directory.detailsTypeNames),
   };
 
-  const Adapter = outageAwareAdapter(availability, createAdapterClass(db, createClientDirectory(db)));
+  const Adapter = outageAwareAdapter(availability, createAdapterClass(db, partners.metadata));
 
   const readiness = async () => {
     const checks: Record<string, string> = {};
@@ -152,7 +155,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
         onTokenIssued: metrics.tokenIssued,
         tokenOwnerActive: outageAware(availability, async (clientId: string | undefined, accountId: string | undefined) => {
           const [partner, person] = await Promise.all([
-            clientId === undefined || isPartnerActive(db, clientId),
+            clientId === undefined || partners.isActive(clientId),
             accountId === undefined || findActiveUser(db, accountId),
           ]);
           return partner && Boolean(person);

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { createApp, type App } from './app.ts';
 import type { Config } from './config/config.ts';
 import type { Db } from './db/knex.ts';
+import { startChangeFeed, type ChangeFeed } from './db/change-feed.ts';
 import { startPurgeJob } from './db/purge.job.ts';
 import { watchCookieKeys } from './keys/cookie-key.job.ts';
 import { startKeyRotationJob } from './keys/key-rotation.job.ts';
@@ -70,7 +71,15 @@ export function reportStartup(report: StartupReport, out: { log: Logger; termina
   if (!report.apisRegistered) out.log.info('no API registered yet: register one and a partner', { next: NEXT_COMMANDS });
 }
 
-export type RunningServer = Readonly<{ app: App; db: Db; url: string; startup: StartupReport; close(): Promise<void> }>;
+export type RunningServer = Readonly<{
+  app: App;
+  db: Db;
+  url: string;
+  startup: StartupReport;
+  /** Resolves once every change to partners and APIs committed before the call is applied here. */
+  settle(): Promise<void>;
+  close(): Promise<void>;
+}>;
 
 /**
  * config → db → migrate → keys → app → listen. `close` stops accepting, lets in-flight requests
@@ -83,13 +92,16 @@ export async function startServer(
   options: { clusterWorker?: boolean; now?: () => number } = {},
 ): Promise<RunningServer> {
   const { db, keyring, policy, keySet, cookieKeys, created } = await prepareStorage(config, log);
+  let changes: ChangeFeed | undefined;
   try {
     const apis = await warnIfRetainCapsTokens(db, config, log);
     if (config.issuer.startsWith('https:') && !config.trustProxy && !config.tls.listener)
       log.warn(PLAIN_HTTP_WARNING, { issuer: config.issuer, setting: 'TRUST_PROXY' });
     const detailsTypes = await listDetailsTypeNames(db);
+    // before the app: nothing is cached before every change reaches this instance
+    changes = await startChangeFeed(db, { databaseUrl: config.databaseUrl, log });
     const app = createApp(
-      { config, db, log, keyring, cookieKeys, detailsTypes, clusterWorker: options.clusterWorker, now: options.now },
+      { config, db, log, keyring, cookieKeys, detailsTypes, clusterWorker: options.clusterWorker, now: options.now, changes },
       keySet,
     );
     const stopPurge = startPurgeJob(
@@ -166,12 +178,14 @@ export async function startServer(
       signing_kid: keySet.signingKid,
     });
 
+    const feed = changes;
     let closing: Promise<void> | undefined;
     return {
       app,
       db,
       url: `${listener ? 'https' : 'http'}://127.0.0.1:${port}`,
       startup: { issuer: config.issuer, created, apisRegistered: apis > 0 },
+      settle: () => feed.settle(),
       close() {
         closing ??= (async () => {
           draining = true;
@@ -187,12 +201,14 @@ export async function startServer(
           await rotation.stop();
           await cookieKeyWatch.stop();
           await detailsTypeWatch.stop();
+          await feed.stop();
           await db.destroy();
         })();
         return closing;
       },
     };
   } catch (error) {
+    await changes?.stop();
     await db.destroy();
     throw error;
   }

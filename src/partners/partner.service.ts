@@ -5,7 +5,8 @@ import { violatedConstraint } from '../db/constraint.ts';
 import { constantTimeEqual } from '../shared/constant-time.ts';
 import { invalidInput, notFound } from '../shared/errors.ts';
 import { sha256Base64url } from '../shared/hashing.ts';
-import { shareInFlight } from '../shared/in-flight.ts';
+import { createInvalidatedCache } from '../shared/invalidated-cache.ts';
+import type { ChangeFeed } from '../db/change-feed.ts';
 import { isLoopbackHostname } from '../shared/loopback-hosts.ts';
 import { findScopeOwners } from '../resources/resource.store.ts';
 import { SCOPE_PATTERN } from '../resources/resource.service.ts';
@@ -193,9 +194,9 @@ export type PartnerChange = Partial<
 >;
 
 /**
- * Changes a partner under the same rules as createPartner, checked on the result. Nothing is
- * cached beyond one query in flight (createClientDirectory), so every instance uses the new
- * allow-list and grants for the next token request. Tokens already issued keep what they carry
+ * Changes a partner under the same rules as createPartner, checked on the result. Every
+ * instance drops its cached copy when the row changes (createClientDirectory), so each uses the
+ * new allow-list and grants for its next token request. Tokens already issued keep what they carry
  * until they expire (`partner suspend` + `resume` cuts them all).
  */
 export async function updatePartnerDetails(db: Db, clientId: string, change: PartnerChange, now: number = Date.now()) {
@@ -347,17 +348,36 @@ export function toClientMetadata(partner: Partner | undefined): AdapterPayload |
   return metadata;
 }
 
+/** How many partners an instance keeps in memory, and for how long at most (changes are told at once). */
+const PARTNER_CACHE = { maxEntries: 10_000, maxAgeMs: 60_000 };
+
 /**
- * Client lookups on the token hot path. Concurrent lookups of one client share a single
- * query (its answer is at most one query's duration old), which removes the queueing at the
- * database pool when a partner sends many requests at once; there is no cache beyond that,
- * so a suspension or secret rotation applies to the next request.
+ * Partner lookups on the token and introspection hot paths. With a change feed, partners are
+ * kept in memory and dropped the moment any instance, the CLI or anyone else writes their rows
+ * (src/db/change-feed.ts: PostgreSQL NOTIFY, SQLite's `changes` rows): a suspension or a secret
+ * rotation applies on every instance within the feed's delay (milliseconds), and while the feed
+ * is down every lookup reads the database. Without a feed, concurrent lookups of one client share
+ * a single query and nothing is kept. An unknown client_id is kept too (the insert of a new
+ * partner tells), within `maxEntries`.
  */
-export function createClientDirectory(db: Db) {
-  const lookup = shareInFlight((clientId) => findPartner(db, clientId).then(toClientMetadata));
-  return function findClientMetadata(clientId: string): Promise<AdapterPayload | undefined> {
-    // never a query for what cannot be a client_id (PostgreSQL refuses a NUL byte with an error)
-    if (!CLIENT_ID_PATTERN.test(clientId)) return Promise.resolve(undefined);
-    return lookup(clientId);
+export function createClientDirectory(db: Db, changes?: ChangeFeed, now: () => number = Date.now) {
+  const load = async (clientId: string) => {
+    const partner = await findPartner(db, clientId);
+    return { partner, metadata: partner && toClientMetadata(partner) };
+  };
+  const cache = createInvalidatedCache({ load, live: () => changes?.live() ?? false, ...PARTNER_CACHE, now });
+  changes?.subscribe('partner', (clientId) => cache.forget(clientId));
+  // never a query for what cannot be a client_id (PostgreSQL refuses a NUL byte with an error)
+  const lookup = (clientId: string) => (CLIENT_ID_PATTERN.test(clientId) ? cache.get(clientId) : Promise.resolve(undefined));
+  return {
+    /** The partner as oidc-provider's Client model wants it (the adapter's `find` for `Client`). */
+    metadata: async (clientId: string): Promise<AdapterPayload | undefined> => {
+      const metadata = (await lookup(clientId))?.metadata;
+      // oidc-provider writes into a key set it is given (x5t#S256 of a certificate): its own copy
+      const jwks = metadata?.jwks as { keys: Array<Record<string, unknown>> } | undefined;
+      return jwks ? { ...metadata, jwks: { keys: jwks.keys.map((key) => ({ ...key })) } } : metadata;
+    },
+    /** Whether the partner's tokens may still be honoured. */
+    isActive: async (clientId: string): Promise<boolean> => (await lookup(clientId))?.partner?.status === 'active',
   };
 }

@@ -132,11 +132,6 @@ export async function findPartner(db: Db, clientId: string): Promise<Partner | u
   return fromRow(rows[0], allowed);
 }
 
-/** Status alone, read fresh: whether the partner's tokens may still be honoured. */
-export async function isPartnerActive(db: Db, clientId: string): Promise<boolean> {
-  return (await db<Row>(TABLE).where({ client_id: clientId }).first('status'))?.status === 'active';
-}
-
 export async function listPartners(db: Db): Promise<Partner[]> {
   return withPermissions(db, await db<Row>(TABLE).select('*').orderBy('created_at'));
 }

@@ -1,4 +1,6 @@
+import type { ChangeFeed } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
+import { createInvalidatedCache } from '../shared/invalidated-cache.ts';
 import { isLoopbackHostname } from '../shared/loopback-hosts.ts';
 import { invalidInput } from '../shared/errors.ts';
 import { violatedConstraint } from '../db/constraint.ts';
@@ -21,38 +23,42 @@ import { findDetailsType, findDetailsTypeOwners, listDetailsTypes, type DetailsT
 
 export const SCOPE_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]+$/; // RFC 6749 scope-token
 
+/** With a change feed: how long an answer is kept at most (changes are told at once), and how many. */
+const RESOURCE_CACHE = { maxEntries: 1000, maxAgeMs: 60_000 };
+
 /**
- * Resource lookups on the token hot path. Rows change rarely (CLI), so answers are kept for a
- * short time: a change made by the CLI or another instance applies within `ttlMs`.
+ * Resource lookups on the token hot path. Rows change rarely. With a change feed (the server)
+ * answers are kept until any write to the API tables, by anyone, is told (src/db/change-feed.ts);
+ * while the feed is down every lookup reads the database. Without one, answers are kept for
+ * `ttlMs`: a change applies within that.
  */
-export function createResourceDirectory(db: Db, ttlMs = 2000, now: () => number = Date.now) {
-  /** One cache of answers by key; a failed load is forgotten at once (the next call asks again). */
-  function memo<T>() {
-    const cache = new Map<string, { at: number; value: Promise<T> }>();
-    return (key: string, load: () => Promise<T>): Promise<T> => {
-      const hit = cache.get(key);
-      if (hit && now() - hit.at < ttlMs) return hit.value;
-      const value = load();
-      value.catch(() => cache.delete(key));
-      cache.set(key, { at: now(), value });
-      if (cache.size > 1000) cache.delete(cache.keys().next().value as string);
-      return value;
-    };
+export function createResourceDirectory(db: Db, changes?: ChangeFeed, now: () => number = Date.now, ttlMs = 2000) {
+  const caches: Array<{ forget(key?: string): void }> = [];
+  function memo<T>(load: (key: string) => Promise<T>) {
+    const cache = changes
+      ? createInvalidatedCache({ load, live: () => changes.live(), ...RESOURCE_CACHE, now })
+      : createInvalidatedCache({ load, live: () => true, maxEntries: RESOURCE_CACHE.maxEntries, maxAgeMs: ttlMs, now });
+    caches.push(cache);
+    return cache;
   }
-  const resources = memo<Resource | undefined>();
-  const lists = memo<string[]>();
-  const detailsTypes = memo<DetailsType | undefined>();
+  // a change to any API table may change any answer (the default, the scope list, a type's owner)
+  changes?.subscribe('resource', () => {
+    for (const cache of caches) cache.forget();
+  });
+  const resources = memo((key) => (key === '' ? findDefaultResource(db) : findResource(db, key)));
+  const lists = memo((key) => (key === 'scopes' ? listScopeNames(db) : listDetailsTypeNames(db)));
+  const detailsTypes = memo((type) => findDetailsType(db, type));
   return {
-    /** Every registered API scope (a change applies within `ttlMs`, as the lookups do). */
-    scopes: (): Promise<string[]> => lists('scopes', () => listScopeNames(db)),
+    /** Every registered API scope. */
+    scopes: (): Promise<string[]> => lists.get('scopes'),
     // a resource URI is printable ASCII (RFC 3986); anything else is no resource, and no query
-    find: (uri: string) =>
-      /^[\x21-\x7e]{1,512}$/.test(uri) ? resources(`uri:${uri}`, () => findResource(db, uri)) : Promise.resolve(undefined),
-    findDefault: () => resources('default', () => findDefaultResource(db)),
+    find: (uri: string): Promise<Resource | undefined> =>
+      /^[\x21-\x7e]{1,512}$/.test(uri) ? resources.get(uri) : Promise.resolve(undefined),
+    findDefault: (): Promise<Resource | undefined> => resources.get(''),
     /** The registered `authorization_details` type of this name (RFC 9396), if any. */
-    detailsType: (type: string): Promise<DetailsType | undefined> => detailsTypes(type, () => findDetailsType(db, type)),
+    detailsType: (type: string): Promise<DetailsType | undefined> => detailsTypes.get(type),
     /** Every registered `authorization_details` type name (discovery's authorization_details_types_supported). */
-    detailsTypeNames: (): Promise<string[]> => lists('details types', () => listDetailsTypeNames(db)),
+    detailsTypeNames: (): Promise<string[]> => lists.get('details types'),
   };
 }
 

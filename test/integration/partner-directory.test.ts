@@ -16,7 +16,7 @@ beforeAll(async () => {
 afterAll(() => db.destroy());
 
 test('concurrent lookups of one client share one query; the next lookup sees a change', async () => {
-  const find = createClientDirectory(db);
+  const find = createClientDirectory(db).metadata;
   let queries = 0;
   const count = () => {
     queries += 1;
@@ -36,7 +36,7 @@ test('concurrent lookups of one client share one query; the next lookup sees a c
 
 test('a failed lookup is not remembered', async () => {
   const broken = createDb(freshDatabaseUrl(tempDir()));
-  const find = createClientDirectory(broken); // not migrated: the table is missing
+  const find = createClientDirectory(broken).metadata; // not migrated: the table is missing
   await expect(find('x')).rejects.toThrow();
   await migrate(broken);
   expect(await find('x')).toBeUndefined();

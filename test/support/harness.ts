@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runCli } from '../../src/cli/cli.ts';
 import type { SeededPartner } from './http.ts';
+import { settleServers } from './settle.ts';
 
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -46,6 +47,8 @@ async function runInProcess(env: Record<string, string>, argv: string[], stdin?:
     { stdout: (text) => (out.stdout += text), stderr: (text) => (out.stderr += text), ...(stdin ? { stdin } : {}) },
     env,
   );
+  // what the command changed is in every in-process server's cache before the test goes on
+  await settleServers(env.DATABASE_URL);
   return cliResult(code, out.stdout, out.stderr);
 }
 

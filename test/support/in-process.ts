@@ -5,6 +5,7 @@ import { createLogger } from '../../src/log/logger.ts';
 import { startServer, type RunningServer } from '../../src/server.ts';
 import { freePort } from './harness.ts';
 import { logWatch, type LogWatch } from './logs.ts';
+import { registerServer } from './settle.ts';
 
 export type InProcessServer = Readonly<{
   /** the issuer, http://localhost:PORT (unless env.ISSUER names another) */
@@ -18,6 +19,8 @@ export type InProcessServer = Readonly<{
   app: RunningServer['app'];
   logs(): string;
   log: LogWatch;
+  /** Resolves once the changes to partners and APIs committed so far are in this server's caches. */
+  settle(): Promise<void>;
   stop(): Promise<void>;
 }>;
 
@@ -33,6 +36,7 @@ export async function startInProcess(env: Record<string, string>, options: { clo
   const fullEnv = { ISSUER: `http://localhost:${port}`, ...env, PORT: String(port) };
   const log = logWatch();
   const server = await startServer(loadConfig(fullEnv), createLogger('info', log.write), { now: options.clock?.now });
+  const unregister = registerServer({ databaseUrl: env.DATABASE_URL ?? '', settle: () => server.settle() });
   return {
     url: fullEnv.ISSUER,
     local: `http://127.0.0.1:${port}`,
@@ -41,7 +45,11 @@ export async function startInProcess(env: Record<string, string>, options: { clo
     app: server.app,
     logs: log.text,
     log,
-    stop: () => server.close(),
+    settle: () => server.settle(),
+    stop: () => {
+      unregister();
+      return server.close();
+    },
   };
 }
 
