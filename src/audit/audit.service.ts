@@ -6,7 +6,7 @@ import { sha256Hex } from '../shared/hashing.ts';
 import { appendRow, readRows, type AuditRow } from './audit.store.ts';
 
 /** Who did it: the `portcullis` command, a signed-in person, a partner, or nobody known (a failed sign-in). */
-export type Actor = { type: 'cli' } | { type: 'person'; id: string } | { type: 'partner'; id: string } | { type: 'anonymous' };
+type Actor = { type: 'cli' } | { type: 'person'; id: string } | { type: 'partner'; id: string } | { type: 'anonymous' };
 
 /** The actor and, for an HTTP request, where it came from: what each audited change is given. */
 export type AuditBy = Readonly<{ actor: Actor; sourceIp?: string; requestId?: string }>;
@@ -24,7 +24,7 @@ export type AuditEvent = Readonly<{
 }>;
 
 /** The prev_hash of seq 1. */
-export const GENESIS = '0'.repeat(64);
+const GENESIS = '0'.repeat(64);
 
 function actorText(actor: Actor): string {
   return actor.type === 'person' || actor.type === 'partner' ? `${actor.type}:${actor.id}` : actor.type;
@@ -36,7 +36,7 @@ function actorText(actor: Actor): string {
  * strings and numbers as ECMAScript's JSON.stringify writes them, which is what JCS specifies.
  * Properties whose value is undefined are left out (as JSON.stringify does).
  */
-export function canonicalJson(value: Json | undefined): string {
+function canonicalJson(value: Json | undefined): string {
   if (value === null || typeof value !== 'object') {
     if (typeof value === 'number' && !Number.isFinite(value)) throw new Error('canonical JSON has no non-finite numbers');
     return JSON.stringify(value);
