@@ -49,20 +49,15 @@ function canonicalJson(value: Json | undefined): string {
   return `{${keys.map((key) => `${JSON.stringify(key)}:${canonicalJson(object[key])}`).join(',')}}`;
 }
 
+/** A row without its hash, `details` parsed: what is hashed (and, with the hash, what is exported). */
+function contentOf(row: Omit<AuditRow, 'hash'>) {
+  const { seq, at, actor, action, target, source_ip, request_id, prev_hash } = row;
+  return { seq, at, actor, action, target, source_ip, request_id, details: JSON.parse(row.details) as Json, prev_hash };
+}
+
 /** SHA-256 (hex) of the previous row's hash followed by the canonical JSON of this row without its hash. */
 export function rowHash(row: Omit<AuditRow, 'hash'>): string {
-  const content = canonicalJson({
-    seq: row.seq,
-    at: row.at,
-    actor: row.actor,
-    action: row.action,
-    target: row.target,
-    source_ip: row.source_ip,
-    request_id: row.request_id,
-    details: JSON.parse(row.details) as Json,
-    prev_hash: row.prev_hash,
-  });
-  return sha256Hex(`${row.prev_hash}${content}`);
+  return sha256Hex(`${row.prev_hash}${canonicalJson(contentOf(row))}`);
 }
 
 /** Appends one event to the chain; rejects if it could not be written (callers decide what that means). */
@@ -165,18 +160,7 @@ export function parseSince(text: string, now: number = Date.now()): number {
 
 /** One exported row: what a SIEM reads (a JSON object per line). */
 function exportLine(row: AuditRow): string {
-  return JSON.stringify({
-    seq: row.seq,
-    at: new Date(row.at).toISOString(),
-    actor: row.actor,
-    action: row.action,
-    target: row.target,
-    source_ip: row.source_ip,
-    request_id: row.request_id,
-    details: JSON.parse(row.details) as Json,
-    prev_hash: row.prev_hash,
-    hash: row.hash,
-  });
+  return JSON.stringify({ ...contentOf(row), at: new Date(row.at).toISOString(), hash: row.hash });
 }
 
 /** Every row at or after `since` (epoch ms), in seq order, page by page to `write`. */
