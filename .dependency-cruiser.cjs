@@ -16,7 +16,7 @@
  *
  * Roles: only db/ and `*.store.ts` run SQL; a service holds a `Db` only as a type.
  */
-const DOMAINS = '^src/(accounts|keys|partners|resources|grants|limits)/';
+const DOMAINS = '^src/(accounts|keys|partners|resources|grants|limits|audit)/';
 const ABOVE_DOMAINS = '^src/(oidc|interactions|http|cli|cluster)/|^src/(app|server|storage|main)[.]ts$';
 
 /** @type {import('dependency-cruiser').IConfiguration} */

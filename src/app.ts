@@ -13,6 +13,8 @@ import { answerOutages } from './http/outage.middleware.ts';
 import { createMetrics } from './http/metrics.registry.ts';
 import { metricsRoute } from './http/metrics.routes.ts';
 import { requestIdOf, requestLog } from './http/request-log.middleware.ts';
+import { clientAddress } from './limits/source-address.ts';
+import { appendAudit } from './audit/audit.service.ts';
 import { secureTransport } from './http/secure-transport.middleware.ts';
 import { securityHeaders } from './http/security-headers.ts';
 import { createBrowserBinding } from './interactions/browser.binding.ts';
@@ -151,6 +153,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
           // a refusal is the client's doing (its message is enough); a server error gets the stack
           if (event === 'server_error') log.error('provider error', { ...fields, err: error });
           else log.info('request refused', { ...fields, error: safeError(error).message });
+          if (event === 'grant.error' && ctx) recordReuse(ctx, error);
         },
         onTokenIssued: metrics.tokenIssued,
         tokenOwnerActive: outageAware(availability, async (clientId: string | undefined, accountId: string | undefined) => {
@@ -163,6 +166,29 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
       },
       keys,
     );
+
+  /**
+   * A used refresh token (or code) presented again: oidc-provider (or the adapter's consume, for
+   * one that lost a race) revoked its grant and answers invalid_grant "… already used". The audit
+   * log gets a `token.reuse` row, with the grant id (never the token). This is on the refusal
+   * path only; an append that fails is logged as an error (the refusal and revocation stand).
+   */
+  const recordReuse = (ctx: KoaContextWithOIDC, error: Error & { error_detail?: unknown }) => {
+    const detail = typeof error.error_detail === 'string' ? error.error_detail : '';
+    if (!/^(refresh token|authorization code) already used$/.test(detail)) return;
+    const { RefreshToken: refreshToken, AuthorizationCode: code } = ctx.oidc.entities;
+    const clientId = ctx.oidc.client?.clientId;
+    const by = {
+      actor: clientId ? ({ type: 'partner', id: clientId } as const) : ({ type: 'anonymous' } as const),
+      sourceIp: clientAddress(ctx, config.trustProxy),
+      requestId: requestIdOf(ctx),
+    };
+    const grantId = (refreshToken ?? code)?.grantId ?? null;
+    const details = { token: detail.replace(/ already used$/, ''), account_id: (refreshToken ?? code)?.accountId, grant_revoked: true };
+    appendAudit(db, by, { action: 'token.reuse', target: grantId, details }).catch((failure: unknown) => {
+      log.error('audit log: a token reuse was not recorded', { request_id: by.requestId, client_id: clientId, err: failure });
+    });
+  };
 
   const holder = createProviderHolder(build(keySet));
 

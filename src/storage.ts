@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Config } from './config/config.ts';
+import { recordChange, type AuditBy } from './audit/audit.service.ts';
 import { createDb, type Db } from './db/knex.ts';
 import { migrate } from './db/migrate.ts';
 import { dropOfferedSecretsNotSealedWith } from './accounts/login-state.store.ts';
@@ -69,14 +70,16 @@ async function upgradeLegacySealing(db: Db, keyring: Keyring): Promise<void> {
  * `keys rewrap`: every sealed value re-sealed under the first KEK (signing keys, shared secrets,
  * TOTP secrets); enrolments under way with a secret sealed otherwise start again.
  */
-export async function rewrapAll(db: Db, keyring: Keyring) {
+export async function rewrapAll(db: Db, keyring: Keyring, by: AuditBy) {
   const keys = await rewrapKeys(db, keyring);
-  return {
+  const result = {
     ...keys,
     shared_secrets: await rewrapSharedSecrets(db, keyring),
     totp_secrets: await rewrapTotpSecrets(db, keyring),
     enrolments_restarted: await dropOfferedSecretsNotSealedWith(db, `v2.${keyring.keks[0].id}.`),
   };
+  await recordChange(db, by, { action: 'keys.rewrap', target: keys.kek, details: result });
+  return result;
 }
 
 /**

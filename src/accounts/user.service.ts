@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { recordChange, type AuditBy } from '../audit/audit.service.ts';
 import type { Db } from '../db/knex.ts';
 import { invalidInput, notFound } from '../shared/errors.ts';
 import { deleteAccountGrants } from '../grants/grant.store.ts';
@@ -60,7 +61,11 @@ function issueEnrolmentCode(now: number) {
   return { code, hash: hashOneTimeCode(code), expiresAt, shown: { enrolment_code: code, enrolment_code_expires_at: iso(expiresAt) } };
 }
 
-export async function createUser(deps: AccountDeps, input: { username: string; password: string; isAdmin: boolean; withTotp: boolean }) {
+export async function createUser(
+  deps: AccountDeps,
+  input: { username: string; password: string; isAdmin: boolean; withTotp: boolean },
+  by: AuditBy,
+) {
   const username = normaliseUsername(input.username);
   if (!USERNAME_PATTERN.test(username)) throw invalidInput('--username takes 1 to 64 of a-z 0-9 . _ @ - (starting with a letter or digit)');
   const problem = await passwordProblem(input.password, { admin: input.isAdmin, userInputs: [username] });
@@ -86,6 +91,12 @@ export async function createUser(deps: AccountDeps, input: { username: string; p
     updatedAt: now,
   };
   await insertUser(deps.db, user);
+  await recordChange(
+    deps.db,
+    by,
+    { action: 'user.create', target: id, details: { username, admin: input.isAdmin, with_totp: input.withTotp } },
+    now,
+  );
   return factor.secret === null
     ? { id: user.id, username, ...factor.enrolment.shown }
     : { id: user.id, username, totp_uri: totpUri(factor.secret, username, TOTP_ISSUER) };
@@ -109,9 +120,10 @@ export async function listAllUsers(deps: AccountDeps) {
   return (await listUsers(deps.db)).map((user) => describeUser(user, now));
 }
 
-export async function unlockUser(deps: AccountDeps, username: string) {
+export async function unlockUser(deps: AccountDeps, username: string, by: AuditBy) {
   const user = await userNamed(deps.db, username);
   await updateUser(deps.db, user.id, { lock: UNLOCKED }, deps.now());
+  await recordChange(deps.db, by, { action: 'user.unlock', target: user.id, details: { username: user.username } });
   return describeUser(await reread(deps.db, user), deps.now());
 }
 
@@ -119,25 +131,28 @@ export async function unlockUser(deps: AccountDeps, username: string) {
  * The old authenticator and recovery codes stop working at once; the person enrols a new one
  * at their next login with the enrolment code printed here (and only here).
  */
-export async function resetTotp(deps: AccountDeps, username: string) {
+export async function resetTotp(deps: AccountDeps, username: string, by: AuditBy) {
   const user = await userNamed(deps.db, username);
   const now = deps.now();
   const enrolment = issueEnrolmentCode(now);
   await resetAuthenticator(deps.db, user.id, enrolment.hash, enrolment.expiresAt, now);
+  await recordChange(deps.db, by, { action: 'user.reset_totp', target: user.id, details: { username: user.username } }, now);
   return { ...describeUser(await reread(deps.db, user), now), ...enrolment.shown };
 }
 
-export async function disableUser(deps: AccountDeps, username: string) {
+export async function disableUser(deps: AccountDeps, username: string, by: AuditBy) {
   const user = await userNamed(deps.db, username);
   await updateUser(deps.db, user.id, { status: 'disabled' }, deps.now());
   await deleteAccountGrants(deps.db, user.id); // sessions, grants and tokens: signed out everywhere, now
+  await recordChange(deps.db, by, { action: 'user.disable', target: user.id, details: { username: user.username } });
   return describeUser(await reread(deps.db, user), deps.now());
 }
 
 /** The reverse of disableUser: the person may log in again; nothing deleted at disabling comes back. */
-export async function enableUser(deps: AccountDeps, username: string) {
+export async function enableUser(deps: AccountDeps, username: string, by: AuditBy) {
   const user = await userNamed(deps.db, username);
   await updateUser(deps.db, user.id, { status: 'active' }, deps.now());
+  await recordChange(deps.db, by, { action: 'user.enable', target: user.id, details: { username: user.username } });
   return describeUser(await reread(deps.db, user), deps.now());
 }
 
@@ -146,12 +161,13 @@ export async function enableUser(deps: AccountDeps, username: string) {
  * createUser. Everyone signed in as the person is signed out (setPasswordHash), so an attacker who
  * had the old password loses their sessions and tokens too.
  */
-export async function setPassword(deps: AccountDeps, username: string, password: string) {
+export async function setPassword(deps: AccountDeps, username: string, password: string, by: AuditBy) {
   const user = await userNamed(deps.db, username);
   const problem = await passwordProblem(password, { admin: user.isAdmin, userInputs: [user.username] });
   if (problem) throw invalidInput(problem);
   if (await checkPassword(password, user.passwordHash)) throw invalidInput('the new password is the current one: choose another');
   if (!(await setPasswordHash(deps.db, user.id, await hashPassword(password), deps.now()))) throw notFound(`no user named ${username}`);
+  await recordChange(deps.db, by, { action: 'user.set_password', target: user.id, details: { username: user.username } });
   return { ...describeUser(await reread(deps.db, user), deps.now()), signed_out: true };
 }
 

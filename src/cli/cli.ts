@@ -33,11 +33,12 @@ import {
   userNamed,
   type AccountDeps,
 } from '../accounts/user.service.ts';
+import { BY_CLI, exportRows, parseSince, verifyChain } from '../audit/audit.service.ts';
 import { openStorage, rewrapAll } from '../storage.ts';
 import { closest, COMMAND_NAMES, COMMAND_TABLE, commandUsage, GROUPS, groupUsage, optionsOf, usage, type CommandName } from './usage.ts';
 
 type Io = { stdout(text: string): void; stderr(text: string): void; stdin?: () => Promise<string> };
-type Storage = { db: Db; keyring: Keyring; config: Config; stdin(): Promise<string> };
+type Storage = { db: Db; keyring: Keyring; config: Config; stdin(): Promise<string>; stdout: (text: string) => void };
 
 /** The options of a command as parsed: typed by its entry in COMMAND_TABLE. */
 type OptionsOf<N extends CommandName> = (typeof COMMAND_TABLE)[N] extends { options: infer O } ? O : Record<string, never>;
@@ -187,17 +188,21 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
     return Promise.resolve({ migrated: true }); // the migration itself ran when storage was opened
   },
   async 'resource create'({ values, order }, { db }) {
-    return createResource(db, {
-      uri: values.uri,
-      scopes: words(values.scope),
-      ttl: seconds(values.ttl),
-      format: values.format,
-      introspector: values.introspector,
-      signedIntrospection: values['signed-introspection'] || undefined,
-      isDefault: values.default,
-      describe: values.describe,
-      detailsTypes: detailsTypes(order),
-    });
+    return createResource(
+      db,
+      {
+        uri: values.uri,
+        scopes: words(values.scope),
+        ttl: seconds(values.ttl),
+        format: values.format,
+        introspector: values.introspector,
+        signedIntrospection: values['signed-introspection'] || undefined,
+        isDefault: values.default,
+        describe: values.describe,
+        detailsTypes: detailsTypes(order),
+      },
+      BY_CLI,
+    );
   },
   async 'resource update'({ values, order }, { db }) {
     if (values.introspector !== undefined && values['no-introspector'])
@@ -207,17 +212,21 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
     if (values['details-type'].length && values['no-details-types'])
       throw new UsageError('--details-type and --no-details-types exclude each other');
     const types = detailsTypes(order);
-    return updateResource(db, {
-      uri: values.uri,
-      scopes: values.scope === undefined ? undefined : words(values.scope),
-      ttl: seconds(values.ttl),
-      format: values.format,
-      introspector: values['no-introspector'] ? null : values.introspector,
-      signedIntrospection: values['signed-introspection'] ? true : values['no-signed-introspection'] ? false : undefined,
-      isDefault: values.default,
-      describe: values.describe,
-      detailsTypes: values['no-details-types'] ? [] : types.length ? types : undefined,
-    });
+    return updateResource(
+      db,
+      {
+        uri: values.uri,
+        scopes: values.scope === undefined ? undefined : words(values.scope),
+        ttl: seconds(values.ttl),
+        format: values.format,
+        introspector: values['no-introspector'] ? null : values.introspector,
+        signedIntrospection: values['signed-introspection'] ? true : values['no-signed-introspection'] ? false : undefined,
+        isDefault: values.default,
+        describe: values.describe,
+        detailsTypes: values['no-details-types'] ? [] : types.length ? types : undefined,
+      },
+      BY_CLI,
+    );
   },
   async 'resource list'(_, { db }) {
     return describeResources(db);
@@ -242,6 +251,7 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
           messageSigning: values['message-signing'] || undefined,
         },
       },
+      BY_CLI,
       { defaultProfile: config.defaultProfile },
     );
     const { client_id: clientId, ...partner } = created.partner;
@@ -253,17 +263,22 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
     if (values.name !== undefined && !values.name.trim()) throw new UsageError('--name may not be empty');
     if (values['message-signing'] && values['no-message-signing'])
       throw new UsageError('--message-signing and --no-message-signing exclude each other');
-    return updatePartnerDetails(db, argument, {
-      name: values.name,
-      scopes: values.scope === undefined ? undefined : words(values.scope),
-      grantTypes: values.grant.length ? values.grant : undefined,
-      redirectUris: values['redirect-uri'].length ? values['redirect-uri'] : undefined,
-      allowDuplicateName: values['allow-duplicate-name'],
-      messageSigning: values['message-signing'] ? true : values['no-message-signing'] ? false : undefined,
-    });
+    return updatePartnerDetails(
+      db,
+      argument,
+      {
+        name: values.name,
+        scopes: values.scope === undefined ? undefined : words(values.scope),
+        grantTypes: values.grant.length ? values.grant : undefined,
+        redirectUris: values['redirect-uri'].length ? values['redirect-uri'] : undefined,
+        allowDuplicateName: values['allow-duplicate-name'],
+        messageSigning: values['message-signing'] ? true : values['no-message-signing'] ? false : undefined,
+      },
+      BY_CLI,
+    );
   },
   async 'partner delete'({ argument }, { db }) {
-    return deletePartner(db, argument);
+    return deletePartner(db, argument, BY_CLI);
   },
   async 'partner list'(_, { db }) {
     return (await listPartners(db)).map(describePartner);
@@ -272,45 +287,49 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
     return describePartner(await getPartner(db, argument));
   },
   async 'partner suspend'({ argument }, { db }) {
-    return setPartnerStatus(db, argument, 'suspended');
+    return setPartnerStatus(db, argument, 'suspended', BY_CLI);
   },
   async 'partner resume'({ argument }, { db }) {
-    return setPartnerStatus(db, argument, 'active');
+    return setPartnerStatus(db, argument, 'active', BY_CLI);
   },
   async 'partner rotate-secret'({ argument }, { db }) {
-    return rotatePartnerSecret(db, argument);
+    return rotatePartnerSecret(db, argument, BY_CLI);
   },
   async 'partner set-profile'({ args }, { db }) {
-    return setPartnerProfile(db, args[0], args[1]);
+    return setPartnerProfile(db, args[0], args[1], BY_CLI);
   },
   async 'partner set-keys'({ values, argument }, { db }) {
-    return setPartnerKeys(db, argument, { jwksText: readKeyFile(values['jwks-file']), jwksUri: values['jwks-uri'] });
+    return setPartnerKeys(db, argument, { jwksText: readKeyFile(values['jwks-file']), jwksUri: values['jwks-uri'] }, BY_CLI);
   },
   async 'user create'({ values }, storage) {
-    return createUser(accounts(storage), {
-      username: values.username,
-      password: await password(storage, 'user create'),
-      isAdmin: values.admin,
-      withTotp: values['with-totp'],
-    });
+    return createUser(
+      accounts(storage),
+      {
+        username: values.username,
+        password: await password(storage, 'user create'),
+        isAdmin: values.admin,
+        withTotp: values['with-totp'],
+      },
+      BY_CLI,
+    );
   },
   async 'user list'(_, storage) {
     return listAllUsers(accounts(storage));
   },
   async 'user unlock'({ argument }, storage) {
-    return unlockUser(accounts(storage), argument);
+    return unlockUser(accounts(storage), argument, BY_CLI);
   },
   async 'user reset-totp'({ argument }, storage) {
-    return resetTotp(accounts(storage), argument);
+    return resetTotp(accounts(storage), argument, BY_CLI);
   },
   async 'user set-password'({ argument }, storage) {
-    return setPassword(accounts(storage), argument, await password(storage, 'user set-password NAME'));
+    return setPassword(accounts(storage), argument, await password(storage, 'user set-password NAME'), BY_CLI);
   },
   async 'user disable'({ argument }, storage) {
-    return disableUser(accounts(storage), argument);
+    return disableUser(accounts(storage), argument, BY_CLI);
   },
   async 'user enable'({ argument }, storage) {
-    return enableUser(accounts(storage), argument);
+    return enableUser(accounts(storage), argument, BY_CLI);
   },
   async 'grant list'({ values }, { db }) {
     const username = values.user === undefined ? undefined : (await userNamed(db, values.user)).username;
@@ -318,22 +337,35 @@ const COMMANDS: { [N in CommandName]: Handler<N> } = {
     return listGrantsDescribed(db, { username, clientId: values.partner });
   },
   async 'grant revoke'({ argument }, { db }) {
-    return revokeGrantById(db, argument);
+    return revokeGrantById(db, argument, BY_CLI);
   },
   async 'keys list'(_, { db, config }) {
     return describeKeys(await listKeys(db), Date.now(), rotationPolicy(config.keys));
   },
   async 'keys rotate'({ values }, { db, keyring, config }) {
-    return rotateKeys(db, keyring, rotationPolicy(config.keys), { immediately: values.now });
+    return rotateKeys(db, keyring, rotationPolicy(config.keys), { immediately: values.now }, BY_CLI);
   },
   async 'keys revoke'({ argument }, { db, keyring, config }) {
-    return revokeKey(db, keyring, rotationPolicy(config.keys), argument);
+    return revokeKey(db, keyring, rotationPolicy(config.keys), argument, BY_CLI);
   },
   async 'keys rewrap'(_, { db, keyring }) {
-    return rewrapAll(db, keyring);
+    return rewrapAll(db, keyring, BY_CLI);
   },
   async 'keys rotate-cookie-keys'(_, { db, keyring }) {
-    return rotateCookieKeys(db, keyring);
+    return rotateCookieKeys(db, keyring, BY_CLI);
+  },
+  async 'audit verify'(_, { db }) {
+    const verdict = await verifyChain(db);
+    if (!verdict.valid)
+      throw new AppError(
+        'audit_invalid',
+        `seq ${String(verdict.seq)}: ${verdict.problem}: ${verdict.detail} (${String(verdict.rows)} rows before it are valid)`,
+      );
+    return verdict;
+  },
+  async 'audit export'({ values }, { db, stdout }) {
+    await exportRows(db, stdout, values.since === undefined ? undefined : parseSince(values.since));
+    return undefined; // the lines are written as they are read
   },
 };
 
@@ -386,9 +418,17 @@ export async function runCli(argv: string[], io: Io, env?: Record<string, string
   try {
     const parsed = parse(name, rest);
     const config = loadConfig(env);
-    storage = { ...(await openStorage(config)), config, stdin: io.stdin ?? readStdin };
+    storage = {
+      ...(await openStorage(config)),
+      config,
+      stdin: io.stdin ?? readStdin,
+      stdout: (text: string) => {
+        io.stdout(text);
+      },
+    };
     const result = await (COMMANDS[name] as Handler<CommandName>)(parsed, storage);
-    io.stdout(`${JSON.stringify(result, null, 2)}\n`);
+    // undefined: the command wrote its own output (JSON lines)
+    if (result !== undefined) io.stdout(`${JSON.stringify(result, null, 2)}\n`);
     return 0;
   } catch (error) {
     const message = error instanceof AppError || error instanceof UsageError ? error.message : safeError(error).message;

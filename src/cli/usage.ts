@@ -248,6 +248,19 @@ export const COMMAND_TABLE = {
   'keys revoke': { argument: 'KID', doc: 'take a key out of the JWKS at once (a new key signs if it did)', env: KEY_SETTINGS },
   'keys rewrap': { doc: 're-seal every sealed secret (signing keys, cookie keys, TOTP secrets) under the first KEK' },
   'keys rotate-cookie-keys': { doc: 'a new cookie-signing key signs; the previous two still verify' },
+  'audit verify': {
+    doc: 'walk the audit log’s hash chain: `{"valid": true, "rows": N, "head": HASH}`, or exit 1 naming the first row that does not match (changed content, broken link, missing seq, out of order)',
+  },
+  'audit export': {
+    options: {
+      since: {
+        type: 'string',
+        value: 'TIME',
+        doc: 'only rows at or after TIME: an ISO 8601 time (`2026-11-29T17:00:00Z`) or a duration back from now (`24h`, `7d`)',
+      },
+    },
+    doc: 'the audit log as JSON lines for a SIEM, in seq order: `seq`, `at`, `actor`, `action`, `target`, `source_ip`, `request_id`, `details`, `prev_hash`, `hash`',
+  },
 } as const satisfies Record<string, Command>;
 
 export type CommandName = keyof typeof COMMAND_TABLE;

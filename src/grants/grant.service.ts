@@ -1,3 +1,4 @@
+import { recordChange, type AuditBy } from '../audit/audit.service.ts';
 import type { Db } from '../db/knex.ts';
 import { notFound } from '../shared/errors.ts';
 import { countIssued, listGrants, revokeGrant, type StoredGrant } from './grant.store.ts';
@@ -42,8 +43,9 @@ export async function listGrantsDescribed(db: Db, filter: { username?: string; c
  * `grant revoke`: the grant and every token and code issued from it go, in one statement (the
  * person is asked to consent again; JWT access tokens already issued live out their short life).
  */
-export async function revokeGrantById(db: Db, id: string) {
+export async function revokeGrantById(db: Db, id: string, by: AuditBy) {
   const deleted = GRANT_ID_PATTERN.test(id) ? await revokeGrant(db, id, { byHash: true }) : 0;
   if (deleted === 0) throw notFound(`no grant ${id}`);
+  await recordChange(db, by, { action: 'consent.revoke', target: id, details: { rows_deleted: deleted } });
   return { id, revoked: true, rows_deleted: deleted };
 }

@@ -1,4 +1,7 @@
 import { findActiveUser } from '../accounts/user.service.ts';
+import { recordChange } from '../audit/audit.service.ts';
+import { requestIdOf } from '../http/request-log.middleware.ts';
+import { clientAddress } from '../limits/source-address.ts';
 import { AppError } from '../shared/errors.ts';
 import { grantConsent, requestedDetails, requestedScopes, scopeListItems } from './consent.service.ts';
 import { detailListItems } from './details-words.ts';
@@ -33,6 +36,13 @@ export function decideConsent(deps: LoginRouteDeps) {
     if (!accountId) throw new AppError('invalid_request', EXPIRED);
     if (form.decision === 'allow') {
       const grantId = await grantConsent(provider, deps.accounts.db, interaction, accountId, deps.accounts.now());
+      // the consent's audit row; if it cannot be written the flow ends here with an error (fail loud)
+      await recordChange(
+        deps.accounts.db,
+        { actor: { type: 'person', id: accountId }, sourceIp: clientAddress(ctx, deps.trustProxy), requestId: requestIdOf(ctx) },
+        { action: 'consent.give', target: grantId, details: { client_id: interaction.params.client_id as string } },
+        deps.accounts.now(),
+      );
       return finish(ctx, { consent: { grantId } }, true);
     }
     if (form.decision === 'deny')

@@ -30,7 +30,7 @@ export function acceptEnrolmentCode(deps: LoginRouteDeps) {
     if (!(await takeAttempt(deps, ctx))) return undefined;
     const result = await checkEnrolmentCode(deps.accounts, currentLogin(ctx).userId, code);
     if (!result.ok) {
-      logRefusal(deps, ctx, 'enrolment_code', result);
+      await logRefusal(deps, ctx, 'enrolment_code', result);
       return refuseCode(deps, ctx, () => showEnrolmentCode(deps, ctx, GENERIC_ENROLMENT_ERROR, 401));
     }
     const offered = offerTotpSecret(deps.accounts, interaction.uid);

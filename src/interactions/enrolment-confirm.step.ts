@@ -54,7 +54,7 @@ export function confirmAuthenticator(deps: LoginRouteDeps) {
       { sealedSecret: login.pendingSecret, interactionUid: interaction.uid, enrolmentCodeHash: login.enrolmentCodeHash },
       code,
     );
-    logRefusal(deps, ctx, 'enrolment', result.ok ? { ok: true, user: result.user } : result);
+    await logRefusal(deps, ctx, 'enrolment', result.ok ? { ok: true, user: result.user } : result);
     if (!result.ok) return refuseCode(deps, ctx, () => showEnrol(deps, ctx, GENERIC_CODE_ERROR, 401));
     if (
       !(await advanceLoginState(deps.accounts.db, interaction.uid, 'enrol_confirm', {

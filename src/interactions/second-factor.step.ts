@@ -29,7 +29,7 @@ export function verifySecondFactor(deps: LoginRouteDeps) {
     }
     if (!(await takeAttempt(deps, ctx))) return undefined;
     const outcome = await verifyTotp(deps.accounts, currentLogin(ctx).userId, code);
-    logRefusal(deps, ctx, 'totp', outcome);
+    await logRefusal(deps, ctx, 'totp', outcome);
     if (!(await done(ctx, outcome))) await refuseCode(deps, ctx, () => showSecondFactor(deps, ctx, GENERIC_CODE_ERROR, 401));
     return undefined;
   };
@@ -46,7 +46,7 @@ export function verifyRecovery(deps: LoginRouteDeps) {
     }
     if (!(await takeAttempt(deps, ctx))) return undefined;
     const outcome = await verifyRecoveryCode(deps.accounts, currentLogin(ctx).userId, code);
-    logRefusal(deps, ctx, 'recovery_code', outcome);
+    await logRefusal(deps, ctx, 'recovery_code', outcome);
     if (!(await done(ctx, outcome))) await refuseCode(deps, ctx, () => showRecovery(deps, ctx, 'That recovery code is not valid.', 401));
     return undefined;
   };

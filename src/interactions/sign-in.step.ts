@@ -28,7 +28,7 @@ export function verifyPassword(deps: LoginRouteDeps) {
       return;
     }
     const outcome = await authenticatePassword(deps.accounts, username, password);
-    logRefusal(deps, ctx, 'password', outcome);
+    await logRefusal(deps, ctx, 'password', outcome);
     if (!outcome.ok) {
       showLogin(deps, ctx, GENERIC_LOGIN_ERROR, 401, username);
       return;

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { recordChange, type AuditBy } from '../audit/audit.service.ts';
 import type { Db } from '../db/knex.ts';
 import { isLegacySealed, type Keyring, type SealContext } from './kek.ts';
 import { findSharedSecret, insertSharedSecretIfAbsent, listSharedSecrets, swapSealedSecret, type SharedSecretRow } from './shared-secret.store.ts';
@@ -44,13 +45,21 @@ export const COOKIE_KEYS_KEPT = 3;
  * Puts a new cookie-signing key first. A compare-and-swap on the sealed row: two rotations
  * racing both land, one after the other. Running instances pick it up at their next key poll.
  */
-export async function rotateCookieKeys(db: Db, keyring: Keyring, now: number = Date.now()): Promise<{ cookie_keys: number; verifying_only: number }> {
+export async function rotateCookieKeys(
+  db: Db,
+  keyring: Keyring,
+  by: AuditBy,
+  now: number = Date.now(),
+): Promise<{ cookie_keys: number; verifying_only: number }> {
   await loadCookieKeys(db, keyring, now); // made on first use, like at start-up
   for (let attempt = 0; attempt < 10; attempt += 1) {
     const row = await findSharedSecret(db, NAME);
     if (!row) break;
     const keys = [randomBytes(32).toString('base64url'), ...openCookieKeys(row, keyring)].slice(0, COOKIE_KEYS_KEPT);
-    if (await swapSealedSecret(db, NAME, row.sealed, keyring.seal(JSON.stringify(keys), sharedSecretContext(NAME)))) return { cookie_keys: keys.length, verifying_only: keys.length - 1 };
+    if (await swapSealedSecret(db, NAME, row.sealed, keyring.seal(JSON.stringify(keys), sharedSecretContext(NAME)))) {
+      await recordChange(db, by, { action: 'keys.rotate_cookie_keys', target: NAME }, now);
+      return { cookie_keys: keys.length, verifying_only: keys.length - 1 };
+    }
   }
   throw new Error('the cookie keys kept changing during this rotation: try again');
 }

@@ -1,5 +1,6 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { Config } from '../config/config.ts';
+import { recordChange, type AuditBy } from '../audit/audit.service.ts';
 import type { Db } from '../db/knex.ts';
 import { invalidInput, notFound } from '../shared/errors.ts';
 import { isLegacySealed, type Keyring, type SealContext } from './kek.ts';
@@ -119,7 +120,14 @@ const SLOT_ATTEMPTS = 5;
  * Adds a key now: published at once, signing after KEY_PREPUBLISH, or at once with
  * `immediately` (compromise). The period of automatic rotation restarts from its activation.
  */
-export async function rotateKeys(db: Db, keyring: Keyring, policy: RotationPolicy, options: { immediately: boolean }, now: number = Date.now()) {
+export async function rotateKeys(
+  db: Db,
+  keyring: Keyring,
+  policy: RotationPolicy,
+  options: { immediately: boolean },
+  by: AuditBy,
+  now: number = Date.now(),
+) {
   const activatesAt = options.immediately ? now : now + policy.prepublishMs;
   for (let attempt = 0; attempt < SLOT_ATTEMPTS; attempt += 1) {
     const rows = await maintainKeys(db, keyring, policy, now); // an empty table gets its first key first
@@ -128,6 +136,7 @@ export async function rotateKeys(db: Db, keyring: Keyring, policy: RotationPolic
     const row = await generateRow(keyring, slot, activatesAt, now);
     // an instance creating its scheduled key may take the slot first: then take the one after
     if (await insertKey(db, row)) {
+      await recordChange(db, by, { action: 'keys.rotate', target: row.kid, details: { immediately: options.immediately } }, now);
       const after = await maintainKeys(db, keyring, policy, now);
       return describeKeys(after, now, policy).find((key) => key.kid === row.kid);
     }
@@ -136,11 +145,12 @@ export async function rotateKeys(db: Db, keyring: Keyring, policy: RotationPolic
 }
 
 /** Takes a key out of the JWKS at once; if it was signing, a new key signs from now on. */
-export async function revokeKey(db: Db, keyring: Keyring, policy: RotationPolicy, kid: string, now: number = Date.now()) {
+export async function revokeKey(db: Db, keyring: Keyring, policy: RotationPolicy, kid: string, by: AuditBy, now: number = Date.now()) {
   if (!kid.trim()) throw invalidInput('KID is required');
   if (!(await findKey(db, kid))) throw notFound(`no signing key ${kid}`);
   checkKeyring(await listKeys(db), keyring);
   await markRevoked(db, kid, now);
+  await recordChange(db, by, { action: 'keys.revoke', target: kid, details: { emergency: true } }, now);
   return describeKeys(await maintainKeys(db, keyring, policy, now), now, policy);
 }
 

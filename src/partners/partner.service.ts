@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { AdapterPayload } from 'oidc-provider';
+import { recordChange, type AuditBy } from '../audit/audit.service.ts';
 import type { Db } from '../db/knex.ts';
 import { violatedConstraint } from '../db/constraint.ts';
 import { constantTimeEqual } from '../shared/constant-time.ts';
@@ -150,7 +151,12 @@ export function describePartner(partner: Partner) {
 /**
  * `defaultProfile`: DEFAULT_PROFILE, the profile of a partner created without `--profile`.
  */
-export async function createPartner(db: Db, input: PartnerInput, options: { defaultProfile?: PartnerProfileName; now?: number } = {}) {
+export async function createPartner(
+  db: Db,
+  input: PartnerInput,
+  by: AuditBy,
+  options: { defaultProfile?: PartnerProfileName; now?: number } = {},
+) {
   const now = options.now ?? Date.now();
   const grantTypes = input.grantTypes.length ? [...new Set(input.grantTypes)] : ['client_credentials'];
   const security = resolveSecurity({ ...input.security, isPublic: input.isPublic }, undefined, options.defaultProfile ?? 'baseline');
@@ -171,6 +177,21 @@ export async function createPartner(db: Db, input: PartnerInput, options: { defa
   };
   await insertPartner(db, partner, { allowDuplicateName: input.allowDuplicateName ?? false }).catch((error: unknown) =>
     writeFailed(db, error, partner),
+  );
+  await recordChange(
+    db,
+    by,
+    {
+      action: 'partner.create',
+      target: partner.clientId,
+      details: {
+        name: partner.name,
+        scope: allowed.map((p) => p.scope).join(' '),
+        grant_types: grantTypes,
+        auth_method: partner.authMethod,
+      },
+    },
+    now,
   );
   return { client_id: partner.clientId, client_secret: secret, partner: describePartner(partner) };
 }
@@ -199,7 +220,7 @@ export type PartnerChange = Partial<
  * new allow-list and grants for its next token request. Tokens already issued keep what they carry
  * until they expire (`partner suspend` + `resume` cuts them all).
  */
-export async function updatePartnerDetails(db: Db, clientId: string, change: PartnerChange, now: number = Date.now()) {
+export async function updatePartnerDetails(db: Db, clientId: string, change: PartnerChange, by: AuditBy, now: number = Date.now()) {
   const current = await getPartner(db, clientId);
   const grantTypes = change.grantTypes?.length ? [...new Set(change.grantTypes)] : undefined;
   const merged: CheckedInput = {
@@ -222,6 +243,8 @@ export async function updatePartnerDetails(db: Db, clientId: string, change: Par
     (error: unknown) => writeFailed(db, error, { clientId, name: merged.name.trim() }),
   );
   if (!updated) throw notFound(`no partner with client_id ${clientId}`);
+  const changed = Object.keys(profile).filter((key) => profile[key as keyof typeof profile] !== undefined);
+  await recordChange(db, by, { action: 'partner.update', target: clientId, details: { changed } }, now);
   return describePartner(await getPartner(db, clientId));
 }
 
@@ -231,13 +254,14 @@ export async function updatePartnerDetails(db: Db, clientId: string, change: Par
  * issued are checked offline and live out their short life). An API's introspector is refused:
  * `resource update --no-introspector` first.
  */
-export async function deletePartner(db: Db, clientId: string) {
+export async function deletePartner(db: Db, clientId: string, by: AuditBy) {
   const outcome = CLIENT_ID_PATTERN.test(clientId) ? await deletePartnerRows(db, clientId) : 'missing';
   if (outcome === 'missing') throw notFound(`no partner with client_id ${clientId}`);
   if (outcome !== 'deleted')
     throw invalidInput(
       `partner ${clientId} introspects tokens for ${outcome.introspects}: run \`portcullis resource update --uri ${outcome.introspects} --no-introspector\` first`,
     );
+  await recordChange(db, by, { action: 'partner.delete', target: clientId });
   return { client_id: clientId, deleted: true };
 }
 
@@ -248,13 +272,14 @@ export async function getPartner(db: Db, clientId: string): Promise<Partner> {
 }
 
 /** `suspended` revokes every grant and token of the partner at once (see changePartnerStatus). */
-export async function setPartnerStatus(db: Db, clientId: string, status: Partner['status'], now: number = Date.now()) {
+export async function setPartnerStatus(db: Db, clientId: string, status: Partner['status'], by: AuditBy, now: number = Date.now()) {
   if (!(await changePartnerStatus(db, clientId, status, now))) throw notFound(`no partner with client_id ${clientId}`);
+  await recordChange(db, by, { action: status === 'suspended' ? 'partner.suspend' : 'partner.resume', target: clientId }, now);
   return describePartner(await getPartner(db, clientId));
 }
 
 /** The old secret stops working at once; the new one is shown this one time. */
-export async function rotatePartnerSecret(db: Db, clientId: string, now: number = Date.now()) {
+export async function rotatePartnerSecret(db: Db, clientId: string, by: AuditBy, now: number = Date.now()) {
   const { authMethod } = await getPartner(db, clientId);
   if (authMethod !== 'client_secret_basic')
     throw invalidInput(
@@ -263,6 +288,7 @@ export async function rotatePartnerSecret(db: Db, clientId: string, now: number 
   const secret = newSecret();
   if (!(await updatePartner(db, clientId, { secretHash: hashSecret(secret) }, now, { authMethods: ['client_secret_basic'] })))
     throw notFound(`no partner with client_id ${clientId} using a client secret`);
+  await recordChange(db, by, { action: 'partner.rotate_secret', target: clientId }, now);
   return { client_id: clientId, client_secret: secret };
 }
 
@@ -272,13 +298,14 @@ export async function rotatePartnerSecret(db: Db, clientId: string, now: number 
  * private_key_jwt, mTLS for certificates) and it must push its authorization requests (PAR).
  * Tokens already issued keep what they carry until they expire.
  */
-export async function setPartnerProfile(db: Db, clientId: string, rawProfile: string, now: number = Date.now()) {
+export async function setPartnerProfile(db: Db, clientId: string, rawProfile: string, by: AuditBy, now: number = Date.now()) {
   const profile = parseProfile(rawProfile, 'the profile');
   const current = await getPartner(db, clientId);
   const security = resolveSecurity({ profile }, current, profile);
   const onlyIf = profile === 'fapi2' ? { authMethods: ASYMMETRIC_METHODS } : {};
   if (!(await updatePartner(db, clientId, { profile, tokenBinding: security.tokenBinding }, now, onlyIf)))
     throw invalidInput(`partner ${clientId} changed or went away meanwhile: run the command again`);
+  await recordChange(db, by, { action: 'partner.set_profile', target: clientId, details: { profile } }, now);
   return describePartner(await getPartner(db, clientId));
 }
 
@@ -291,7 +318,7 @@ export type KeysInput = { jwksText?: string; jwksUri?: string };
  * without a gap). A partner that used a client secret moves to private_key_jwt and its secret
  * stops working.
  */
-export async function setPartnerKeys(db: Db, clientId: string, keys: KeysInput, now: number = Date.now()) {
+export async function setPartnerKeys(db: Db, clientId: string, keys: KeysInput, by: AuditBy, now: number = Date.now()) {
   if (keys.jwksText === undefined && keys.jwksUri === undefined) throw invalidInput('give --jwks-file FILE or --jwks-uri URL');
   const current = await getPartner(db, clientId);
   if (current.authMethod === 'none') throw invalidInput(`partner ${clientId} is public: it has no keys (create a confidential partner)`);
@@ -305,6 +332,13 @@ export async function setPartnerKeys(db: Db, clientId: string, keys: KeysInput, 
     { authMethods: [current.authMethod] },
   );
   if (!changed) throw invalidInput(`partner ${clientId} changed or went away meanwhile: run the command again`);
+  // public keys only (or their URL): the JWKS itself is not copied here
+  await recordChange(
+    db,
+    by,
+    { action: 'partner.set_keys', target: clientId, details: { auth_method: authMethod, jwks_uri: security.jwksUri ?? null } },
+    now,
+  );
   return describePartner(await getPartner(db, clientId));
 }
 

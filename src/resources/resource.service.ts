@@ -1,3 +1,4 @@
+import { recordChange, type AuditBy } from '../audit/audit.service.ts';
 import type { ChangeFeed } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { createInvalidatedCache } from '../shared/invalidated-cache.ts';
@@ -253,7 +254,7 @@ export type ResourceInput = {
 };
 
 /** Registers a new API; an existing URI is refused (`resource update` changes one). */
-export async function createResource(db: Db, input: ResourceInput, now: number = Date.now()) {
+export async function createResource(db: Db, input: ResourceInput, by: AuditBy, now: number = Date.now()) {
   const uri = checkUri(input.uri);
   const scopes = checkScopes(input.scopes);
   const resource: Resource = {
@@ -273,6 +274,16 @@ export async function createResource(db: Db, input: ResourceInput, now: number =
   const detailsTypes = await checkDetailsTypes(db, uri, input.detailsTypes ?? [], []);
   await insertResource(db, resource, detailsTypes).catch((error: unknown) => explainConflict(db, uri, error, true));
   await saveScopeDescriptions(db, descriptions);
+  await recordChange(
+    db,
+    by,
+    {
+      action: 'resource.create',
+      target: uri,
+      details: { scope: scopes.join(' '), format: resource.tokenFormat, introspector: resource.introspector },
+    },
+    now,
+  );
   return describeStored(db, uri, descriptions);
 }
 
@@ -294,7 +305,7 @@ export type ResourceUpdate = {
  * being issued at once (within the resource cache time) and leaves every partner's allow-list,
  * so adding it back later gives it to no one.
  */
-export async function updateResource(db: Db, input: ResourceUpdate) {
+export async function updateResource(db: Db, input: ResourceUpdate, by: AuditBy) {
   const uri = input.uri;
   const existing = await findResource(db, uri);
   if (!existing) throw invalidInput(`no resource ${uri} (register it with \`portcullis resource create\`)`);
@@ -321,5 +332,7 @@ export async function updateResource(db: Db, input: ResourceUpdate) {
   if (!(await saveChange(db, uri, change).catch((error: unknown) => explainConflict(db, uri, error, false))))
     throw invalidInput(`no resource ${uri}`);
   await saveScopeDescriptions(db, descriptions);
+  const changed = [...Object.keys(change), ...(Object.keys(descriptions).length ? ['descriptions'] : [])];
+  await recordChange(db, by, { action: 'resource.update', target: uri, details: { changed } });
   return describeStored(db, uri, descriptions);
 }

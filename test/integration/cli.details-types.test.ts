@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
+import { BY_CLI } from '../../src/audit/audit.service.ts';
 import { createDb } from '../../src/db/knex.ts';
 import { updateResource } from '../../src/resources/resource.service.ts';
 import { cli, freshDatabaseUrl, instanceEnv, tempDir, TEST_PG_URL } from '../support/harness.ts';
@@ -148,7 +149,11 @@ test('racing updates claiming one type name: exactly one API gets it', async () 
   try {
     const outcomes = await Promise.allSettled(
       uris.map((uri, i) =>
-        updateResource(dbs[i], { uri, detailsTypes: [{ type: 'contested', schema: { text: '{"type":"object"}', file: 'race.json' } }] }),
+        updateResource(
+          dbs[i],
+          { uri, detailsTypes: [{ type: 'contested', schema: { text: '{"type":"object"}', file: 'race.json' } }] },
+          BY_CLI,
+        ),
       ),
     );
     expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);

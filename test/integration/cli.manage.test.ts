@@ -1,3 +1,4 @@
+import { BY_CLI } from '../../src/audit/audit.service.ts';
 import { createDb, type Db } from '../../src/db/knex.ts';
 import { createPartner, updatePartnerDetails } from '../../src/partners/partner.service.ts';
 import { cli, cliWithInput, TEST_PG_URL } from '../support/harness.ts';
@@ -134,7 +135,7 @@ describe(`partner create and update (${ENGINE})`, () => {
   test('concurrent creates with one name: exactly one succeeds', async () => {
     const outcomes = await withConnections(RACERS, (dbs) =>
       Promise.allSettled(
-        dbs.map((db) => createPartner(db, { name: 'Racing Bank', scopes: ['payments:read'], grantTypes: [], redirectUris: [] })),
+        dbs.map((db) => createPartner(db, { name: 'Racing Bank', scopes: ['payments:read'], grantTypes: [], redirectUris: [] }, BY_CLI)),
       ),
     );
     expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
@@ -147,7 +148,7 @@ describe(`partner create and update (${ENGINE})`, () => {
     const racers: App[] = [];
     for (let i = 0; i < RACERS; i += 1) racers.push(await registerService(env, `Renamed Bank ${i}`));
     const outcomes = await withConnections(RACERS, (dbs) =>
-      Promise.allSettled(dbs.map((db, i) => updatePartnerDetails(db, racers[i].clientId, { name: 'Renamed Bank' }))),
+      Promise.allSettled(dbs.map((db, i) => updatePartnerDetails(db, racers[i].clientId, { name: 'Renamed Bank' }, BY_CLI))),
     );
     expect(outcomes.filter((outcome) => outcome.status === 'fulfilled')).toHaveLength(1);
     expect(Number((await server.db('partners').where({ name: 'Renamed Bank' }).count({ n: '*' }))[0].n)).toBe(1);

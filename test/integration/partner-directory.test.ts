@@ -1,3 +1,4 @@
+import { BY_CLI } from '../../src/audit/audit.service.ts';
 import { createDb, type Db } from '../../src/db/knex.ts';
 import { migrate } from '../../src/db/migrate.ts';
 import { createClientDirectory, createPartner, setPartnerStatus } from '../../src/partners/partner.service.ts';
@@ -10,8 +11,8 @@ let clientId: string;
 beforeAll(async () => {
   db = createDb(freshDatabaseUrl(tempDir()));
   await migrate(db);
-  await createResource(db, { uri: 'https://api.bank.test/p', scopes: ['p:read'], isDefault: true });
-  clientId = (await createPartner(db, { name: 'Coalesced', scopes: ['p:read'], grantTypes: [], redirectUris: [] })).client_id;
+  await createResource(db, { uri: 'https://api.bank.test/p', scopes: ['p:read'], isDefault: true }, BY_CLI);
+  clientId = (await createPartner(db, { name: 'Coalesced', scopes: ['p:read'], grantTypes: [], redirectUris: [] }, BY_CLI)).client_id;
 });
 afterAll(() => db.destroy());
 
@@ -27,7 +28,7 @@ test('concurrent lookups of one client share one query; the next lookup sees a c
   expect(new Set(answers).size).toBe(1);
   expect(answers[0]?.client_id).toBe(clientId);
 
-  await setPartnerStatus(db, clientId, 'suspended');
+  await setPartnerStatus(db, clientId, 'suspended', BY_CLI);
   queries = 0;
   expect(await find(clientId)).toBeUndefined(); // no cache: suspension applies at once
   expect(queries).toBe(1);
