@@ -8,6 +8,7 @@ import { ping, poolUse, type Db } from './db/knex.ts';
 import { healthRoutes } from './http/health.routes.ts';
 import { homeRoutes } from './http/home.routes.ts';
 import { oauthErrorText } from './http/oauth-error-text.ts';
+import { pageAssets } from './http/page-assets.routes.ts';
 import { answerOutages } from './http/outage.middleware.ts';
 import { createMetrics } from './http/metrics.registry.ts';
 import { metricsRoute } from './http/metrics.routes.ts';
@@ -24,6 +25,7 @@ import { createLimits } from './limits/throttle.service.ts';
 import type { KeySet } from './keys/signing-key.service.ts';
 import type { Logger } from './log/logger.ts';
 import { safeError } from './log/safe-error.ts';
+import { createViews } from './shared/views.ts';
 import { discoveryDetailsTypes, discoveryScopes } from './oidc/discovery.middleware.ts';
 import { jwtTokenTypeGuard } from './oidc/jwt-token-type.ts';
 import { mtlsEndpointAliases } from './oidc/mtls.ts';
@@ -73,6 +75,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     render: deps.clusterWorker ? workerMetricsRenderer(metrics.registry) : () => metrics.registry.metrics(),
   });
   const logRequests = requestLog(log, metrics);
+  const pages = pageAssets(createViews(config.brand));
   const limits = createLimits({ db, config: config.limits, usernameSecret: deriveKey(deps.keyring, 'rate limit usernames') });
   metrics.watchQueue('password', limits.passwordQueue);
   const throttleOptions = { trustProxy: config.trustProxy, onRefused: metrics.throttled };
@@ -128,6 +131,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
         dpopNonceSecret: Buffer.from(deriveKey(deps.keyring, 'dpop nonces'), 'base64url'),
         middleware: [
           logRequests,
+          pages,
           answerOutages(availability),
           metricsEndpoint,
           securityHeaders({ https: secure }),

@@ -1,7 +1,7 @@
 import { findActiveUser } from '../accounts/user.service.ts';
 import { AppError } from '../shared/errors.ts';
-import { grantConsent, requestedDetails, requestedScopes, scopeListItems } from './consent.service.ts';
-import { detailListItems } from './details-words.ts';
+import { grantConsent, requestedDetails, requestedScopes, scopeWords } from './consent.service.ts';
+import { detailWords } from './details-words.ts';
 import { EXPIRED, type Ctx, type LoginRouteDeps } from './login.flow.ts';
 import { finish } from './login.outcome.ts';
 import { csrf, page } from './login.pages.ts';
@@ -17,11 +17,8 @@ export async function showConsent(deps: LoginRouteDeps, ctx: Ctx) {
     csrf: csrf(deps, ctx),
     client: clientName,
     username: user.username,
-    details: detailListItems(details, clientName),
-    scopes: await scopeListItems(deps.accounts.db, requestedScopes(interaction)),
-    once: details.length
-      ? `<p class="hint">${details.length === 1 ? 'This approval is' : 'These approvals are'} for this request only: it is not remembered.</p>`
-      : '',
+    details: detailWords(details, clientName),
+    scopes: await scopeWords(deps.accounts.db, requestedScopes(interaction)),
   });
 }
 

@@ -69,7 +69,7 @@ describe('login pages: headers and cookies', () => {
     expect(csp).toContain("form-action 'self' http://127.0.0.1:9");
     expect(page.res.headers.get('x-frame-options')).toBe('DENY');
     expect(page.res.headers.get('cache-control')).toBe('no-store');
-    expect(page.text).toContain('Acme &#60;Budgeting&#62;');
+    expect(page.text).toContain('Acme &lt;Budgeting&gt;');
     expect(page.text).not.toMatch(/<script|style=/);
     const binding = page.cookies.find((c) => c.startsWith('portcullis.login='))!;
     expect(binding).toMatch(/httponly/i);
