@@ -9,6 +9,7 @@ import { ping, poolUse, type Db } from './db/knex.ts';
 import { healthRoutes } from './http/health.routes.ts';
 import { homeRoutes } from './http/home.routes.ts';
 import { oauthErrorText } from './http/oauth-error-text.ts';
+import { pageAssets } from './http/page-assets.routes.ts';
 import { answerOutages } from './http/outage.middleware.ts';
 import { createMetrics } from './http/metrics.registry.ts';
 import { metricsRoute } from './http/metrics.routes.ts';
@@ -27,6 +28,7 @@ import { createLimits } from './limits/throttle.service.ts';
 import type { KeySet } from './keys/signing-key.service.ts';
 import type { Logger } from './log/logger.ts';
 import { safeError } from './log/safe-error.ts';
+import { createViews } from './shared/views.ts';
 import { discoveryDetailsTypes, discoveryScopes } from './oidc/discovery.middleware.ts';
 import { jwtTokenTypeGuard } from './oidc/jwt-token-type.ts';
 import { mtlsEndpointAliases } from './oidc/mtls.ts';
@@ -77,6 +79,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     render: deps.clusterWorker ? workerMetricsRenderer(metrics.registry) : () => metrics.registry.metrics(),
   });
   const logRequests = requestLog(log, metrics);
+  const pages = pageAssets(createViews(config.brand));
   const limits = createLimits({ db, config: config.limits, usernameSecret: deriveKey(deps.keyring, 'rate limit usernames') });
   metrics.watchQueue('password', limits.passwordQueue);
   const throttleOptions = { trustProxy: config.trustProxy, onRefused: metrics.throttled };
@@ -133,6 +136,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
         dpopNonceSecret: Buffer.from(deriveKey(deps.keyring, 'dpop nonces'), 'base64url'),
         middleware: [
           logRequests,
+          pages,
           answerOutages(availability),
           metricsEndpoint,
           securityHeaders({ https: secure }),

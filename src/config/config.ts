@@ -2,6 +2,8 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { AA_TEXT_CONTRAST, contrastRatio, darkenedFor, isHexColour } from '../shared/colour-contrast.ts';
 import { parseDuration } from './duration.ts';
 
 /**
@@ -45,6 +47,20 @@ export type Config = Readonly<{
   defaultProfile: 'baseline' | 'fapi2';
   /** Native HTTPS and partners' client certificates: the TLS_* settings. */
   tls: TlsConfig;
+  /** The look of every page: the BRAND_* settings. */
+  brand: BrandConfig;
+}>;
+
+/** A logo file, read once at start-up: served by the server at a URL that changes with its content. */
+type LogoFile = Readonly<{ path: string; type: 'image/svg+xml' | 'image/png'; bytes: Buffer }>;
+
+type BrandConfig = Readonly<{
+  /** BRAND_NAME */
+  name: string;
+  /** BRAND_ACCENT, lower case `#rrggbb`: white text on it reaches WCAG AA (4.5:1). */
+  accent: string;
+  /** BRAND_LOGO */
+  logo: LogoFile;
 }>;
 
 /** PEM certificates read from a file: the text and each certificate parsed, in file order. */
@@ -257,6 +273,54 @@ function privateKeyFile(raw: string): string {
   return pem;
 }
 
+function brandName(raw: string): string {
+  const name = raw.trim();
+  if (name.length === 0 || name.length > 60) throw new Error('use 1 to 60 characters');
+  if (/\p{Cc}/u.test(name)) throw new Error('must not contain control characters');
+  return name;
+}
+
+function accentColour(raw: string): string {
+  if (!isHexColour(raw)) throw new Error(`"${raw}" is not a colour: use #rrggbb, e.g. ${DEFAULT_ACCENT}`);
+  const accent = raw.toLowerCase();
+  const ratio = contrastRatio(accent, '#ffffff');
+  if (ratio < AA_TEXT_CONTRAST)
+    throw new Error(
+      `${accent} is too light for white text on the primary button (contrast ${ratio.toFixed(2)}:1, WCAG AA needs ${AA_TEXT_CONTRAST}:1): use a darker colour, e.g. ${darkenedFor(accent, AA_TEXT_CONTRAST)}`,
+    );
+  return accent;
+}
+
+const LOGO_MAX_BYTES = 256 * 1024;
+const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+
+/** An SVG or PNG file, told by its content (an SVG: an `<svg` element before any other; a PNG: its signature). */
+function logoFile(raw: string): LogoFile {
+  const file = path.resolve(raw);
+  let bytes: Buffer;
+  try {
+    if (fs.statSync(file).size > LOGO_MAX_BYTES) throw new Error(`${raw} is larger than ${LOGO_MAX_BYTES / 1024} KiB`);
+    bytes = fs.readFileSync(file);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    throw code ? new Error(`cannot read ${raw} (${code})`, { cause: error }) : error;
+  }
+  if (bytes.subarray(0, PNG_SIGNATURE.length).equals(PNG_SIGNATURE)) return Object.freeze({ path: file, type: 'image/png', bytes });
+  const text = bytes.toString('utf8').replace(/^\uFEFF/, '');
+  const prologue = /^\s*(<\?xml[^>]*\?>\s*)?(<!--[\s\S]*?-->\s*|<!DOCTYPE[^>]*>\s*)*<svg[\s>]/i;
+  if (prologue.test(text)) return Object.freeze({ path: file, type: 'image/svg+xml', bytes });
+  throw new Error(`${raw} is neither an SVG nor a PNG image`);
+}
+
+/** The shipped logo (views/logo.svg), drawn in the accent colour. */
+const SHIPPED_LOGO = fileURLToPath(new URL('../../views/logo.svg', import.meta.url));
+const DEFAULT_ACCENT = '#2457a6';
+
+function shippedLogo(accent: string): LogoFile {
+  const logo = logoFile(SHIPPED_LOGO);
+  return Object.freeze({ ...logo, bytes: Buffer.from(logo.bytes.toString('utf8').replaceAll(DEFAULT_ACCENT, accent)) });
+}
+
 function headerName(raw: string): string {
   if (!/^[A-Za-z0-9-]+$/.test(raw)) throw new Error(`"${raw}" is not an HTTP header name`);
   return raw.toLowerCase();
@@ -288,6 +352,10 @@ export const SETTING_GROUPS = {
     doc: 'HTTPS without a proxy, and the client certificates of mutual-TLS partners (RFC 8705), natively or from a TLS-terminating proxy: see [TLS and mutual TLS](#tls-and-mutual-tls). Files are read once at start-up: restart after renewing them.',
   },
   operations: { title: 'Logs and metrics', doc: '' },
+  brand: {
+    title: 'Brand',
+    doc: 'The look of every page (sign-in, second factor, consent, errors): a header with the logo and the name, the accent colour on the primary action, links and focus outlines. Read once at start-up; a bad value stops it with one line. See [Customising the pages](#customising-the-pages).',
+  },
 } as const;
 
 /** What applies when a variable is unset: `raw` is parsed like a set value; `computed` is worded for the docs. */
@@ -502,6 +570,27 @@ export const SETTINGS = {
     parse: metricsToken,
     doc: 'when set (16 characters or more), `GET /metrics` needs `Authorization: Bearer <METRICS_TOKEN>`; unset, it answers loopback peers only (judged by the socket, never by `X-Forwarded-For`): a reverse proxy on the same host must not forward `/metrics`',
   }),
+  BRAND_NAME: setting({
+    group: 'brand',
+    default: { raw: 'Portcullis' },
+    parse: brandName,
+    doc: 'the platform’s name, beside the logo on every page and at the end of each page title (1 to 60 characters)',
+  }),
+  BRAND_ACCENT: setting({
+    group: 'brand',
+    default: { raw: DEFAULT_ACCENT },
+    parse: accentColour,
+    doc: 'accent colour, `#rrggbb`: the primary button (white text on it), links and focus outlines. A colour on which white text falls below WCAG AA’s 4.5:1 is refused, with a darker one suggested',
+  }),
+  BRAND_LOGO: setting({
+    group: 'brand',
+    default: {
+      shown: 'the shipped logo, in `BRAND_ACCENT`',
+      computed: (earlier) => shippedLogo(String(earlier.BRAND_ACCENT)),
+    },
+    parse: logoFile,
+    doc: 'an SVG or PNG file (up to 256 KiB), shown about 40 px high in the header of every page; served at `/assets/logo-HASH.svg` (or `.png`), cached for a year since its URL changes with its content',
+  }),
 } as const;
 
 type Settings = typeof SETTINGS;
@@ -611,5 +700,6 @@ export function loadConfig(env: Env = process.env): Config {
       hashQueueMax: values.HASH_QUEUE_MAX,
     }),
     tls: tlsConfig(values),
+    brand: Object.freeze({ name: values.BRAND_NAME, accent: values.BRAND_ACCENT, logo: values.BRAND_LOGO }),
   });
 }

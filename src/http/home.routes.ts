@@ -9,7 +9,6 @@ const FAVICON = fs.readFileSync(new URL('../../views/favicon.ico', import.meta.u
  * `Not Found`); `GET /favicon.ico`: the icon browsers ask for on every page.
  */
 export function homeRoutes(options: { issuer: string }) {
-  const page = renderPage('Portcullis', 'home', { issuer: options.issuer });
   return async function home(ctx: Context, next: Next) {
     if (ctx.method !== 'GET' && ctx.method !== 'HEAD') {
       await next();
@@ -18,7 +17,7 @@ export function homeRoutes(options: { issuer: string }) {
     if (ctx.path === '/') {
       ctx.type = 'html';
       ctx.set('Cache-Control', 'no-cache');
-      ctx.body = page;
+      ctx.body = renderPage(ctx, 'Authorization server', 'home', { issuer: options.issuer });
       return;
     }
     if (ctx.path === '/favicon.ico') {

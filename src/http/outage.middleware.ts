@@ -19,7 +19,7 @@ export function answerOutages(availability: Availability) {
       ctx.set('Cache-Control', 'no-store');
       if (ctx.accepts('json', 'html') === 'html') {
         ctx.type = 'html';
-        ctx.body = renderPage('Temporarily unavailable', 'error', {
+        ctx.body = renderPage(ctx, 'Temporarily unavailable', 'error', {
           message: `The service is briefly unavailable. Wait ${RETRY_AFTER_SECONDS} seconds, then try again.`,
           code: 'temporarily_unavailable',
         });

@@ -36,7 +36,7 @@ export function secureTransport(options: { issuer: string; trustProxy: boolean }
       ctx.status = misconfigured ? 503 : 400;
       ctx.type = 'html';
       ctx.set('Cache-Control', 'no-store');
-      ctx.body = renderPage('This page needs HTTPS', 'error', {
+      ctx.body = renderPage(ctx, 'This page needs HTTPS', 'error', {
         message: misconfigured
           ? 'This server is configured with an https address (ISSUER) but received this request over plain HTTP from a reverse proxy it does not trust. The operator must set TRUST_PROXY=1 so that the proxy’s X-Forwarded-Proto header counts.'
           : `This server signs you in over HTTPS only: open ${options.issuer} instead. (Operators: behind a TLS-terminating reverse proxy, set TRUST_PROXY=1.)`,

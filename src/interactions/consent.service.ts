@@ -1,7 +1,6 @@
 import type Provider from 'oidc-provider';
 import type { AuthorizationDetail, Grant, Interaction, KoaContextWithOIDC } from 'oidc-provider';
 import type { Db } from '../db/knex.ts';
-import { escapeHtml } from '../shared/html.ts';
 import { findScopeDescriptions } from '../resources/scope-description.store.ts';
 import { findConsentGrantId, saveConsent } from './consent.store.ts';
 
@@ -43,15 +42,10 @@ export function requestedDetails(interaction: Interaction): AuthorizationDetail[
  */
 const APPROVED_DETAILS_KEPT = 20;
 
-/** `<li>` items: the scope in words, with its technical name for the curious. */
-export async function scopeListItems(db: Db, scopes: readonly string[]): Promise<string> {
+/** Each scope in words, with its technical name for the curious. */
+export async function scopeWords(db: Db, scopes: readonly string[]): Promise<Array<{ scope: string; words: string }>> {
   const described = await findScopeDescriptions(db, scopes);
-  return scopes
-    .map((scope) => {
-      const words = described.get(scope) ?? OIDC_SCOPE_WORDS[scope] ?? `Use “${scope}” on your behalf`;
-      return `<li>${escapeHtml(words)} <span class="hint">(${escapeHtml(scope)})</span></li>`;
-    })
-    .join('\n');
+  return scopes.map((scope) => ({ scope, words: described.get(scope) ?? OIDC_SCOPE_WORDS[scope] ?? `Use “${scope}” on your behalf` }));
 }
 
 /** Adds what the interaction asks for to the existing grant (or a new one) and remembers it. */

@@ -3,8 +3,8 @@ import { recordChange } from '../audit/audit.service.ts';
 import { requestIdOf } from '../http/request-log.middleware.ts';
 import { clientAddress } from '../limits/source-address.ts';
 import { AppError } from '../shared/errors.ts';
-import { grantConsent, requestedDetails, requestedScopes, scopeListItems } from './consent.service.ts';
-import { detailListItems } from './details-words.ts';
+import { grantConsent, requestedDetails, requestedScopes, scopeWords } from './consent.service.ts';
+import { detailWords } from './details-words.ts';
 import { EXPIRED, type Ctx, type LoginRouteDeps } from './login.flow.ts';
 import { finish } from './login.outcome.ts';
 import { csrf, page } from './login.pages.ts';
@@ -20,11 +20,8 @@ export async function showConsent(deps: LoginRouteDeps, ctx: Ctx) {
     csrf: csrf(deps, ctx),
     client: clientName,
     username: user.username,
-    details: detailListItems(details, clientName),
-    scopes: await scopeListItems(deps.accounts.db, requestedScopes(interaction)),
-    once: details.length
-      ? `<p class="hint">${details.length === 1 ? 'This approval is' : 'These approvals are'} for this request only: it is not remembered.</p>`
-      : '',
+    details: detailWords(details, clientName),
+    scopes: await scopeWords(deps.accounts.db, requestedScopes(interaction)),
   });
 }
 

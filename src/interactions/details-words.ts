@@ -1,13 +1,15 @@
 import { friendlyFormatIBAN } from 'ibantools';
 import { currencyDigits, PAYMENT_INITIATION } from '../resources/details-schema.ts';
-import { escapeHtml } from '../shared/html.ts';
 
 /**
- * `authorization_details` (RFC 9396) in words for the consent page, as `<li>` items (each value
- * escaped here): a payment reads "Pay €1,250.00 to ACME Supplies Ltd, IBAN DE89 3704 0044 0532
- * 0130 00, reference Invoice 2291"; a detail of another type, or a payment not of the shipped
- * shape (an API may register its own schema for it), lists its fields one by one.
+ * `authorization_details` (RFC 9396) in words for the consent page (views/partials/details.eta
+ * lays them out, escaped): a payment reads "Pay €1,250.00 to ACME Supplies Ltd, IBAN DE89 3704
+ * 0044 0532 0130 00, reference Invoice 2291"; a detail of another type, or a payment not of the
+ * shipped shape (an API may register its own schema for it), lists its fields one by one.
  */
+export type DetailWords =
+  | Readonly<{ kind: 'payment'; headline: string; parts: readonly string[]; hint?: string }>
+  | Readonly<{ kind: 'fields'; type: string; fields: readonly string[] }>;
 
 type Payment = {
   instructedAmount: { currency: string; amount: string };
@@ -47,15 +49,15 @@ function dateWords(date: string): string | undefined {
 
 const ACTION_WORDS: Partial<Record<string, string>> = { status: 'check its status', cancel: 'cancel it' };
 
-function paymentItem(payment: Payment, client: string): string {
+function paymentWords(payment: Payment, client: string): DetailWords {
   const { instructedAmount: money, creditorName, creditorAccount, remittanceInformationUnstructured: reference } = payment;
-  const parts = [`IBAN ${escapeHtml(friendlyFormatIBAN(creditorAccount.iban) ?? creditorAccount.iban)}`];
-  if (text(reference)) parts.push(`reference ${escapeHtml(reference)}`);
+  const parts = [`IBAN ${friendlyFormatIBAN(creditorAccount.iban) ?? creditorAccount.iban}`];
+  if (text(reference)) parts.push(`reference ${reference}`);
   const when = text(payment.requestedExecutionDate) ? dateWords(payment.requestedExecutionDate) : undefined;
-  if (when) parts.push(`on ${escapeHtml(when)}`);
+  if (when) parts.push(`on ${when}`);
   const also = (payment.actions ?? []).flatMap((action) => ACTION_WORDS[action] ?? []);
-  const hint = also.length ? ` <span class="hint">${escapeHtml(`${client} may also ${also.join(' and ')}.`)}</span>` : '';
-  return `<li><strong>Pay ${escapeHtml(moneyWords(money.currency, money.amount))} to ${escapeHtml(creditorName)}</strong>, ${parts.join(', ')}${hint}</li>`;
+  const headline = `Pay ${moneyWords(money.currency, money.amount)} to ${creditorName}`;
+  return { kind: 'payment', headline, parts, ...(also.length ? { hint: `${client} may also ${also.join(' and ')}.` } : {}) };
 }
 
 /** `a.b: value` for every leaf of a detail other than its type. */
@@ -65,17 +67,10 @@ function fields(value: unknown, path: string[] = []): string[] {
   return [`${path.join('.')}: ${typeof value === 'string' ? value : JSON.stringify(value)}`];
 }
 
-function genericItem(detail: Record<string, unknown>): string {
-  const listed = fields(detail).map((line) => `<li>${escapeHtml(line)}</li>`);
-  return `<li><strong>${escapeHtml(String(detail.type))}</strong>${listed.length ? `<ul>${listed.join('')}</ul>` : ''}</li>`;
-}
-
-/** The details as `<li>` items; `client` names the partner (who may also check or cancel a payment). */
-export function detailListItems(details: ReadonlyArray<Record<string, unknown>>, client: string): string {
-  return details
-    .map((detail) => {
-      const payment = asPayment(detail);
-      return payment ? paymentItem(payment, client) : genericItem(detail);
-    })
-    .join('\n');
+/** The details in words; `client` names the partner (who may also check or cancel a payment). */
+export function detailWords(details: ReadonlyArray<Record<string, unknown>>, client: string): DetailWords[] {
+  return details.map((detail) => {
+    const payment = asPayment(detail);
+    return payment ? paymentWords(payment, client) : { kind: 'fields', type: String(detail.type), fields: fields(detail) };
+  });
 }

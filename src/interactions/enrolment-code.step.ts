@@ -4,18 +4,12 @@ import { AppError } from '../shared/errors.ts';
 import { refuseCode, takeAttempt } from './code-attempts.ts';
 import { currentLogin, STEP_USED, type Ctx, type LoginRouteDeps } from './login.flow.ts';
 import { logRefusal } from './login.outcome.ts';
-import { alert, csrf, page } from './login.pages.ts';
+import { csrf, page } from './login.pages.ts';
 
 const GENERIC_ENROLMENT_ERROR = 'That enrolment code is not valid or has expired. Check it, or ask for a new one.';
 
 export function showEnrolmentCode(deps: LoginRouteDeps, ctx: Ctx, error?: string, status = 200) {
-  page(
-    ctx,
-    'Set up your authenticator',
-    'enrol',
-    { uid: ctx.state.flow.interaction.uid, csrf: csrf(deps, ctx), alert: alert(error) },
-    status,
-  );
+  page(ctx, 'Set up your authenticator', 'enrol', { uid: ctx.state.flow.interaction.uid, csrf: csrf(deps, ctx), alert: error }, status);
 }
 
 /** Enrolment, first step: the operator's one-time code. Only then is a secret made and shown. */

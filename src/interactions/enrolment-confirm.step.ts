@@ -2,11 +2,10 @@ import QRCode from 'qrcode';
 import { advanceLoginState } from '../accounts/login-state.store.ts';
 import { confirmEnrolment, continuingUser, enrolmentUri, findActiveUser } from '../accounts/user.service.ts';
 import { AppError } from '../shared/errors.ts';
-import { escapeHtml } from '../shared/html.ts';
 import { refuseCode, takeAttempt } from './code-attempts.ts';
 import { currentLogin, EXPIRED, GENERIC_CODE_ERROR, type Ctx, type LoginRouteDeps } from './login.flow.ts';
 import { finishLogin, logRefusal } from './login.outcome.ts';
-import { alert, csrf, page } from './login.pages.ts';
+import { csrf, page } from './login.pages.ts';
 
 /** The new secret, as a QR code and as text: shown only once the enrolment code checked out. */
 export async function showEnrol(deps: LoginRouteDeps, ctx: Ctx, error?: string, status = 200) {
@@ -26,7 +25,7 @@ export async function showEnrol(deps: LoginRouteDeps, ctx: Ctx, error?: string, 
     {
       uid: ctx.state.flow.interaction.uid,
       csrf: csrf(deps, ctx),
-      alert: alert(error),
+      alert: error,
       qr,
       secret: (secret.match(/.{1,4}/g) ?? []).join(' '),
     },
@@ -65,8 +64,7 @@ export function confirmAuthenticator(deps: LoginRouteDeps) {
     ) {
       throw new AppError('invalid_request', 'This form was already used. Go back to the application and start again.', { status: 409 });
     }
-    const codes = result.recoveryCodes.map((item) => `<li><code>${escapeHtml(item)}</code></li>`).join('\n');
-    page(ctx, 'Save your recovery codes', 'recovery-codes', { uid: interaction.uid, csrf: csrf(deps, ctx), codes });
+    page(ctx, 'Save your recovery codes', 'recovery-codes', { uid: interaction.uid, csrf: csrf(deps, ctx), codes: result.recoveryCodes });
   };
 }
 

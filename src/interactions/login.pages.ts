@@ -1,24 +1,19 @@
-import { escapeHtml } from '../shared/html.ts';
 import { renderPage } from '../shared/views.ts';
 import type { Ctx, LoginRouteDeps } from './login.flow.ts';
 
-export function alert(message: string | undefined): string {
-  return message ? `<p class="alert" role="alert">${escapeHtml(message)}</p>` : '';
-}
-
 /** A login page: never cached (it carries the form's CSRF token). */
-export function page(ctx: Ctx, title: string, view: string, values: Record<string, string>, status = 200): void {
+export function page(ctx: Ctx, title: string, view: string, values: Readonly<Record<string, unknown>>, status = 200): void {
   ctx.status = status;
   ctx.type = 'html';
   ctx.set('Cache-Control', 'no-store');
-  ctx.body = renderPage(title, view, values);
+  ctx.body = renderPage(ctx, title, view, values);
 }
 
 export function showError(ctx: Ctx, status: number, title: string, message: string): void {
   ctx.status = status;
   ctx.type = 'html';
   ctx.set('Cache-Control', 'no-store');
-  ctx.body = renderPage(title, 'error', { message, code: status >= 500 ? 'server_error' : 'invalid_request' });
+  ctx.body = renderPage(ctx, title, 'error', { message, code: status >= 500 ? 'server_error' : 'invalid_request' });
 }
 
 /** The CSRF token of this interaction in this browser, for the page's form. */

@@ -17,7 +17,6 @@ import {
 import type { Ctx, Flow, LoginRouteDeps } from './login.flow.ts';
 import { showRecovery, verifyRecovery, verifySecondFactor } from './second-factor.step.ts';
 import { verifyPassword } from './sign-in.step.ts';
-import { stylesheet } from './stylesheet.routes.ts';
 
 /**
  * The pages of a login: password → second factor (or enrolment: enrolment code, then the new
@@ -37,7 +36,6 @@ export function loginRoutes(deps: LoginRouteDeps): Middleware {
   }>;
   const code = deps.attempts.secondFactor((ctx) => (ctx as Ctx).state.flow.login?.userId) as RouterMiddleware<{ flow: Flow }>;
 
-  router.get('/assets/portcullis.css', stylesheet);
   router.get('/interaction/:uid', ...view, showStep(deps));
   router.get('/interaction/:uid/recovery', ...view, requirePrompt('login'), requireStage('second_factor'), (ctx: Ctx) =>
     showRecovery(deps, ctx),

@@ -2,20 +2,14 @@ import { verifyRecoveryCode, verifyTotp } from '../accounts/user.service.ts';
 import { refuseCode, takeAttempt } from './code-attempts.ts';
 import { currentLogin, GENERIC_CODE_ERROR, type Ctx, type LoginRouteDeps } from './login.flow.ts';
 import { finishLogin, logRefusal } from './login.outcome.ts';
-import { alert, csrf, page } from './login.pages.ts';
+import { csrf, page } from './login.pages.ts';
 
 export function showSecondFactor(deps: LoginRouteDeps, ctx: Ctx, error?: string, status = 200) {
-  page(
-    ctx,
-    'Two-step verification',
-    'second-factor',
-    { uid: ctx.state.flow.interaction.uid, csrf: csrf(deps, ctx), alert: alert(error) },
-    status,
-  );
+  page(ctx, 'Two-step verification', 'second-factor', { uid: ctx.state.flow.interaction.uid, csrf: csrf(deps, ctx), alert: error }, status);
 }
 
 export function showRecovery(deps: LoginRouteDeps, ctx: Ctx, error?: string, status = 200) {
-  page(ctx, 'Use a recovery code', 'recovery', { uid: ctx.state.flow.interaction.uid, csrf: csrf(deps, ctx), alert: alert(error) }, status);
+  page(ctx, 'Use a recovery code', 'recovery', { uid: ctx.state.flow.interaction.uid, csrf: csrf(deps, ctx), alert: error }, status);
 }
 
 /** POST /interaction/:uid/otp: a code from the authenticator app. */

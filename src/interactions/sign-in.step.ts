@@ -2,7 +2,7 @@ import { saveLoginState } from '../accounts/login-state.store.ts';
 import { authenticatePassword } from '../accounts/user.service.ts';
 import type { Ctx, LoginRouteDeps } from './login.flow.ts';
 import { logRefusal } from './login.outcome.ts';
-import { alert, csrf, page } from './login.pages.ts';
+import { csrf, page } from './login.pages.ts';
 
 const GENERIC_LOGIN_ERROR = 'Invalid username or password.';
 
@@ -12,7 +12,7 @@ export function showLogin(deps: LoginRouteDeps, ctx: Ctx, error?: string, status
     ctx,
     'Sign in',
     'login',
-    { uid: interaction.uid, csrf: csrf(deps, ctx), client: clientName, alert: alert(error), username: username.slice(0, 64) },
+    { uid: interaction.uid, csrf: csrf(deps, ctx), client: clientName, alert: error, username: username.slice(0, 64) },
     status,
   );
 }

@@ -26,7 +26,7 @@ function refusalPage(ctx: Context, status: 429 | 503, retryAfterSeconds: number,
   ctx.set('Retry-After', String(retryAfterSeconds));
   ctx.set('Cache-Control', 'no-store');
   ctx.type = 'html';
-  ctx.body = renderPage(title, 'error', {
+  ctx.body = renderPage(ctx, title, 'error', {
     message: `${message} Wait ${inWords(retryAfterSeconds)}, then try again.`,
     code: status === 429 ? 'too_many_requests' : 'temporarily_unavailable',
   });

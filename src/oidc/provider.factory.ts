@@ -68,6 +68,17 @@ function partnerScopes(client: { metadata(): Record<string, unknown> }, uri: str
 /** A request parameter as text: oidc-provider's parameters are strings when present. */
 const textOf = (value: unknown): string => (typeof value === 'string' ? value : '');
 
+/**
+ * The parts of the logout form oidc-provider hands `logoutSource` as markup (where it posts, our
+ * own URL, and its random xsrf token, both unescaped): the template builds the form from them.
+ */
+function logoutForm(html: string): { action: string; xsrf: string } {
+  const match =
+    /^<form id="op\.logoutForm" method="post" action="([^"]*)"><input type="hidden" name="xsrf" value="([^"]*)"\/><\/form>$/.exec(html);
+  if (!match) throw new Error('oidc-provider changed its logout form');
+  return { action: match[1], xsrf: match[2] };
+}
+
 const apiScopes = (text: unknown) =>
   textOf(text)
     .split(' ')
@@ -246,12 +257,12 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
           if (target) ctx.set('Content-Security-Policy', cspAllowingFormTarget(target.origin));
           const client = ctx.oidc.client?.clientName;
           ctx.type = 'html';
-          ctx.body = renderPage('Sign out', 'logout', { form, client: client ? ` and ${client}` : '' });
+          ctx.body = renderPage(ctx, 'Sign out', 'logout', { ...logoutForm(form), client });
         },
         postLogoutSuccessSource(ctx) {
           const client = ctx.oidc.client?.clientName;
           ctx.type = 'html';
-          ctx.body = renderPage('Signed out', 'logged-out', { client: client ? ` of ${client}` : '' });
+          ctx.body = renderPage(ctx, 'Signed out', 'logged-out', { client });
         },
       },
       introspection: {
@@ -343,7 +354,7 @@ export function buildProvider(deps: ProviderDeps, keySet: KeySet): Provider {
     },
     renderError(ctx, out) {
       ctx.type = 'html';
-      ctx.body = renderPage('Something went wrong', 'error', {
+      ctx.body = renderPage(ctx, 'Something went wrong', 'error', {
         message: out.error_description ?? 'The request could not be completed.',
         code: out.error,
       });

@@ -1,5 +1,7 @@
-import type { Browser } from 'playwright-core';
-import { freshDatabaseUrl, instanceEnv, seedPartner, tempDir } from '../support/harness.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { freshDatabaseUrl, instanceEnv, ROOT, seedPartner, tempDir } from '../support/harness.ts';
 import { startInProcess, type InProcessServer } from '../support/in-process.ts';
 import {
   authorizationRequest,
@@ -14,6 +16,9 @@ import {
 } from '../support/login.ts';
 
 const PASSWORD = 'correct horse battery staple';
+/** Each page in the shipped brand (test/e2e/brand.test.ts photographs a custom one). */
+const SCREENSHOTS = path.join(ROOT, 'test-output', 'screenshots', 'default');
+const screenshot = (page: Page, name: string) => page.screenshot({ path: path.join(SCREENSHOTS, `${name}.png`), fullPage: true });
 
 let server: InProcessServer;
 let browser: Browser;
@@ -25,6 +30,7 @@ beforeAll(async () => {
   await seedPartner(server.env);
   catcher = await startRedirectCatcher();
   browser = await launchBrowser();
+  fs.mkdirSync(SCREENSHOTS, { recursive: true });
 }, 60_000);
 
 afterAll(async () => {
@@ -45,6 +51,7 @@ test('the whole login works without JavaScript, by keyboard alone, and every pag
 
     await expectHeading(page, 'Sign in');
     await checkPage(page);
+    await screenshot(page, 'sign-in');
     // the username field has focus on arrival; Tab to the password, Enter submits
     await page.keyboard.type('kate');
     await page.keyboard.press('Tab');
@@ -53,12 +60,14 @@ test('the whole login works without JavaScript, by keyboard alone, and every pag
 
     await expectHeading(page, 'Set up your authenticator');
     await checkPage(page);
+    await screenshot(page, 'enrolment-code');
     // the enrolment code field has focus on arrival
     await page.keyboard.type(created.json.enrolment_code);
     await page.keyboard.press('Enter');
 
     await expectHeading(page, 'Connect your authenticator');
     await checkPage(page);
+    await screenshot(page, 'enrol-authenticator');
     const secret = (await page.locator('#secret').innerText()).replace(/\s+/g, '');
     await page.getByLabel('Code').focus();
     await page.keyboard.type(codeFor(secret));
@@ -66,11 +75,13 @@ test('the whole login works without JavaScript, by keyboard alone, and every pag
 
     await expectHeading(page, 'Save your recovery codes');
     await checkPage(page);
+    await screenshot(page, 'recovery-codes');
     await page.getByRole('button', { name: /continue/i }).focus();
     await page.keyboard.press('Enter');
 
     await expectHeading(page, 'Allow Keyboard Bank?');
     await checkPage(page);
+    await screenshot(page, 'consent');
     await page.getByRole('button', { name: 'Allow' }).focus();
     await page.keyboard.press('Enter');
 
@@ -89,6 +100,7 @@ test('error pages are labelled pages too', async () => {
     expect(res!.status()).toBe(400);
     await expectHeading(page, 'Sign-in expired');
     await checkPage(page);
+    await screenshot(page, 'error');
   } finally {
     await context.close();
   }

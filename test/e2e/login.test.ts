@@ -126,10 +126,10 @@ describe('login → enrolment → consent → code → tokens', () => {
 
     // the password alone shows no secret: first the enrolment code, typed as people do
     await expectHeading(page, 'Set up your authenticator');
-    expect(await page.locator('img, #secret').count()).toBe(0);
+    expect(await page.locator('main img, #secret').count()).toBe(0);
     await enterEnrolmentCode(page, 'wrong-code-0000-0000');
     await expectVisible(page, /enrolment code is not valid/);
-    expect(await page.locator('img, #secret').count()).toBe(0);
+    expect(await page.locator('main img, #secret').count()).toBe(0);
     await enterEnrolmentCode(page, ` ${created.json.enrolment_code.toUpperCase()} `);
 
     await expectHeading(page, 'Connect your authenticator');

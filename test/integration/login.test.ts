@@ -69,7 +69,7 @@ describe('login pages: headers and cookies', () => {
     expect(csp).toContain("form-action 'self' http://127.0.0.1:9");
     expect(page.res.headers.get('x-frame-options')).toBe('DENY');
     expect(page.res.headers.get('cache-control')).toBe('no-store');
-    expect(page.text).toContain('Acme &#60;Budgeting&#62;');
+    expect(page.text).toContain('Acme &lt;Budgeting&gt;');
     expect(page.text).not.toMatch(/<script|style=/);
     const binding = page.cookies.find((c) => c.startsWith('portcullis.login='))!;
     expect(binding).toMatch(/httponly/i);
@@ -111,10 +111,24 @@ describe('login pages: headers and cookies', () => {
     }
   });
 
-  test('the stylesheet is served from our own origin', async () => {
+  test('the stylesheet and the logo are served from our own origin, at URLs that change with their content', async () => {
     const css = await fetch(`${server.url}/assets/portcullis.css`);
     expect(css.status).toBe(200);
     expect(css.headers.get('content-type')).toMatch(/text\/css/);
+    const home = await (await fetch(`${server.url}/`)).text();
+    const [stylesheet, logo] = [/href="(\/assets\/portcullis-[\w-]+\.css)"/, /src="(\/assets\/logo-[\w-]+\.svg)"/].map(
+      (re) => re.exec(home)![1],
+    );
+    const hashed = await fetch(`${server.url}${stylesheet}`);
+    expect(hashed.headers.get('cache-control')).toBe('public, max-age=31536000, immutable');
+    expect(await hashed.text()).toMatch(/^:root \{\n {2}--accent: #[0-9a-f]{6};/);
+    const svg = await fetch(`${server.url}${logo}`);
+    expect(svg.headers.get('content-type')).toBe('image/svg+xml');
+    expect(svg.headers.get('x-content-type-options')).toBe('nosniff');
+    // opened on its own, the SVG is a sandboxed document that runs and loads nothing
+    expect(svg.headers.get('content-security-policy')).toMatch(/^default-src 'none';.*; sandbox$/);
+    expect((await fetch(`${server.url}/assets/logo-AAAAAAAAAAAA.svg`)).status).toBe(404);
+    expect((await fetch(`${server.url}${logo}`, { method: 'POST' })).status).not.toBe(200);
   });
 });
 

@@ -125,7 +125,10 @@ export async function expectVisible(page: Page, text: string | RegExp): Promise<
   await page.getByText(text).first().waitFor({ timeout: 5_000 });
 }
 
-/** One h1, a language, a label for every input, a name for every button and image, no script or inline style. */
+/**
+ * One h1, a language, a label for every input, a name for every button and image (but the logo in
+ * the header, which the brand's name beside it names: alt=""), no script or inline style.
+ */
 export async function checkPage(page: Page): Promise<void> {
   expect(await page.locator('h1').count()).toBe(1);
   expect(await page.locator('html').getAttribute('lang')).toBe('en');
@@ -135,6 +138,8 @@ export async function checkPage(page: Page): Promise<void> {
     expect(await page.locator(`label[for="${id}"]`).count()).toBe(1);
   }
   for (const button of await page.locator('button').all()) expect((await button.innerText()).trim()).not.toBe('');
-  for (const img of await page.locator('img').all()) expect(await img.getAttribute('alt')).toBeTruthy();
+  for (const img of await page.locator('img:not(header .logo)').all()) expect(await img.getAttribute('alt')).toBeTruthy();
+  for (const logo of await page.locator('header .logo').all()) expect(await logo.getAttribute('alt')).toBe('');
+  expect((await page.locator('header .brand-name').innerText()).trim()).not.toBe('');
   expect(await page.locator('script, [style]').count()).toBe(0);
 }

@@ -1,5 +1,9 @@
 import { ConfigError, SETTINGS, loadConfig, shownDefault } from '../../src/config/config.ts';
 import { parseDuration } from '../../src/config/duration.ts';
+import fs from 'node:fs';
+import path from 'node:path';
+import { contrastRatio } from '../../src/shared/colour-contrast.ts';
+import { tempDir } from '../support/harness.ts';
 
 describe('parseDuration', () => {
   test.each([
@@ -95,6 +99,58 @@ describe('scale-out settings', () => {
   });
 });
 
+describe('BRAND_*', () => {
+  const dir = tempDir();
+  const file = (name: string, content: string | Buffer) => {
+    fs.writeFileSync(path.join(dir, name), content);
+    return path.join(dir, name);
+  };
+  const PNG = Buffer.from('89504e470d0a1a0a0000000d49484452', 'hex');
+
+  test('defaults: a name, an accent white text reads on, the shipped SVG logo drawn in the accent', () => {
+    const { brand } = loadConfig({});
+    expect(brand.name).toBe('Portcullis');
+    expect(contrastRatio(brand.accent, '#ffffff')).toBeGreaterThanOrEqual(4.5);
+    expect(brand.logo.type).toBe('image/svg+xml');
+    expect(brand.logo.bytes.toString()).toContain(`fill="${brand.accent}"`);
+    expect(loadConfig({ BRAND_ACCENT: '#0F5E7A' }).brand.logo.bytes.toString()).toContain('fill="#0f5e7a"');
+  });
+
+  test('set values: the name trimmed, the colour in lower case, an SVG or PNG told by its content', () => {
+    const svg = file('logo.svg', '<?xml version="1.0"?>\n<!-- Acme -->\n<svg xmlns="http://www.w3.org/2000/svg"></svg>');
+    const brand = loadConfig({ BRAND_NAME: '  Acme Pay ', BRAND_ACCENT: '#0F5E7A', BRAND_LOGO: svg }).brand;
+    expect(brand).toEqual({ name: 'Acme Pay', accent: '#0f5e7a', logo: { path: svg, type: 'image/svg+xml', bytes: fs.readFileSync(svg) } });
+    expect(loadConfig({ BRAND_LOGO: file('logo.img', PNG) }).brand.logo.type).toBe('image/png');
+  });
+
+  test.each([
+    [{ BRAND_NAME: 'x'.repeat(61) }, /^BRAND_NAME: use 1 to 60 characters$/],
+    [{ BRAND_NAME: 'Acme\u0007' }, /^BRAND_NAME: must not contain control characters$/],
+    [{ BRAND_ACCENT: 'blue' }, /^BRAND_ACCENT: "blue" is not a colour: use #rrggbb/],
+    [{ BRAND_ACCENT: '#12345' }, /^BRAND_ACCENT: "#12345" is not a colour/],
+    // white on #66aaff is 2.40:1; the suggestion reaches 4.5:1
+    [
+      { BRAND_ACCENT: '#66AAFF' },
+      /^BRAND_ACCENT: #66aaff is too light for white text on the primary button \(contrast 2\.40:1, WCAG AA needs 4\.5:1\): use a darker colour, e\.g\. #4777b2$/,
+    ],
+    [{ BRAND_LOGO: '/no/such/logo.svg' }, /^BRAND_LOGO: cannot read \/no\/such\/logo\.svg \(ENOENT\)$/],
+  ])('%j is refused in one line', (env, message) => {
+    expect(() => loadConfig(env)).toThrow(ConfigError);
+    expect(() => loadConfig(env)).toThrow(message);
+  });
+
+  test('a logo file that is a folder, too large, or neither SVG nor PNG is refused in one line', () => {
+    const cases: Array<[string, RegExp]> = [
+      [dir, /^BRAND_LOGO: cannot read .* \(EISDIR\)$/],
+      [file('huge.svg', `<svg>${' '.repeat(256 * 1024)}</svg>`), /^BRAND_LOGO: .*huge\.svg is larger than 256 KiB$/],
+      [file('logo.gif', 'GIF89a'), /^BRAND_LOGO: .*logo\.gif is neither an SVG nor a PNG image$/],
+      [file('page.html', '<html><svg></svg></html>'), /is neither an SVG nor a PNG image$/],
+    ];
+    for (const [logo, message] of cases) expect(() => loadConfig({ BRAND_LOGO: logo })).toThrow(message);
+    expect(contrastRatio('#4777b2', '#ffffff')).toBeGreaterThanOrEqual(4.5);
+  });
+});
+
 describe('the SETTINGS table', () => {
   const names = Object.keys(SETTINGS);
 
@@ -102,7 +158,7 @@ describe('the SETTINGS table', () => {
     for (const name of names) expect(loadConfig({ [name]: '' })).toEqual(loadConfig({}));
   });
 
-  test('every setting but HOST and KEYS_DIR refuses nonsense with a one-line error naming it', () => {
+  test('every setting but HOST, KEYS_DIR and BRAND_NAME (any words) refuses nonsense with a one-line error naming it', () => {
     const refused = names.filter((name) => {
       try {
         loadConfig({ [name]: 'nonsense!' });
@@ -113,7 +169,7 @@ describe('the SETTINGS table', () => {
         return true;
       }
     });
-    expect(refused).toEqual(names.filter((name) => name !== 'HOST' && name !== 'KEYS_DIR'));
+    expect(refused).toEqual(names.filter((name) => !['HOST', 'KEYS_DIR', 'BRAND_NAME'].includes(name)));
   });
 
   test('each is documented, with a default the docs can show', () => {
