@@ -85,5 +85,3 @@ export function dpopChecker(options: DpopOptions) {
     // guide:end dpop
   };
 }
-
-export type DpopChecker = ReturnType<typeof dpopChecker>;

@@ -22,7 +22,7 @@ const connackError = (message: string, returnCode: 3 | 4 | 5) =>
   Object.assign(new Error(message), { returnCode }) as unknown as AuthenticateError;
 
 /** Whether a topic (or topic filter) lies under partners/{clientId}/payments. */
-export function partnerTopic(topic: string, clientId: string): boolean {
+function partnerTopic(topic: string, clientId: string): boolean {
   const [root, partner, payments] = topic.split('/');
   return root === 'partners' && partner === clientId && payments === 'payments';
 }

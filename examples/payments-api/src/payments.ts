@@ -74,7 +74,7 @@ function differences(order: PaymentOrder, approved: ApprovedPayment): string[] {
 }
 
 /** The approved detail `order` executes (its index), or a 403 Refusal explaining why none does. */
-export function approvedEntry(principal: Principal, order: PaymentOrder): number {
+function approvedEntry(principal: Principal, order: PaymentOrder): number {
   const entries = principal.authorizationDetails
     .map((detail, index) => ({ detail: isObject(detail) ? detail : {}, index }))
     .filter(

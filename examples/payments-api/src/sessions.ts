@@ -4,7 +4,7 @@ import type { Principal, TokenVerifier } from './tokens.ts';
 // session ends at the token's expiry, and an opaque token is introspected again every
 // `recheckMs` so that a revocation ends the session too. One timer for all sessions.
 
-export type EndReason = 'expired' | 'revoked';
+type EndReason = 'expired' | 'revoked';
 
 export type Session = {
   principal: Principal;
