@@ -74,7 +74,7 @@ async function start(
 ) {
   const port = await freePort();
   const options: string[] = [];
-  if (CPU_PROF && key !== 'bare') options.push('--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`, `--cpu-prof-name=${key}.cpuprofile`);
+  if (CPU_PROF) options.push('--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`, `--cpu-prof-name=${key}.cpuprofile`);
   if (HEAP_SNAPSHOT) options.push('--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${HEAP_SNAPSHOT}`);
   const child = await startProcess(
     script,

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { README, commandTable, settingsTable, withTables } from '../../scripts/docs.ts';
+import { README, commandTable, guideRegions, settingsTable, withGuide, withTables } from '../../scripts/docs.ts';
 import { SETTINGS } from '../../src/config/config.ts';
 import { COMMAND_TABLE, commandUsage, usage } from '../../src/cli/usage.ts';
 
@@ -34,6 +34,20 @@ describe('docs made from the code', () => {
   test('a table cell never breaks on a | inside code', () => {
     expect(commandTable()).toContain('[--format jwt\\|opaque]');
     for (const row of commandTable().split('\n').slice(2)) expect(row.split(/(?<!\\)\|/)).toHaveLength(4);
+  });
+
+  test('the guide shows every marked region of the example, each once, as the example has it', () => {
+    const readme = fs.readFileSync(README, 'utf8');
+    const regions = guideRegions();
+    expect(regions.length).toBeGreaterThan(5);
+    expect(new Set(regions.map((region) => region.name)).size).toBe(regions.length);
+    for (const { name, file, code } of regions) {
+      expect(readme.split(`<!-- example:${name}:begin -->`)).toHaveLength(2);
+      expect(readme).toContain(`// examples/payments-api/src/${file}\n${code}\n`);
+    }
+    expect(() => withGuide('<!-- example:nowhere:begin -->\n<!-- example:nowhere:end -->')).toThrow(
+      /"nowhere", which no guide:begin marks/,
+    );
   });
 
   test('a README without the markers is an error, not a silent no-op', () => {
