@@ -8,7 +8,9 @@
  * Run: `npm run bench:perf` (needs Debian's `wrk`). BENCH_SECONDS (10), BENCH_ROUNDS (3),
  * BENCH_CONNECTIONS (32), BENCH_PG (postgres://postgres@127.0.0.1:5432/test),
  * BENCH_TARGETS (bare,sqlite,postgres), BENCH_MEASURES (token,introspection), BENCH_CPU_PROF=DIR (V8 CPU profiles of the Portcullis
- * processes), BENCH_HEAP_SNAPSHOT=DIR (a heap snapshot of each process after the load).
+ * processes), BENCH_HEAP_SNAPSHOT=DIR (a heap snapshot of each process after the load),
+ * BENCH_BASELINE=DIR (another checkout's server measured beside, on SQLite: `git worktree add
+ * --detach /tmp/base COMMIT && ln -s $PWD/node_modules /tmp/base/`).
  */
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
@@ -29,7 +31,9 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 32);
 const PG = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
-const TARGETS = (process.env.BENCH_TARGETS ?? 'bare,sqlite,postgres').split(',');
+/** Another checkout (e.g. a `git worktree` of an earlier commit, node_modules linked): its server is measured too, on SQLite. */
+const BASELINE = process.env.BENCH_BASELINE;
+const TARGETS = (process.env.BENCH_TARGETS ?? `bare,sqlite,postgres${BASELINE ? ',baseline' : ''}`).split(',');
 const MEASURES = (process.env.BENCH_MEASURES ?? 'token,introspection').split(',');
 const CPU_PROF = process.env.BENCH_CPU_PROF;
 const HEAP_SNAPSHOT = process.env.BENCH_HEAP_SNAPSHOT;
@@ -60,6 +64,21 @@ async function seed(env: Record<string, string>) {
   return cliJson(env, ['partner', 'create', '--name', 'Bench Bank', '--scope', `${JWT_API.scope} ${OPAQUE_API.scope}`]);
 }
 
+/** The same APIs and partner, made by another checkout's own CLI (its schema may be older). */
+function seedWith(root: string, env: Record<string, string>): { client_id: string; client_secret: string } {
+  const run = (argv: string[]) =>
+    JSON.parse(
+      execFileSync(process.execPath, [path.join(root, 'src/cli/portcullis.ts'), ...argv], {
+        cwd: root,
+        env: { PATH: process.env.PATH ?? '', ...env },
+        encoding: 'utf8',
+      }),
+    ) as { client_id: string; client_secret: string };
+  run(['resource', 'create', '--uri', JWT_API.uri, '--scope', JWT_API.scope, '--default']);
+  run(['resource', 'create', '--uri', OPAQUE_API.uri, '--scope', OPAQUE_API.scope, '--format', 'opaque']);
+  return run(['partner', 'create', '--name', 'Bench Bank', '--scope', `${JWT_API.scope} ${OPAQUE_API.scope}`]);
+}
+
 function pin(child: ChildProcess) {
   execFileSync('taskset', ['-a', '-cp', String(SERVER_CPU), String(child.pid)], { stdio: 'ignore' });
 }
@@ -71,6 +90,7 @@ async function start(
   env: Record<string, string>,
   readyPath: string,
   partner: { client_id: string; client_secret: string },
+  root?: string,
 ) {
   const port = await freePort();
   const options: string[] = [];
@@ -81,6 +101,7 @@ async function start(
     { ISSUER: `http://localhost:${port}`, ...env, PORT: String(port) },
     `http://127.0.0.1:${port}${readyPath}`,
     options,
+    root,
   );
   pin(child);
   return { name, key, child, base: `http://127.0.0.1:${port}`, clientId: partner.client_id, secret: partner.client_secret };
@@ -164,6 +185,16 @@ async function main() {
     targets.push(await start('sqlite', 'Portcullis, SQLite', 'src/main.ts', engines.sqlite, '/readyz', partners.sqlite!));
   if (wanted('postgres'))
     targets.push(await start('postgres', 'Portcullis, PostgreSQL', 'src/main.ts', engines.postgres, '/readyz', partners.postgres!));
+  if (wanted('baseline') && BASELINE) {
+    const root = path.resolve(BASELINE);
+    const env = {
+      ...engines.sqlite,
+      DATABASE_URL: `sqlite:${path.join(dir, 'baseline.sqlite')}`,
+      ...(process.env.DUMMY_FEED ? { DUMMY_FEED: '1' } : {}),
+    };
+    const partner = seedWith(root, env);
+    targets.push(await start('baseline', `baseline: ${BASELINE}, SQLite`, 'src/main.ts', env, '/readyz', partner, root));
+  }
 
   const scripts = new Map<Target, { token: string; introspection: string }>();
   for (const t of targets) scripts.set(t, { token: tokenScript(t), introspection: await introspectionScript(t) });

@@ -20,15 +20,16 @@ export function freePort(): Promise<number> {
   });
 }
 
-/** Starts `node [nodeOptions] SCRIPT` with only PATH and `extraEnv`, and waits until `readyUrl` answers. */
+/** Starts `node [nodeOptions] ROOT/SCRIPT` (ROOT: this checkout, or another's) with only PATH and `extraEnv`, and waits until `readyUrl` answers. */
 export async function startProcess(
   script: string,
   extraEnv: Record<string, string>,
   readyUrl: string,
   nodeOptions: string[] = [],
+  root: string = ROOT,
 ): Promise<ChildProcess> {
-  const child = spawn(process.execPath, [...nodeOptions, path.join(ROOT, script)], {
-    cwd: ROOT,
+  const child = spawn(process.execPath, [...nodeOptions, path.join(root, script)], {
+    cwd: root,
     env: { PATH: process.env.PATH ?? '', ...extraEnv },
     stdio: ['ignore', 'ignore', 'pipe'],
   });

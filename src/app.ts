@@ -107,7 +107,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     detailsTypeNames: outageAware(availability, directory.detailsTypeNames),
   };
 
-  const Adapter = outageAwareAdapter(availability, createAdapterClass(db, partners.metadata));
+  const Adapter = outageAwareAdapter(availability, createAdapterClass(db, partners.metadata, undefined, deps.changes));
 
   const readiness = async () => {
     const checks: Record<string, string> = {};

@@ -5,8 +5,11 @@ import type { Logger } from '../log/logger.ts';
 import pg from 'pg';
 import { isSqlite, type Db } from './knex.ts';
 
-/** What changed: a partner (key: its client_id) or the APIs (key: a resource URI, or ''). */
-type ChangeTopic = 'partner' | 'resource';
+/**
+ * What changed: a partner (key: its client_id), the APIs (key: a resource URI, or ''), or a
+ * stored bearer token that died before its time (key: the SHA-256 of its value, as stored).
+ */
+type ChangeTopic = 'partner' | 'resource' | 'token';
 
 /** `undefined`: anything of the topic may have changed (the feed was interrupted). */
 type ChangeHandler = (key: string | undefined) => void;

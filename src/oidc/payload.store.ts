@@ -2,7 +2,8 @@ import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 import { isNullOr, type Db } from '../db/knex.ts';
 import { PAYLOAD_TABLE, revokeGrant } from '../grants/grant.store.ts';
 import { sha256Base64url } from '../shared/hashing.ts';
-import { shareInFlight } from '../shared/in-flight.ts';
+import { createInvalidatedCache } from '../shared/invalidated-cache.ts';
+import type { ChangeFeed } from '../db/change-feed.ts';
 
 /** Models found by a secondary key keep their id in the payload: the lookup must return it. */
 const KEEPS_JTI = new Set(['Session', 'DeviceCode']);
@@ -15,6 +16,9 @@ const SINGLE_USE_LABELS: Record<string, string> = {
   RefreshToken: 'refresh token',
   DeviceCode: 'device code',
 };
+
+/** How many introspected access tokens an instance keeps, and how long at most (deaths are told at once). */
+const TOKEN_CACHE = { maxEntries: 10_000, maxAgeMs: 60_000 };
 
 /** Opaque bearer values the provider may look up as any of these kinds. */
 const BEARER_MODELS = ['AccessToken', 'ClientCredentials', 'RefreshToken'];
@@ -47,7 +51,7 @@ export type ClientSource = (clientId: string) => Promise<AdapterPayload | undefi
  * (model, SHA-256 of the id), so a database dump holds no usable bearer token. `Client` is
  * answered from the partners table instead (registration is off; partners are made by the CLI).
  */
-export function createAdapterClass(db: Db, findClient: ClientSource, now: () => number = Date.now) {
+export function createAdapterClass(db: Db, findClient: ClientSource, now: () => number = Date.now, changes?: ChangeFeed) {
   function live(model: string) {
     return db<StoredRow>(TABLE)
       .select('payload', 'consumed_at')
@@ -56,15 +60,26 @@ export function createAdapterClass(db: Db, findClient: ClientSource, now: () => 
   }
 
   // Introspection and revocation look a bearer value up as all three kinds at once (oidc-provider's
-  // findToken). One query answers the three: concurrent finds of one value share it while it
-  // runs (nothing is kept after it settles, so a revocation is seen by the next request).
-  const bearerRows = shareInFlight(async (hash: string): Promise<Array<Row & { model: string }>> =>
+  // findToken). One query answers the three. With a change feed, an access token found is kept
+  // in memory (a stored token does not change until it dies, and its death is told: revocation,
+  // its grant or partner or person going; migrations/20261129190000_token_change_feed.ts), so
+  // introspecting it again reads nothing; what is not found, and refresh tokens, are not kept.
+  // Without a feed, concurrent finds of one value share the query while it runs.
+  const findBearerRows = async (hash: string): Promise<Array<Row & { model: string }>> =>
     db<StoredRow>(TABLE)
       .select('model', 'payload', 'consumed_at')
       .whereIn('model', BEARER_MODELS)
       .andWhere('id', hash)
-      .andWhere(isNullOr('expires_at', '>', now())),
-  );
+      .andWhere(isNullOr('expires_at', '>', now()));
+  const tokens = createInvalidatedCache({
+    load: findBearerRows,
+    live: () => changes?.live() ?? false,
+    ...TOKEN_CACHE,
+    now,
+    keep: (rows) => rows.length > 0 && rows.every((row) => row.model !== 'RefreshToken'),
+  });
+  changes?.subscribe('token', (hash) => tokens.forget(hash));
+  const bearerRows = (hash: string) => tokens.get(hash);
 
   function revive(row: Row | undefined, id?: string): AdapterPayload | undefined {
     if (!row) return undefined;

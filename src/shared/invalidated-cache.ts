@@ -14,6 +14,8 @@ export function createInvalidatedCache<V>(options: {
   maxEntries: number;
   maxAgeMs: number;
   now: () => number;
+  /** Whether a loaded value may be kept (default: all); one that may not answers its own call only. */
+  keep?: (value: V) => boolean;
 }) {
   const entries = new Map<string, { at: number; value: Promise<V> }>();
   const direct = shareInFlight(options.load);
@@ -25,9 +27,12 @@ export function createInvalidatedCache<V>(options: {
       entries.delete(key);
       const entry = { at: options.now(), value: options.load(key) };
       entries.set(key, entry);
-      entry.value.catch(() => {
+      const drop = () => {
         if (entries.get(key) === entry) entries.delete(key);
-      });
+      };
+      entry.value.then((value) => {
+        if (options.keep && !options.keep(value)) drop();
+      }, drop);
       if (entries.size > options.maxEntries) entries.delete(entries.keys().next().value as string);
       return entry.value;
     },

@@ -52,6 +52,8 @@ test(`every watched table has its change triggers (${ENGINE})`, async () => {
   const expected = Object.keys(WATCHED).flatMap((table) =>
     ENGINE === 'sqlite' ? ['insert', 'update', 'delete'].map((op) => `${table}_${op}_change`) : [`${table}_change`],
   );
+  // stored bearer tokens: their deaths only (migrations/20261129190000_token_change_feed.ts)
+  expected.push(...(ENGINE === 'sqlite' ? ['oidc_payloads_update_change', 'oidc_payloads_delete_change'] : ['oidc_payloads_change']));
   expect(names).toEqual(expect.arrayContaining(expected));
 });
 
@@ -138,3 +140,64 @@ test(`an API change applies at once: a scope removed from an API is refused on e
     }
   },
 );
+
+describe(`introspected access tokens are kept, and dropped when they die (${ENGINE})`, () => {
+  let introspector: SeededPartner;
+  const opaqueTokens = async (count: number) =>
+    Promise.all(
+      Array.from({ length: count }, async (_, i) => {
+        const answer = await tokenStatus(instances[i % 3], 'reports:read');
+        expect(answer.status).toBe(200);
+        return answer.token!;
+      }),
+    );
+  const activeEverywhere = async (tokens: string[]) =>
+    Promise.all(
+      instances.flatMap((instance) => tokens.map(async (token) => (await introspect(instance.local, introspector, token)).active)),
+    );
+
+  beforeAll(async () => {
+    await cli(env, 'resource', 'update', '--uri', OPAQUE, '--scope', 'reports:read');
+    await cli(env, 'partner', 'update', partner.clientId, '--scope', 'payments:read reports:read');
+    introspector = await seedPartner(env, { allowed: 'reports:read', name: 'Token Desk' });
+    await cli(env, 'resource', 'update', '--uri', OPAQUE, '--introspector', introspector.clientId);
+  });
+
+  test('introspecting a token again reads no token row', async () => {
+    const [token] = await opaqueTokens(1);
+    const [instance] = instances;
+    expect((await introspect(instance.local, introspector, token)).active).toBe(true);
+    const queries: string[] = [];
+    const seen = (query: { sql: string }) => queries.push(query.sql);
+    instance.db.on('query', seen);
+    for (let i = 0; i < 5; i++) expect((await introspect(instance.local, introspector, token)).active).toBe(true);
+    instance.db.off('query', seen);
+    expect(queries.filter((sql) => sql.includes('oidc_payloads'))).toEqual([]);
+  });
+
+  test('20 tokens known to all three instances, revoked at once across them: inactive everywhere', async () => {
+    const tokens = await opaqueTokens(20);
+    expect(new Set(await activeEverywhere(tokens))).toEqual(new Set([true])); // now in every cache
+    const revocations = await Promise.all(
+      tokens.map((token, i) =>
+        fetch(`${instances[i % 3].local}/token/revocation`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: basic(partner.clientId, partner.clientSecret) },
+          body: form({ token }),
+        }).then((res) => res.status),
+      ),
+    );
+    expect(new Set(revocations)).toEqual(new Set([200]));
+    await Promise.all(instances.map((instance) => instance.settle()));
+    expect(new Set(await activeEverywhere(tokens))).toEqual(new Set([false]));
+  });
+
+  test('tokens known to all three instances die with their partner’s suspension, and stay dead after resume', async () => {
+    const tokens = await opaqueTokens(6);
+    expect(new Set(await activeEverywhere(tokens))).toEqual(new Set([true]));
+    await cli(env, 'partner', 'suspend', partner.clientId); // settles the three
+    expect(new Set(await activeEverywhere(tokens))).toEqual(new Set([false]));
+    await cli(env, 'partner', 'resume', partner.clientId);
+    expect(new Set(await activeEverywhere(tokens))).toEqual(new Set([false]));
+  });
+});
