@@ -407,6 +407,11 @@ export function createClientDirectory(db: Db, changes?: ChangeFeed, now: () => n
     /** The partner as oidc-provider's Client model wants it (the adapter's `find` for `Client`). */
     metadata: async (clientId: string): Promise<AdapterPayload | undefined> => {
       const metadata = (await lookup(clientId))?.metadata;
+      // One turn of the event loop, as the database read gave: the requests that arrived together
+      // go on together (the check phase), so their signatures reach libuv's pool in one batch.
+      // Measured (bench/perf.ts): without it a client-credentials token cost ~0.6 ms of CPU
+      // against ~0.45 ms with it or with the read; a cache hit is not worth that.
+      await new Promise((resolve) => setImmediate(resolve));
       // oidc-provider writes into a key set it is given (x5t#S256 of a certificate): its own copy
       const jwks = metadata?.jwks as { keys: Array<Record<string, unknown>> } | undefined;
       return jwks ? { ...metadata, jwks: { keys: jwks.keys.map((key) => ({ ...key })) } } : metadata;
