@@ -19,9 +19,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config/config.ts';
-import { createDb } from '../src/db/knex.ts';
 import { loadKeySet } from '../src/keys/signing-key.service.ts';
 import { prepareStorage } from '../src/storage.ts';
+import { dropSchema, JWT_API, OPAQUE_API, seedApis } from './apis.ts';
 import { cliJson } from './cli.ts';
 import { benchLimits, clientCredentials, table } from './load.ts';
 import { cpuSeconds, freePort, rssMiB, startProcess, stopProcesses } from './process.ts';
@@ -40,9 +40,6 @@ const HEAP_SNAPSHOT = process.env.BENCH_HEAP_SNAPSHOT;
 const SERVER_CPU = 1;
 const LOAD_CPU = 0;
 
-const JWT_API = { uri: 'https://api.bench.test/payments', scope: 'payments:read' };
-const OPAQUE_API = { uri: 'https://api.bench.test/reports', scope: 'reports:read' };
-
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-bench-perf-'));
 const schema = `bench_${randomBytes(4).toString('hex')}`;
 const kek = randomBytes(32).toString('base64url');
@@ -58,25 +55,21 @@ const engines = {
 type Engine = keyof typeof engines;
 type Target = { name: string; key: string; child: ChildProcess; base: string; clientId: string; secret: string };
 
-async function seed(env: Record<string, string>) {
-  await cliJson(env, ['resource', 'create', '--uri', JWT_API.uri, '--scope', JWT_API.scope, '--default']);
-  await cliJson(env, ['resource', 'create', '--uri', OPAQUE_API.uri, '--scope', OPAQUE_API.scope, '--format', 'opaque']);
-  return cliJson(env, ['partner', 'create', '--name', 'Bench Bank', '--scope', `${JWT_API.scope} ${OPAQUE_API.scope}`]);
+function seed(env: Record<string, string>) {
+  return seedApis((argv) => cliJson(env, argv));
 }
 
 /** The same APIs and partner, made by another checkout's own CLI (its schema may be older). */
-function seedWith(root: string, env: Record<string, string>): { client_id: string; client_secret: string } {
-  const run = (argv: string[]) =>
+function seedWith(root: string, env: Record<string, string>) {
+  return seedApis((argv) =>
     JSON.parse(
       execFileSync(process.execPath, [path.join(root, 'src/cli/portcullis.ts'), ...argv], {
         cwd: root,
         env: { PATH: process.env.PATH ?? '', ...env },
         encoding: 'utf8',
       }),
-    ) as { client_id: string; client_secret: string };
-  run(['resource', 'create', '--uri', JWT_API.uri, '--scope', JWT_API.scope, '--default']);
-  run(['resource', 'create', '--uri', OPAQUE_API.uri, '--scope', OPAQUE_API.scope, '--format', 'opaque']);
-  return run(['partner', 'create', '--name', 'Bench Bank', '--scope', `${JWT_API.scope} ${OPAQUE_API.scope}`]);
+    ),
+  );
 }
 
 function pin(child: ChildProcess) {
@@ -192,7 +185,7 @@ async function main() {
       DATABASE_URL: `sqlite:${path.join(dir, 'baseline.sqlite')}`,
       ...(process.env.DUMMY_FEED ? { DUMMY_FEED: '1' } : {}),
     };
-    const partner = seedWith(root, env);
+    const partner = await seedWith(root, env);
     targets.push(await start('baseline', `baseline: ${BASELINE}, SQLite`, 'src/main.ts', env, '/readyz', partner, root));
   }
 
@@ -248,14 +241,7 @@ async function main() {
 
 async function cleanup() {
   await stopProcesses();
-  if (TARGETS.includes('postgres')) {
-    const db = createDb(PG);
-    try {
-      await db.raw('DROP SCHEMA IF EXISTS ?? CASCADE', [schema]);
-    } finally {
-      await db.destroy();
-    }
-  }
+  if (TARGETS.includes('postgres')) await dropSchema(PG, schema);
   fs.rmSync(dir, { recursive: true, force: true });
 }
 

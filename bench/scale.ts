@@ -11,9 +11,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '../src/config/config.ts';
-import { createDb } from '../src/db/knex.ts';
 import { loadKeySet } from '../src/keys/signing-key.service.ts';
 import { openStorage } from '../src/storage.ts';
+import { dropSchema, JWT_API, OPAQUE_API, seedApis } from './apis.ts';
 import { cliJson } from './cli.ts';
 import { benchLimits, clientCredentials, runLoad, table, type LoadResult } from './load.ts';
 import { cpuSeconds, freePort, peakRssMiB, startProcess, stopProcesses } from './process.ts';
@@ -21,9 +21,6 @@ import { cpuSeconds, freePort, peakRssMiB, startProcess, stopProcesses } from '.
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 32);
 const PG = process.env.BENCH_PG ?? 'postgres://postgres@127.0.0.1:5432/test';
-
-const JWT_API = { uri: 'https://api.bench.test/payments', scope: 'payments:read' };
-const OPAQUE_API = { uri: 'https://api.bench.test/reports', scope: 'reports:read' };
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-bench-scale-'));
 const schema = `bench_${randomBytes(4).toString('hex')}`;
@@ -39,10 +36,8 @@ const engines = {
 };
 type Engine = keyof typeof engines;
 
-async function seed(env: Record<string, string>) {
-  await cliJson(env, ['resource', 'create', '--uri', JWT_API.uri, '--scope', JWT_API.scope, '--default']);
-  await cliJson(env, ['resource', 'create', '--uri', OPAQUE_API.uri, '--scope', OPAQUE_API.scope, '--format', 'opaque']);
-  return cliJson(env, ['partner', 'create', '--name', 'Bench Bank', '--scope', `${JWT_API.scope} ${OPAQUE_API.scope}`]);
+function seed(env: Record<string, string>) {
+  return seedApis((argv) => cliJson(env, argv));
 }
 
 async function start(script: string, env: Record<string, string>, readyPath: string) {
@@ -186,12 +181,7 @@ async function main() {
 
 async function cleanup() {
   await stopProcesses();
-  const db = createDb(PG);
-  try {
-    await db.raw('DROP SCHEMA IF EXISTS ?? CASCADE', [schema]);
-  } finally {
-    await db.destroy();
-  }
+  await dropSchema(PG, schema);
   fs.rmSync(dir, { recursive: true, force: true });
 }
 

@@ -12,14 +12,14 @@ import type { Knex } from 'knex';
  * fails if any is missing).
  */
 
-/** table → [topic, the SQL expression of the key on a row `r` (NEW or OLD)] */
-export const WATCHED: Record<string, readonly [string, (row: string) => string]> = {
-  partners: ['partner', (r) => `${r}.client_id`],
-  partner_scopes: ['partner', (r) => `${r}.client_id`],
-  resources: ['resource', (r) => `${r}.uri`],
-  resource_scopes: ['resource', (r) => `${r}.resource_uri`],
-  authorization_details_types: ['resource', (r) => `${r}.resource_uri`],
-  scope_descriptions: ['resource', () => `''`],
+/** table → [topic, the column whose value is the key (null: '')] */
+export const WATCHED: Record<string, readonly [string, string | null]> = {
+  partners: ['partner', 'client_id'],
+  partner_scopes: ['partner', 'client_id'],
+  resources: ['resource', 'uri'],
+  resource_scopes: ['resource', 'resource_uri'],
+  authorization_details_types: ['resource', 'resource_uri'],
+  scope_descriptions: ['resource', null],
 };
 
 const OPERATIONS = ['INSERT', 'UPDATE', 'DELETE'] as const;
@@ -32,7 +32,8 @@ export async function up(knex: Knex): Promise<void> {
       t.string('key', 512).notNullable();
       t.bigInteger('created_at').notNullable();
     });
-    for (const [table, [topic, key]] of Object.entries(WATCHED)) {
+    for (const [table, [topic, column]] of Object.entries(WATCHED)) {
+      const key = (row: string) => (column === null ? "''" : `${row}.${column}`);
       for (const operation of OPERATIONS) {
         const rows = operation === 'INSERT' ? ['NEW'] : operation === 'DELETE' ? ['OLD'] : ['OLD', 'NEW'];
         const inserts = rows
@@ -63,10 +64,9 @@ export async function up(knex: Knex): Promise<void> {
       END IF;
       RETURN NULL;
     END $$`);
-  for (const [table, [topic, key]] of Object.entries(WATCHED)) {
-    const column = /\.(\w+)$/.exec(key('r'))?.[1] ?? '';
+  for (const [table, [topic, column]] of Object.entries(WATCHED)) {
     await knex.raw(
-      `CREATE TRIGGER ${table}_change AFTER INSERT OR UPDATE OR DELETE ON ${table} FOR EACH ROW EXECUTE FUNCTION portcullis_change('${topic}', '${column}')`,
+      `CREATE TRIGGER ${table}_change AFTER INSERT OR UPDATE OR DELETE ON ${table} FOR EACH ROW EXECUTE FUNCTION portcullis_change('${topic}', '${column ?? ''}')`,
     );
   }
 }

@@ -51,8 +51,8 @@ export type AppDeps = Readonly<{
   clusterWorker?: boolean;
   /** The `authorization_details` types registered at start (src/oidc/authorization-details.ts). */
   detailsTypes?: readonly string[];
-  /** Tells when partners and APIs change, so they can be kept in memory (src/db/change-feed.ts). */
-  changes?: ChangeFeed;
+  /** Tells when partners, APIs and stored tokens change, so they can be kept in memory (src/db/change-feed.ts). */
+  changes: ChangeFeed;
 }>;
 
 /**

@@ -91,12 +91,10 @@ async function startSqliteFeed(db: Db, { databaseUrl, log }: { databaseUrl: stri
     }
   };
   let running: Promise<void> | undefined;
-  let again = false;
+  // a read asked for while one runs starts when it ends (it may have begun before the change);
+  // callers meanwhile share that one follow-up read
   const read = (): Promise<void> => {
-    if (running) {
-      again = true;
-      return running.then(() => running ?? read());
-    }
+    if (running) return running.then(() => running ?? read());
     running = readOnce()
       .then(() => {
         if (!healthy) {
@@ -110,10 +108,6 @@ async function startSqliteFeed(db: Db, { databaseUrl, log }: { databaseUrl: stri
       })
       .finally(() => {
         running = undefined;
-        if (again) {
-          again = false;
-          schedule();
-        }
       });
     return running;
   };
@@ -184,14 +178,18 @@ async function startPostgresFeed(db: Db, { log }: { log: Logger }): Promise<Chan
     else dispatch(topic, key);
   };
 
+  const drop = () => {
+    const dropped = own;
+    own = undefined;
+    void dropped?.end().catch(() => undefined);
+  };
+
   const lost = (error: unknown) => {
     if (stopped || !listening) return;
     listening = false;
     log.warn('change feed: lost its database connection; caches are bypassed until it is back', { err: error });
     reconnecting = true;
-    const dropped = own;
-    own = undefined;
-    void dropped?.end().catch(() => undefined);
+    drop();
     for (const resolve of settling.values()) resolve();
     reconnect();
   };
@@ -202,8 +200,13 @@ async function startPostgresFeed(db: Db, { log }: { log: Logger }): Promise<Chan
     connection.on('notification', onMessage);
     connection.on('error', lost);
     connection.on('end', () => lost(new Error('connection ended')));
-    await connection.connect();
-    await connection.query(`LISTEN "${channel.replaceAll('"', '""')}"`);
+    try {
+      await connection.connect();
+      await connection.query(`LISTEN "${channel.replaceAll('"', '""')}"`);
+    } catch (error) {
+      drop(); // a connection that got as far as LISTEN's failure is closed, not left open
+      throw error;
+    }
     // from here on every commit reaches us; what was cached before may be stale
     dispatchAll();
     if (reconnecting) log.info('change feed: listening again; caches in use');
@@ -218,9 +221,6 @@ async function startPostgresFeed(db: Db, { log }: { log: Logger }): Promise<Chan
       retry = undefined;
       connect().catch((error: unknown) => {
         log.debug('change feed: reconnect failed', { err: error });
-        const dropped = own;
-        own = undefined;
-        void dropped?.end().catch(() => undefined);
         retryMs = Math.min(retryMs * 2, 5000);
         reconnect();
       });

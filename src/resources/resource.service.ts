@@ -24,26 +24,23 @@ import { findDetailsType, findDetailsTypeOwners, listDetailsTypes, type DetailsT
 
 export const SCOPE_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]+$/; // RFC 6749 scope-token
 
-/** With a change feed: how long an answer is kept at most (changes are told at once), and how many. */
+/** How long an answer is kept at most (changes are told at once), and how many. */
 const RESOURCE_CACHE = { maxEntries: 1000, maxAgeMs: 60_000 };
 
 /**
- * Resource lookups on the token hot path. Rows change rarely. With a change feed (the server)
- * answers are kept until any write to the API tables, by anyone, is told (src/db/change-feed.ts);
- * while the feed is down every lookup reads the database. Without one, answers are kept for
- * `ttlMs`: a change applies within that.
+ * Resource lookups on the token hot path. Answers are kept until any write to the API tables,
+ * by anyone, is told (src/db/change-feed.ts); while the feed is down every lookup reads the
+ * database.
  */
-export function createResourceDirectory(db: Db, changes?: ChangeFeed, now: () => number = Date.now, ttlMs = 2000) {
+export function createResourceDirectory(db: Db, changes: ChangeFeed, now: () => number = Date.now) {
   const caches: Array<{ forget(key?: string): void }> = [];
   function memo<T>(load: (key: string) => Promise<T>) {
-    const cache = changes
-      ? createInvalidatedCache({ load, live: () => changes.live(), ...RESOURCE_CACHE, now })
-      : createInvalidatedCache({ load, live: () => true, maxEntries: RESOURCE_CACHE.maxEntries, maxAgeMs: ttlMs, now });
+    const cache = createInvalidatedCache({ load, live: () => changes.live(), ...RESOURCE_CACHE, now });
     caches.push(cache);
     return cache;
   }
   // a change to any API table may change any answer (the default, the scope list, a type's owner)
-  changes?.subscribe('resource', () => {
+  changes.subscribe('resource', () => {
     for (const cache of caches) cache.forget();
   });
   const resources = memo((key) => (key === '' ? findDefaultResource(db) : findResource(db, key)));
