@@ -1,0 +1,26 @@
+import Router from '@koa/router';
+import type { Context, Middleware } from 'koa';
+import { consoleSessionOf, type ConsoleSignIn } from '../http/console-session.ts';
+import { renderPage } from '../shared/views.ts';
+
+export type AdminConsoleDeps = Readonly<{ signIn: ConsoleSignIn }>;
+
+/**
+ * The admin console's pages (`/admin`): server-rendered, behind the console sign-in (an active
+ * person with `--admin`, password and second factor no older than ADMIN_AUTH_MAX_AGE), every
+ * form with its session's CSRF token.
+ */
+export function adminConsole(deps: AdminConsoleDeps): Middleware {
+  const { signIn } = deps;
+  const router = new Router();
+  const show = (ctx: Context, title: string, view: string, data: Record<string, unknown> = {}) => {
+    const session = consoleSessionOf(ctx);
+    ctx.type = 'html';
+    ctx.body = renderPage(ctx, title, view, { ...data, console: { username: session.user.username, csrf: session.csrf, path: ctx.path } });
+  };
+  router.use(signIn.routes);
+  router.get('/admin', signIn.session, (ctx) => {
+    show(ctx, 'Administration', 'admin/home');
+  });
+  return router.routes() as unknown as Middleware;
+}
