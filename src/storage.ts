@@ -12,6 +12,7 @@ import { signerAt } from './keys/signing-key.lifecycle.ts';
 import { checkKeyring, maintainKeys, rewrapKeys, rotationPolicy, toKeySet, type KeySet } from './keys/signing-key.service.ts';
 import { countKeys, listKeys, type SigningKeyRow } from './keys/signing-key.store.ts';
 import { createLogger, type Logger } from './log/logger.ts';
+import { ensureAdminApi } from './resources/resource.service.ts';
 
 /** Where knex's own warnings go when no logger is given (the CLI): JSON on stderr, stdout stays the command's answer. */
 const stderrLog = (): Logger => createLogger('warn', (line) => process.stderr.write(line));
@@ -27,7 +28,12 @@ function newSqliteFile(databaseUrl: string): string | undefined {
 }
 
 /** Database, migrations and the key-encryption key: what both the server and the CLI need. */
-export async function openStorage(config: Config, log: Logger = stderrLog()): Promise<{ db: Db; keyring: Keyring; created: Created }> {
+/** `server`: opened by a serving process, whose ISSUER the built-in admin API follows (ensureAdminApi). */
+export async function openStorage(
+  config: Config,
+  log: Logger = stderrLog(),
+  options: { server?: boolean } = {},
+): Promise<{ db: Db; keyring: Keyring; created: Created }> {
   const newFile = newSqliteFile(config.databaseUrl);
   const db = createDb(config.databaseUrl, { ...config.database, log });
   try {
@@ -42,6 +48,8 @@ export async function openStorage(config: Config, log: Logger = stderrLog()): Pr
         await migrator.destroy();
       }
     }
+    // the admin API is a built-in API: partners' allow-lists name it (partner create --scope admin:read)
+    await ensureAdminApi(db, config.issuer, { move: options.server ?? false });
     const sealed = await countKeys(db);
     const { texts, created } = loadKekTexts({ kekList: config.kekList, keysDir: config.keysDir, mayCreate: sealed === 0 });
     const keyring = createKeyring(texts);
@@ -104,7 +112,7 @@ async function currentKeySet(rows: SigningKeyRow[], keyring: Keyring, maxWaitMs 
  * with WORKERS>1 the primary runs it once before forking, then each worker again (a no-op).
  */
 export async function prepareStorage(config: Config, log?: Logger) {
-  const { db, keyring, created } = await openStorage(config, log);
+  const { db, keyring, created } = await openStorage(config, log, { server: true });
   try {
     // a wrong KEK stops start-up here, before a key could be created under it
     const before = await listKeys(db);

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { recordChange, type AuditBy } from '../audit/audit.service.ts';
 import type { Db } from '../db/knex.ts';
 import { invalidInput, notFound } from '../shared/errors.ts';
+import { decodeCursor, pageOf, pageSize } from '../shared/page-cursor.ts';
 import { deleteAccountGrants } from '../grants/grant.store.ts';
 import { KekError, type Keyring, type SealContext } from '../keys/kek.ts';
 import { DEFAULT_LOCK_POLICY, isLocked, UNLOCKED, type FailureKind } from './lockout.policy.ts';
@@ -14,6 +15,7 @@ import {
   insertUser,
   listSealedTotpSecrets,
   listUsers,
+  listUsersPage,
   recordFailure,
   recordPasswordSuccess,
   recordRecoverySuccess,
@@ -113,6 +115,37 @@ async function reread(db: Db, user: User): Promise<User> {
   const fresh = await findUserById(db, user.id);
   if (!fresh) throw notFound(`no user named ${user.username}`);
   return fresh;
+}
+
+/** A person by account id (the admin API's path names them so: a username may be reused after deletion). */
+export async function userById(db: Db, id: string): Promise<User> {
+  const user = /^[\w-]{1,64}$/.test(id) ? await findUserById(db, id) : undefined;
+  if (!user) throw notFound(`no person with id ${id}`);
+  return user;
+}
+
+/** A person as the CLI and the admin API show them. */
+export async function describeUserById(deps: AccountDeps, id: string) {
+  return describeUser(await userById(deps.db, id), deps.now());
+}
+
+/**
+ * A page of people by username (`search`: part of the username or id), for the admin API and
+ * console: `cursor` is the `next` of the page before (keyset on username).
+ */
+export async function userPage(deps: AccountDeps, options: { search?: string; cursor?: string; limit?: number }) {
+  const limit = pageSize(options.limit);
+  const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor, ['string'] as const)[0];
+  const search = options.search?.trim() || undefined;
+  if (search !== undefined && search.length > 200) throw invalidInput('search is longer than 200 characters');
+  const now = deps.now();
+  const rows = await listUsersPage(deps.db, { search, after, limit: limit + 1 });
+  return pageOf(
+    rows,
+    limit,
+    (user) => [user.username],
+    (user) => describeUser(user, now),
+  );
 }
 
 export async function listAllUsers(deps: AccountDeps) {

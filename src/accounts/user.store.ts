@@ -1,4 +1,5 @@
 import { isNullOr, type Db } from '../db/knex.ts';
+import { containsPattern } from '../shared/page-cursor.ts';
 import { deleteAccountGrants } from '../grants/grant.store.ts';
 import { deleteUserLoginStates } from './login-state.store.ts';
 import { doublingsToCap, type FailureKind, type LockPolicy, type LockState } from './lockout.policy.ts';
@@ -106,6 +107,24 @@ export async function findUserById(db: Db, id: string): Promise<User | undefined
 
 export async function listUsers(db: Db): Promise<User[]> {
   return (await db<Row>(USERS).select('*').orderBy('created_at')).map(fromRow);
+}
+
+/**
+ * One page of people in username order (usernames are unique) after `after`, at most `limit`;
+ * `search` matches a part of the username (stored lower-case) or of the account id.
+ */
+export async function listUsersPage(db: Db, options: { search?: string; after?: string; limit: number }): Promise<User[]> {
+  const query = db<Row>(USERS).select('*').orderBy('username').limit(options.limit);
+  if (options.search) {
+    const search = options.search;
+    void query.where((q) => {
+      void q
+        .whereRaw("username LIKE ? ESCAPE '\\'", [containsPattern(search.toLowerCase())])
+        .orWhereRaw("id LIKE ? ESCAPE '\\'", [containsPattern(search)]);
+    });
+  }
+  if (options.after !== undefined) void query.where('username', '>', options.after);
+  return (await query).map(fromRow);
 }
 
 export type UserChange = Partial<{ status: UserStatus; lock: LockState }>;

@@ -3,7 +3,8 @@ import type { Db } from '../db/knex.ts';
 import { safeError } from '../log/safe-error.ts';
 import { AppError, invalidInput } from '../shared/errors.ts';
 import { sha256Hex } from '../shared/hashing.ts';
-import { appendRow, readRows, type AuditRow } from './audit.store.ts';
+import { decodeCursor, pageOf, pageSize } from '../shared/page-cursor.ts';
+import { appendRow, queryRows, readRows, type AuditFilter, type AuditRow } from './audit.store.ts';
 
 /** Who did it: the `portcullis` command, a signed-in person, a partner, or nobody known (a failed sign-in). */
 type Actor = { type: 'cli' } | { type: 'person'; id: string } | { type: 'partner'; id: string } | { type: 'anonymous' };
@@ -174,4 +175,43 @@ export async function exportRows(db: Db, write: (line: string) => void, since?: 
     count += rows.length;
     after = rows[rows.length - 1].seq;
   }
+}
+
+/** One row as the admin API and console show it (times in ISO 8601, details parsed). */
+function describeRow(row: AuditRow) {
+  return { ...contentOf(row), at: new Date(row.at).toISOString(), hash: row.hash };
+}
+
+/** An instant of a filter: ISO 8601, or a duration back from now (as `--since`). */
+function instant(name: string, text: string | undefined, now: number): number | undefined {
+  if (text === undefined) return undefined;
+  try {
+    return parseSince(text, now);
+  } catch {
+    throw invalidInput(`${name} "${text.slice(0, 64)}" is neither an ISO 8601 time (2026-11-29T17:00:00Z) nor a duration (24h, 7d)`);
+  }
+}
+
+/**
+ * A page of the audit log, newest first, filtered by actor (`cli`, `partner:<client_id>`,
+ * `person:<id>`), action (`partner.suspend`, or a family `partner.*`), target and time
+ * (`since` inclusive, `until` exclusive): for the admin API and console. `cursor`: the `next`
+ * of the page before (keyset on seq).
+ */
+export async function auditPage(
+  db: Db,
+  options: Omit<AuditFilter, 'since' | 'until'> & { since?: string; until?: string; cursor?: string; limit?: number },
+  now: number = Date.now(),
+) {
+  const limit = pageSize(options.limit);
+  const beforeSeq = options.cursor === undefined ? undefined : decodeCursor(options.cursor, ['number'] as const)[0];
+  const filter: AuditFilter = {
+    actor: options.actor,
+    action: options.action,
+    target: options.target,
+    since: instant('since', options.since, now),
+    until: instant('until', options.until, now),
+  };
+  const rows = await queryRows(db, filter, { beforeSeq, limit: limit + 1 });
+  return pageOf(rows, limit, (row) => [row.seq], describeRow);
 }

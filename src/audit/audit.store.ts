@@ -1,4 +1,5 @@
 import { isSqlite, withConnection, type Db } from '../db/knex.ts';
+import { escapeLike } from '../shared/page-cursor.ts';
 
 const TABLE = 'audit_log';
 
@@ -69,5 +70,21 @@ export async function appendRow(db: Db, make: (head: Head | undefined) => AuditR
 export async function readRows(db: Db, afterSeq: number, limit: number, since?: number): Promise<AuditRow[]> {
   const query = db(TABLE).select('*').where('seq', '>', afterSeq).orderBy('seq').limit(limit);
   if (since !== undefined) query.andWhere('at', '>=', since);
+  return ((await query) as Array<Record<string, unknown>>).map(revive);
+}
+
+/** What the audit log can be filtered by: exact actor and target, an action or a family (`partner.*`), a time range (epoch ms, until exclusive). */
+export type AuditFilter = Readonly<{ actor?: string; action?: string; target?: string; since?: number; until?: number }>;
+
+/** Rows matching `filter`, newest first, with seq below `beforeSeq`, at most `limit` (keyset on seq). */
+export async function queryRows(db: Db, filter: AuditFilter, page: { beforeSeq?: number; limit: number }): Promise<AuditRow[]> {
+  const query = db(TABLE).select('*').orderBy('seq', 'desc').limit(page.limit);
+  if (filter.actor !== undefined) void query.where('actor', filter.actor);
+  if (filter.target !== undefined) void query.where('target', filter.target);
+  if (filter.action?.endsWith('.*')) void query.whereRaw("action LIKE ? ESCAPE '\\'", [`${escapeLike(filter.action.slice(0, -1))}%`]);
+  else if (filter.action !== undefined) void query.where('action', filter.action);
+  if (filter.since !== undefined) void query.where('at', '>=', filter.since);
+  if (filter.until !== undefined) void query.where('at', '<', filter.until);
+  if (page.beforeSeq !== undefined) void query.where('seq', '<', page.beforeSeq);
   return ((await query) as Array<Record<string, unknown>>).map(revive);
 }

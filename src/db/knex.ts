@@ -162,6 +162,14 @@ export function isNullOr(column: string, operator: '<' | '<=' | '>', value: numb
 }
 
 /** One round trip to the database (readiness): rejects when it cannot answer. */
+/**
+ * The value for a row's `updated_at` on a change at `at`: at least one past its value, so every
+ * change makes a new version even within one millisecond (the admin API's ETags are it).
+ */
+export function nextVersion(db: Db, at: number): Knex.Raw {
+  return db.raw('CASE WHEN updated_at < ? THEN ? ELSE updated_at + 1 END', [at, at]);
+}
+
 export async function ping(db: Db): Promise<void> {
   await db.raw('select 1');
 }

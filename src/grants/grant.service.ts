@@ -1,7 +1,8 @@
 import { recordChange, type AuditBy } from '../audit/audit.service.ts';
 import type { Db } from '../db/knex.ts';
 import { notFound } from '../shared/errors.ts';
-import { countIssued, listGrants, revokeGrant, type StoredGrant } from './grant.store.ts';
+import { decodeCursor, pageOf, pageSize } from '../shared/page-cursor.ts';
+import { countIssued, listGrants, listGrantsPage, revokeGrant, type GrantFilter, type StoredGrant } from './grant.store.ts';
 
 /** What a grant id can be (oidc-provider's are 43 base64url characters, as are hashed ids); anything else is no grant. */
 const GRANT_ID_PATTERN = /^[\w-]{1,128}$/;
@@ -37,6 +38,32 @@ export async function listGrantsDescribed(db: Db, filter: { username?: string; c
     now,
   );
   return grants.map((grant) => describeGrant(grant, live.get(grant.id) ?? 0));
+}
+
+/**
+ * A page of live grants (one person's, one partner's, or all), for the admin API and console:
+ * `cursor` is the `next` of the page before.
+ */
+export async function grantPage(db: Db, filter: GrantFilter & { cursor?: string; limit?: number }, now: number = Date.now()) {
+  const limit = pageSize(filter.limit);
+  const afterRowId = filter.cursor === undefined ? undefined : decodeCursor(filter.cursor, ['string'] as const)[0];
+  const rows = await listGrantsPage(
+    db,
+    { username: filter.username, accountId: filter.accountId, clientId: filter.clientId },
+    { afterRowId, limit: limit + 1 },
+    now,
+  );
+  const live = await countIssued(
+    db,
+    rows.map((grant) => grant.id),
+    now,
+  );
+  return pageOf(
+    rows,
+    limit,
+    (grant) => [grant.rowId],
+    (grant) => describeGrant(grant, live.get(grant.id) ?? 0),
+  );
 }
 
 /**

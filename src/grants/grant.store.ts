@@ -88,7 +88,29 @@ function fromRow(row: GrantRow): StoredGrant {
  * Live grants (not expired at `now`), with the person's username and the partner's name,
  * optionally only one person's (by username) or one partner's; oldest first.
  */
-export async function listGrants(db: Db, filter: { username?: string; clientId?: string }, now: number): Promise<StoredGrant[]> {
+export async function listGrants(db: Db, filter: GrantFilter, now: number): Promise<StoredGrant[]> {
+  return (await grantsQuery(db, filter, now)).map(fromRow).sort((a, b) => (a.issuedAt ?? 0) - (b.issuedAt ?? 0));
+}
+
+/** Whose grants: one person's (by username or account id), one partner's, or everyone's. */
+export type GrantFilter = Readonly<{ username?: string; accountId?: string; clientId?: string }>;
+
+/**
+ * One page of live grants in the order of their stored row id (a hash: stable, not
+ * chronological) after the row `afterRowId`, at most `limit`. `rowId` is the keyset.
+ */
+export async function listGrantsPage(
+  db: Db,
+  filter: GrantFilter,
+  page: { afterRowId?: string; limit: number },
+  now: number,
+): Promise<Array<StoredGrant & { rowId: string }>> {
+  const query = grantsQuery(db, filter, now).orderBy('g.id').limit(page.limit);
+  if (page.afterRowId !== undefined) void query.andWhere('g.id', '>', page.afterRowId);
+  return (await query).map((row) => ({ ...fromRow(row), rowId: row.id }));
+}
+
+function grantsQuery(db: Db, filter: GrantFilter, now: number) {
   const query = db(`${PAYLOAD_TABLE} as g`)
     .leftJoin('users as u', 'u.id', 'g.account_id')
     .leftJoin('partners as p', 'p.client_id', 'g.client_id')
@@ -96,8 +118,9 @@ export async function listGrants(db: Db, filter: { username?: string; clientId?:
     .where('g.model', 'Grant')
     .andWhere(isNullOr('g.expires_at', '>', now));
   if (filter.username !== undefined) void query.andWhere('u.username', filter.username);
+  if (filter.accountId !== undefined) void query.andWhere('g.account_id', filter.accountId);
   if (filter.clientId !== undefined) void query.andWhere('g.client_id', filter.clientId);
-  return (await query).map(fromRow).sort((a, b) => (a.issuedAt ?? 0) - (b.issuedAt ?? 0));
+  return query;
 }
 
 /** Usable rows issued from each grant (refresh and opaque access tokens, codes not used yet), by grant id. */

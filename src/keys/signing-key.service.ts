@@ -4,7 +4,7 @@ import { recordChange, type AuditBy } from '../audit/audit.service.ts';
 import type { Db } from '../db/knex.ts';
 import { invalidInput, notFound } from '../shared/errors.ts';
 import { isLegacySealed, type Keyring, type SealContext } from './kek.ts';
-import { planKeys, publishedAt, signerAt, signsUntil, stateAt, type RotationPolicy } from './signing-key.lifecycle.ts';
+import { isPublished, planKeys, publishedAt, signerAt, signsUntil, stateAt, type RotationPolicy } from './signing-key.lifecycle.ts';
 import { findKey, insertKey, listKeys, markRevoked, replaceSealedKey, setRetirement, type SigningKeyRow } from './signing-key.store.ts';
 
 export const ALG = 'ES256';
@@ -112,6 +112,24 @@ export function describeKeys(rows: readonly SigningKeyRow[], at: number, policy:
     retires_at: iso(row.retires_at),
     removed_at: iso(row.removed_at),
   }));
+}
+
+/**
+ * The signing keys as a timeline at `at`, for the admin API and console: each key's state
+ * (next / active / retired / revoked), whether the JWKS publishes it, and its dates, in order of
+ * activation; `signing` names the active key.
+ */
+export function keyTimeline(rows: readonly SigningKeyRow[], at: number, policy: RotationPolicy) {
+  const described = describeKeys(rows, at, policy);
+  const keys = rows
+    .map((row, i) => ({ ...described[i], published: isPublished(row, at), revoked_at: iso(row.revoked_at) }))
+    .sort((a, b) => (a.activates_at ?? '').localeCompare(b.activates_at ?? ''));
+  return { at: new Date(at).toISOString(), signing: signerAt(rows, at)?.kid ?? null, keys };
+}
+
+/** The timeline of the stored keys now (keyTimeline). */
+export async function loadKeyTimeline(db: Db, policy: RotationPolicy, at: number = Date.now()) {
+  return keyTimeline(await listKeys(db), at, policy);
 }
 
 const SLOT_ATTEMPTS = 5;

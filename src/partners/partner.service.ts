@@ -4,8 +4,9 @@ import { recordChange, type AuditBy } from '../audit/audit.service.ts';
 import type { Db } from '../db/knex.ts';
 import { violatedConstraint } from '../db/constraint.ts';
 import { constantTimeEqual } from '../shared/constant-time.ts';
-import { invalidInput, notFound } from '../shared/errors.ts';
+import { type AppError, invalidInput, notFound, preconditionFailed } from '../shared/errors.ts';
 import { sha256Base64url } from '../shared/hashing.ts';
+import { decodeCursor, pageOf, pageSize, type Page } from '../shared/page-cursor.ts';
 import { createInvalidatedCache } from '../shared/invalidated-cache.ts';
 import type { ChangeFeed } from '../db/change-feed.ts';
 import { isLoopbackHostname } from '../shared/loopback-hosts.ts';
@@ -20,6 +21,7 @@ import {
   findPartner,
   insertPartner,
   listPartners,
+  listPartnersPage,
   updatePartner,
   updatePartnerProfile,
   type Partner,
@@ -220,7 +222,14 @@ export type PartnerChange = Partial<
  * new allow-list and grants for its next token request. Tokens already issued keep what they carry
  * until they expire (`partner suspend` + `resume` cuts them all).
  */
-export async function updatePartnerDetails(db: Db, clientId: string, change: PartnerChange, by: AuditBy, now: number = Date.now()) {
+export async function updatePartnerDetails(
+  db: Db,
+  clientId: string,
+  change: PartnerChange,
+  by: AuditBy,
+  now: number = Date.now(),
+  onlyIf: Precondition = {},
+) {
   const current = await getPartner(db, clientId);
   const grantTypes = change.grantTypes?.length ? [...new Set(change.grantTypes)] : undefined;
   const merged: CheckedInput = {
@@ -239,10 +248,14 @@ export async function updatePartnerDetails(db: Db, clientId: string, change: Par
     allowed: change.scopes && (await permissionsFor(db, change.scopes)),
     messageSigning: change.messageSigning,
   };
-  const updated = await updatePartnerProfile(db, clientId, profile, { allowDuplicateName: change.allowDuplicateName ?? false }, now).catch(
-    (error: unknown) => writeFailed(db, error, { clientId, name: merged.name.trim() }),
-  );
-  if (!updated) throw notFound(`no partner with client_id ${clientId}`);
+  const updated = await updatePartnerProfile(
+    db,
+    clientId,
+    profile,
+    { allowDuplicateName: change.allowDuplicateName ?? false, ifUpdatedAt: onlyIf.updatedAt },
+    now,
+  ).catch((error: unknown) => writeFailed(db, error, { clientId, name: merged.name.trim() }));
+  if (!updated) throw await missingOrChanged(db, clientId, onlyIf);
   const changed = Object.keys(profile).filter((key) => profile[key as keyof typeof profile] !== undefined);
   await recordChange(db, by, { action: 'partner.update', target: clientId, details: { changed } }, now);
   return describePartner(await getPartner(db, clientId));
@@ -263,6 +276,17 @@ export async function deletePartner(db: Db, clientId: string, by: AuditBy) {
     );
   await recordChange(db, by, { action: 'partner.delete', target: clientId });
   return { client_id: clientId, deleted: true };
+}
+
+/** The admin API's If-Match: the change applies only to the partner as it was at this `updated_at`. */
+export type Precondition = Readonly<{ updatedAt?: number }>;
+
+/** Why a conditional write changed nothing: the partner is gone (404) or was changed meanwhile (412). */
+async function missingOrChanged(db: Db, clientId: string, onlyIf: Precondition): Promise<AppError> {
+  const partner = await findPartner(db, clientId);
+  return partner && onlyIf.updatedAt !== undefined
+    ? preconditionFailed(`partner ${clientId}`)
+    : notFound(`no partner with client_id ${clientId}`);
 }
 
 export async function getPartner(db: Db, clientId: string): Promise<Partner> {
@@ -298,13 +322,22 @@ export async function rotatePartnerSecret(db: Db, clientId: string, by: AuditBy,
  * private_key_jwt, mTLS for certificates) and it must push its authorization requests (PAR).
  * Tokens already issued keep what they carry until they expire.
  */
-export async function setPartnerProfile(db: Db, clientId: string, rawProfile: string, by: AuditBy, now: number = Date.now()) {
+export async function setPartnerProfile(
+  db: Db,
+  clientId: string,
+  rawProfile: string,
+  by: AuditBy,
+  now: number = Date.now(),
+  precondition: Precondition = {},
+) {
   const profile = parseProfile(rawProfile, 'the profile');
   const current = await getPartner(db, clientId);
   const security = resolveSecurity({ profile }, current, profile);
-  const onlyIf = profile === 'fapi2' ? { authMethods: ASYMMETRIC_METHODS } : {};
-  if (!(await updatePartner(db, clientId, { profile, tokenBinding: security.tokenBinding }, now, onlyIf)))
+  const onlyIf = { ...(profile === 'fapi2' ? { authMethods: ASYMMETRIC_METHODS } : {}), ...precondition };
+  if (!(await updatePartner(db, clientId, { profile, tokenBinding: security.tokenBinding }, now, onlyIf))) {
+    if (precondition.updatedAt !== undefined) throw await missingOrChanged(db, clientId, precondition);
     throw invalidInput(`partner ${clientId} changed or went away meanwhile: run the command again`);
+  }
   await recordChange(db, by, { action: 'partner.set_profile', target: clientId, details: { profile } }, now);
   return describePartner(await getPartner(db, clientId));
 }
@@ -318,7 +351,14 @@ export type KeysInput = { jwksText?: string; jwksUri?: string };
  * without a gap). A partner that used a client secret moves to private_key_jwt and its secret
  * stops working.
  */
-export async function setPartnerKeys(db: Db, clientId: string, keys: KeysInput, by: AuditBy, now: number = Date.now()) {
+export async function setPartnerKeys(
+  db: Db,
+  clientId: string,
+  keys: KeysInput,
+  by: AuditBy,
+  now: number = Date.now(),
+  precondition: Precondition = {},
+) {
   if (keys.jwksText === undefined && keys.jwksUri === undefined) throw invalidInput('give --jwks-file FILE or --jwks-uri URL');
   const current = await getPartner(db, clientId);
   if (current.authMethod === 'none') throw invalidInput(`partner ${clientId} is public: it has no keys (create a confidential partner)`);
@@ -329,8 +369,9 @@ export async function setPartnerKeys(db: Db, clientId: string, keys: KeysInput, 
     clientId,
     { authMethod, jwks: security.jwks, jwksUri: security.jwksUri, secretHash: authMethod === current.authMethod ? undefined : null },
     now,
-    { authMethods: [current.authMethod] },
+    { authMethods: [current.authMethod], ...precondition },
   );
+  if (!changed && precondition.updatedAt !== undefined) throw await missingOrChanged(db, clientId, precondition);
   if (!changed) throw invalidInput(`partner ${clientId} changed or went away meanwhile: run the command again`);
   // public keys only (or their URL): the JWKS itself is not copied here
   await recordChange(
@@ -343,6 +384,22 @@ export async function setPartnerKeys(db: Db, clientId: string, keys: KeysInput, 
 }
 
 export { listPartners };
+
+/**
+ * A page of partners by name (`search`: part of the name or client_id), for the admin API and
+ * console: `cursor` is the `next` of the page before (keyset on name, client_id).
+ */
+export async function partnerPage(
+  db: Db,
+  options: { search?: string; cursor?: string; limit?: number },
+): Promise<Page<ReturnType<typeof describePartner>>> {
+  const limit = pageSize(options.limit);
+  const after = options.cursor === undefined ? undefined : decodeCursor(options.cursor, ['string', 'string'] as const);
+  const search = options.search?.trim() || undefined;
+  if (search !== undefined && search.length > 200) throw invalidInput('search is longer than 200 characters');
+  const rows = await listPartnersPage(db, { search, after, limit: limit + 1 });
+  return pageOf(rows, limit, (partner) => [partner.name, partner.clientId], describePartner);
+}
 
 /**
  * Client metadata for oidc-provider. `client_secret` carries the hash: the provider hands it

@@ -1,4 +1,5 @@
-import type { Db } from '../db/knex.ts';
+import { nextVersion, type Db } from '../db/knex.ts';
+import { containsPattern } from '../shared/page-cursor.ts';
 import { violatedConstraint } from '../db/constraint.ts';
 import { findResourceIntrospectedBy } from '../resources/resource.store.ts';
 import { deletePartnerConsents, deletePartnerGrants } from '../grants/grant.store.ts';
@@ -136,6 +137,37 @@ export async function listPartners(db: Db): Promise<Partner[]> {
   return withPermissions(db, await db<Row>(TABLE).select('*').orderBy('created_at'));
 }
 
+/**
+ * One page of partners in (name, client_id) order after `after`, at most `limit`; `search`
+ * matches a part of the name (as compared for duplicates: case and spacing ignored) or of the
+ * client_id. Keyset paging: the same comparison as the ORDER BY, so each engine's collation
+ * orders and compares alike.
+ */
+export async function listPartnersPage(
+  db: Db,
+  options: { search?: string; after?: readonly [name: string, clientId: string]; limit: number },
+): Promise<Partner[]> {
+  const query = db<Row>(TABLE)
+    .select('*')
+    .orderBy([{ column: 'name' }, { column: 'client_id' }])
+    .limit(options.limit);
+  if (options.search) {
+    const search = options.search;
+    void query.where((q) => {
+      void q
+        .whereRaw("name_key LIKE ? ESCAPE '\\'", [containsPattern(partnerNameKey(search))])
+        .orWhereRaw("client_id LIKE ? ESCAPE '\\'", [containsPattern(search)]);
+    });
+  }
+  if (options.after) {
+    const [name, clientId] = options.after;
+    void query.where(
+      (q) => void q.where('name', '>', name).orWhere((same) => void same.where('name', name).andWhere('client_id', '>', clientId)),
+    );
+  }
+  return withPermissions(db, await query);
+}
+
 /** How a partner's name is compared for duplicates ("ACME  bank" is "Acme Bank"). */
 function partnerNameKey(name: string): string {
   return name.normalize('NFKC').trim().replace(/\s+/gu, ' ').toLowerCase();
@@ -206,22 +238,25 @@ export type PartnerProfile = Pick<Partner, 'name' | 'allowed' | 'grantTypes' | '
 
 /**
  * Replaces what `partner update` changes, in one transaction: name (with the same uniqueness as
- * insertPartner), grants, redirect URIs, the allow-list and message signing. Returns false when no such partner exists.
+ * insertPartner), grants, redirect URIs, the allow-list and message signing. Returns false when no such partner exists
+ * (or, with `ifUpdatedAt`, its `updated_at` is no longer that: the admin API's If-Match, decided in the UPDATE).
  */
 export async function updatePartnerProfile(
   db: Db,
   clientId: string,
   change: Partial<PartnerProfile>,
-  options: { allowDuplicateName: boolean },
+  options: { allowDuplicateName: boolean; ifUpdatedAt?: number },
   at: number,
 ): Promise<boolean> {
   return db.transaction(async (trx) => {
-    const fields: Record<string, unknown> = { updated_at: at };
+    const fields: Record<string, unknown> = { updated_at: nextVersion(trx, at) };
     if (change.name !== undefined) Object.assign(fields, nameColumns(change.name, options.allowDuplicateName));
     if (change.grantTypes !== undefined) fields.grant_types = JSON.stringify(change.grantTypes);
     if (change.redirectUris !== undefined) fields.redirect_uris = JSON.stringify(change.redirectUris);
     if (change.messageSigning !== undefined) fields.message_signing = change.messageSigning;
-    const updated = await trx(TABLE).where({ client_id: clientId }).update(fields).catch(claimFailed);
+    const row = trx(TABLE).where({ client_id: clientId });
+    if (options.ifUpdatedAt !== undefined) void row.andWhere('updated_at', options.ifUpdatedAt);
+    const updated = await row.update(fields).catch(claimFailed);
     if (updated === 0) return false;
     if (change.name !== undefined) await refuseNamesake(trx, clientId, change.name, options.allowDuplicateName);
     if (change.allowed !== undefined) {
@@ -265,12 +300,13 @@ export async function updatePartner(
   clientId: string,
   change: Partial<PartnerSecurity> & { secretHash?: string | null },
   at: number,
-  onlyIf: { authMethods?: readonly AuthMethod[] } = {},
+  onlyIf: { authMethods?: readonly AuthMethod[]; updatedAt?: number } = {},
 ): Promise<boolean> {
-  const fields: Record<string, unknown> = { updated_at: at, ...securityColumns(change) };
+  const fields: Record<string, unknown> = { updated_at: nextVersion(db, at), ...securityColumns(change) };
   if (change.secretHash !== undefined) fields.secret_hash = change.secretHash;
   const query = db(TABLE).where({ client_id: clientId });
   if (onlyIf.authMethods) void query.whereIn('auth_method', onlyIf.authMethods);
+  if (onlyIf.updatedAt !== undefined) void query.andWhere('updated_at', onlyIf.updatedAt);
   return (await query.update(fields)) > 0;
 }
 
@@ -282,7 +318,10 @@ export async function updatePartner(
  */
 export async function changePartnerStatus(db: Db, clientId: string, status: PartnerStatus, at: number): Promise<boolean> {
   return db.transaction(async (trx) => {
-    const changed = await trx(TABLE).where({ client_id: clientId }).whereNot({ status }).update({ status, updated_at: at });
+    const changed = await trx(TABLE)
+      .where({ client_id: clientId })
+      .whereNot({ status })
+      .update({ status, updated_at: nextVersion(trx, at) });
     if (changed > 0 || status === 'suspended') await deletePartnerGrants(trx, clientId);
     if (changed > 0) return true;
     return (await trx<Row>(TABLE).where({ client_id: clientId }).first('client_id')) !== undefined;

@@ -3,9 +3,10 @@ import type { ChangeFeed } from '../db/change-feed.ts';
 import type { Db } from '../db/knex.ts';
 import { createInvalidatedCache } from '../shared/invalidated-cache.ts';
 import { isLoopbackHostname } from '../shared/loopback-hosts.ts';
-import { invalidInput } from '../shared/errors.ts';
+import { AppError, invalidInput, notFound, preconditionFailed } from '../shared/errors.ts';
 import { violatedConstraint } from '../db/constraint.ts';
 import {
+  ensureBuiltInResource,
   findDefaultResource,
   findResource,
   findIntrospectorCandidate,
@@ -18,7 +19,7 @@ import {
   type ResourceChange,
   type TokenFormat,
 } from './resource.store.ts';
-import { saveScopeDescriptions } from './scope-description.store.ts';
+import { findScopeDescriptions, saveScopeDescriptions } from './scope-description.store.ts';
 import { checkDetailsSchema, PAYMENT_INITIATION } from './details-schema.ts';
 import { findDetailsType, findDetailsTypeOwners, listDetailsTypes, type DetailsType, type DetailsTypeInput } from './details-type.store.ts';
 
@@ -83,10 +84,12 @@ function describeResource(resource: Resource, types: readonly DetailsType[] = []
     introspector: resource.introspector,
     signed_introspection: resource.signedIntrospection,
     default: resource.isDefault,
+    built_in: resource.builtIn,
     authorization_details_types: types
       .filter((entry) => entry.resourceUri === resource.uri)
       .map((entry) => ({ type: entry.type, schema: entry.schema === null ? 'built-in' : (JSON.parse(entry.schema) as unknown) })),
     created_at: new Date(resource.createdAt).toISOString(),
+    updated_at: new Date(resource.updatedAt).toISOString(),
   };
 }
 
@@ -94,6 +97,62 @@ function describeResource(resource: Resource, types: readonly DetailsType[] = []
 export async function describeResources(db: Db) {
   const types = await listDetailsTypes(db);
   return (await listResources(db)).map((resource) => describeResource(resource, types));
+}
+
+/** One API with its scopes' consent words, and its version (the admin API's ETag). */
+export async function describeResourceAt(db: Db, uri: string) {
+  const resource = await findResource(db, uri);
+  if (!resource) throw notFound(`no resource ${uri}`);
+  const words = await findScopeDescriptions(db, resource.scopes);
+  return {
+    version: resource.updatedAt,
+    resource: { ...describeResource(resource, await listDetailsTypes(db)), descriptions: Object.fromEntries(words) },
+  };
+}
+
+/** The path of the admin API under the issuer: its resource indicator is ISSUER + this. */
+export const ADMIN_API_PATH = '/admin/api/v1';
+export const ADMIN_READ = 'admin:read';
+export const ADMIN_WRITE = 'admin:write';
+
+/** The admin API's resource indicator (and access-token audience) for an issuer. */
+export function adminApiUri(issuer: string): string {
+  return `${issuer.replace(/\/+$/, '')}${ADMIN_API_PATH}`;
+}
+
+const builtInRefusal = (uri: string) =>
+  invalidInput(
+    `resource ${uri} is built in (the admin API): it cannot be changed or deleted; partners are allowed its scopes with \`partner create --scope\``,
+  );
+
+/**
+ * The admin API as a built-in API (resource indicator ISSUER/admin/api/v1, scopes admin:read and
+ * admin:write, opaque tokens so they are revocable at once), made at start by the server and by
+ * every command (src/storage.ts): racing instances make one. `move` (the server): a built-in
+ * made under another ISSUER is carried to this one. Returns the URI that holds the admin scopes;
+ * refuses when an API an operator registered took one of its scope names.
+ */
+export async function ensureAdminApi(db: Db, issuer: string, options: { move: boolean }, now: number = Date.now()): Promise<string> {
+  const uri = adminApiUri(issuer);
+  const holder = await ensureBuiltInResource(
+    db,
+    { uri, accessTokenTtl: DEFAULT_ACCESS_TOKEN_TTL, tokenFormat: 'opaque', createdAt: now },
+    {
+      [ADMIN_READ]: 'See the platform’s setup: partners, APIs, people, their grants, signing keys and the audit log',
+      [ADMIN_WRITE]:
+        'Change the platform’s setup: create, change, suspend and delete partners, APIs and people, revoke grants, rotate and revoke signing keys',
+    },
+    options,
+  );
+  if (holder === undefined) {
+    const owners = await findScopeOwners(db, [ADMIN_READ, ADMIN_WRITE]);
+    throw new AppError(
+      'admin_scope_taken',
+      `the scopes ${ADMIN_READ} and ${ADMIN_WRITE} are the admin API's (${uri}), but ${[...new Set(owners.values())].join(', ')} defines them: give that API other scope names (portcullis resource update --scope)`,
+      { status: 500 },
+    );
+  }
+  return holder;
 }
 
 /** One `--details-type TYPE`, with the schema file given after it (`--details-schema FILE`), if any. */
@@ -263,6 +322,8 @@ export async function createResource(db: Db, input: ResourceInput, by: AuditBy, 
     signedIntrospection: input.signedIntrospection ?? false,
     isDefault: input.isDefault,
     createdAt: now,
+    builtIn: false,
+    updatedAt: now,
   };
   checkSignedIntrospection(resource.signedIntrospection, resource.introspector);
   const descriptions = parseDescriptions(input.describe ?? [], scopes);
@@ -302,10 +363,11 @@ export type ResourceUpdate = {
  * being issued at once (within the resource cache time) and leaves every partner's allow-list,
  * so adding it back later gives it to no one.
  */
-export async function updateResource(db: Db, input: ResourceUpdate, by: AuditBy) {
+export async function updateResource(db: Db, input: ResourceUpdate, by: AuditBy, onlyIf: { updatedAt?: number } = {}) {
   const uri = input.uri;
   const existing = await findResource(db, uri);
-  if (!existing) throw invalidInput(`no resource ${uri} (register it with \`portcullis resource create\`)`);
+  if (!existing) throw notFound(`no resource ${uri} (register it with \`portcullis resource create\`)`);
+  if (existing.builtIn) throw builtInRefusal(uri);
   const change: ResourceChange = {};
   if (input.scopes !== undefined) change.scopes = checkScopes(input.scopes);
   if (input.ttl !== undefined) change.accessTokenTtl = checkTtl(input.ttl);
@@ -326,8 +388,10 @@ export async function updateResource(db: Db, input: ResourceUpdate, by: AuditBy)
       'nothing to change: give at least one of --scope --ttl --format --introspector --no-introspector --signed-introspection --no-signed-introspection --default --describe --details-type --no-details-types',
     );
   if (change.scopes) await checkScopesFree(db, uri, change.scopes);
-  if (!(await saveChange(db, uri, change).catch((error: unknown) => explainConflict(db, uri, error, false))))
-    throw invalidInput(`no resource ${uri}`);
+  if (!(await saveChange(db, uri, change, Date.now(), onlyIf).catch((error: unknown) => explainConflict(db, uri, error, false)))) {
+    if (onlyIf.updatedAt !== undefined && (await findResource(db, uri))) throw preconditionFailed(`resource ${uri}`);
+    throw notFound(`no resource ${uri}`);
+  }
   await saveScopeDescriptions(db, descriptions);
   const changed = [...Object.keys(change), ...(Object.keys(descriptions).length ? ['descriptions'] : [])];
   await recordChange(db, by, { action: 'resource.update', target: uri, details: { changed } });

@@ -1,4 +1,4 @@
-import type { Db } from '../db/knex.ts';
+import { nextVersion, type Db } from '../db/knex.ts';
 import { replaceDetailsTypes, type DetailsTypeInput } from './details-type.store.ts';
 
 /** `jwt` tokens are validated offline (JWKS); `opaque` ones are stored, introspected and revocable. */
@@ -14,6 +14,10 @@ export type Resource = Readonly<{
   signedIntrospection: boolean;
   isDefault: boolean;
   createdAt: number;
+  /** made by Portcullis itself (the admin API): `resource update` refuses to change it */
+  builtIn: boolean;
+  /** epoch ms of the last change (its creation, if never changed): the admin API's ETag */
+  updatedAt: number;
 }>;
 
 /** What `resource update` may change; absent fields stay as they are. */
@@ -37,9 +41,15 @@ type Row = {
   signed_introspection: number | boolean;
   is_default: number | boolean;
   created_at: number | string;
+  built_in: number | boolean;
+  updated_at: number | string;
 };
 
 type ScopeRow = { resource_uri: string; scope: string };
+type PermissionRow = { client_id: string; scope: string };
+
+/** Partners' allow-lists: (partner, API, scope), referring to resource_scopes. */
+const PERMISSIONS = 'partner_scopes';
 
 const TABLE = 'resources';
 /** One row per scope, unique across APIs; partner allow-lists (partner_scopes) refer to these rows. */
@@ -57,6 +67,8 @@ function fromRow(row: Row, scopes: readonly string[]): Resource {
     signedIntrospection: Boolean(row.signed_introspection),
     isDefault: Boolean(row.is_default),
     createdAt: Number(row.created_at),
+    builtIn: Boolean(row.built_in),
+    updatedAt: Number(row.updated_at),
   };
 }
 
@@ -119,6 +131,7 @@ export async function insertResource(db: Db, resource: Resource, detailsTypes: r
       signed_introspection: resource.signedIntrospection,
       is_default: resource.isDefault,
       created_at: resource.createdAt,
+      updated_at: resource.createdAt,
     });
     await trx(SCOPES).insert(resource.scopes.map((scope) => ({ resource_uri: resource.uri, scope })));
     if (detailsTypes.length) await replaceDetailsTypes(trx, resource.uri, detailsTypes, resource.createdAt);
@@ -128,13 +141,22 @@ export async function insertResource(db: Db, resource: Resource, detailsTypes: r
 /**
  * Changes only the fields given, in one transaction. A scope left out of `scopes` is deleted,
  * and with it (ON DELETE CASCADE) every partner's permission for it, and its description.
- * Returns false when no API has this URI.
+ * Returns false when no API has this URI that is not built in (and, with `ifUpdatedAt`, whose
+ * `updated_at` is still that: the If-Match of the admin API, decided in the UPDATE itself).
  */
-export async function updateResource(db: Db, uri: string, change: ResourceChange, now: number = Date.now()): Promise<boolean> {
+export async function updateResource(
+  db: Db,
+  uri: string,
+  change: ResourceChange,
+  now: number = Date.now(),
+  onlyIf: { updatedAt?: number } = {},
+): Promise<boolean> {
   return db.transaction(async (trx) => {
-    // a write first (a no-op one): on SQLite the transaction then holds the write lock from its
+    // a write first (the version): on SQLite the transaction then holds the write lock from its
     // start, so racing commands queue (busy timeout) instead of failing to upgrade a read lock
-    if ((await trx(TABLE).where({ uri }).update({ uri })) === 0) return false;
+    const current = trx(TABLE).where({ uri, built_in: false });
+    if (onlyIf.updatedAt !== undefined) void current.andWhere('updated_at', onlyIf.updatedAt);
+    if ((await current.update({ updated_at: nextVersion(trx, now) })) === 0) return false;
     const fields: Record<string, unknown> = {};
     if (change.accessTokenTtl !== undefined) fields.access_token_ttl = change.accessTokenTtl;
     if (change.tokenFormat !== undefined) fields.token_format = change.tokenFormat;
@@ -181,4 +203,77 @@ export async function findIntrospectorCandidate(db: Db, clientId: string): Promi
     .first('auth_method')
     .where({ client_id: clientId });
   return row && { confidential: row.auth_method !== 'none' };
+}
+
+/** The API that defines `scope`, with whether it is built in. */
+async function scopeHolder(db: Db, scope: string): Promise<{ uri: string; builtIn: boolean } | undefined> {
+  const row: { uri: string; built_in: number | boolean } | undefined = await db(`${SCOPES} as s`)
+    .join(`${TABLE} as r`, 'r.uri', 's.resource_uri')
+    .where('s.scope', scope)
+    .first('r.uri', 'r.built_in');
+  return row && { uri: row.uri, builtIn: Boolean(row.built_in) };
+}
+
+/**
+ * A built-in API (the admin API) with its scopes and their consent words, made if missing: the
+ * API row is one INSERT … ON CONFLICT DO NOTHING, so of any number of instances and commands
+ * starting at once one makes it; its scopes and words are added the same way (words an operator
+ * changed are kept). Nothing is written when it is in place. The first scope names it.
+ *
+ * When the built-in API is held under another URI (made with another ISSUER), `move` carries it
+ * (its scopes, words and every partner's permissions) to `resource.uri` in one transaction: the
+ * server's ISSUER is the one that counts; the CLI does not move it. Returns the URI that holds the
+ * scopes afterwards, or undefined when an API that is not built in holds them.
+ */
+export async function ensureBuiltInResource(
+  db: Db,
+  resource: Pick<Resource, 'uri' | 'accessTokenTtl' | 'tokenFormat' | 'createdAt'>,
+  descriptions: Readonly<Record<string, string>>,
+  options: { move: boolean },
+): Promise<string | undefined> {
+  const scopes = Object.keys(descriptions);
+  const before = await scopeHolder(db, scopes[0]);
+  if (before?.uri === resource.uri) return resource.uri;
+  if (before && (!before.builtIn || !options.move)) return before.builtIn ? before.uri : undefined;
+  await db.transaction(async (trx) => {
+    // a write first: on SQLite the transaction holds the write lock from here on
+    await trx(TABLE)
+      .insert({
+        uri: resource.uri,
+        access_token_ttl: resource.accessTokenTtl,
+        token_format: resource.tokenFormat,
+        introspector_client_id: null,
+        signed_introspection: false,
+        is_default: false,
+        built_in: true,
+        created_at: resource.createdAt,
+        updated_at: resource.createdAt,
+      })
+      .onConflict('uri')
+      .ignore();
+    const holder = await scopeHolder(trx, scopes[0]);
+    if (holder?.builtIn && holder.uri !== resource.uri && options.move) {
+      // partner permissions refer to (API, scope): out, the scopes move, back in under the new URI
+      const permissions: PermissionRow[] = await trx(PERMISSIONS).where({ resource_uri: holder.uri }).select('client_id', 'scope');
+      await trx(PERMISSIONS).where({ resource_uri: holder.uri }).delete();
+      await trx(SCOPES).where({ resource_uri: holder.uri }).update({ resource_uri: resource.uri });
+      if (permissions.length)
+        await trx(PERMISSIONS).insert(permissions.map((p) => ({ client_id: p.client_id, resource_uri: resource.uri, scope: p.scope })));
+    }
+    await trx(SCOPES)
+      .insert(scopes.map((scope) => ({ resource_uri: resource.uri, scope })))
+      .onConflict()
+      .ignore();
+    await trx(DESCRIPTIONS)
+      .insert(Object.entries(descriptions).map(([scope, description]) => ({ scope, description })))
+      .onConflict('scope')
+      .ignore();
+    // built-in rows left without a scope (moved away, or a racing start under another ISSUER lost)
+    await trx(TABLE)
+      .where({ built_in: true })
+      .whereNotExists((q) => void q.select('scope').from(SCOPES).whereRaw('resource_scopes.resource_uri = resources.uri'))
+      .delete();
+  });
+  const after = await scopeHolder(db, scopes[0]);
+  return after?.builtIn ? after.uri : undefined;
 }

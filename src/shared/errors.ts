@@ -24,6 +24,11 @@ export function notFound(message: string): AppError {
   return new AppError('not_found', message, { status: 404 });
 }
 
+/** An If-Match that no longer holds: someone changed the thing since it was read (HTTP 412). */
+export function preconditionFailed(what: string): AppError {
+  return new AppError('precondition_failed', `${what} was changed meanwhile: read it again (its new ETag) and retry`, { status: 412 });
+}
+
 /**
  * Where oidc-provider's own reason for a refusal is kept for the client (`error_detail`, which it
  * withholds behind "grant request is invalid" or "client authentication failed"): set on

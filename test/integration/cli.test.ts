@@ -17,7 +17,14 @@ describe('portcullis CLI', () => {
     const result = await npxPortcullis(env, 'resource', 'list');
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
-    expect(result.json).toEqual([]);
+    // the one API there is from the start: the admin API, built in
+    expect(result.json).toEqual([
+      expect.objectContaining({
+        uri: `${env.ISSUER ?? 'http://localhost:3000'}/admin/api/v1`,
+        scope: 'admin:read admin:write',
+        built_in: true,
+      }),
+    ]);
   });
 
   test('resource and partner lifecycle', async () => {
@@ -42,7 +49,7 @@ describe('portcullis CLI', () => {
         default: true,
       }),
     );
-    expect((await cli(env, 'resource', 'list')).json).toHaveLength(1);
+    expect((await cli(env, 'resource', 'list')).json).toHaveLength(2);
 
     const created = await cli(env, 'partner', 'create', '--name', 'Acme Bank', '--scope', 'payments:read', '--grant', 'client_credentials');
     expect(created.code).toBe(0);
