@@ -5,6 +5,17 @@ import { renderPage } from '../shared/views.ts';
 
 export type AdminConsoleDeps = Readonly<{ signIn: ConsoleSignIn }>;
 
+/** The console's sections, in the navigation's order (each area's pages live in src/admin/<area>.pages.ts). */
+export const ADMIN_SECTIONS = [
+  { href: '/admin', label: 'Overview' },
+  { href: '/admin/partners', label: 'Partners' },
+  { href: '/admin/apis', label: 'APIs and scopes' },
+  { href: '/admin/people', label: 'People' },
+  { href: '/admin/grants', label: 'Grants' },
+  { href: '/admin/keys', label: 'Signing keys' },
+  { href: '/admin/audit', label: 'Audit log' },
+] as const;
+
 /**
  * The admin console's pages (`/admin`): server-rendered, behind the console sign-in (an active
  * person with `--admin`, password and second factor no older than ADMIN_AUTH_MAX_AGE), every
@@ -16,7 +27,11 @@ export function adminConsole(deps: AdminConsoleDeps): Middleware {
   const show = (ctx: Context, title: string, view: string, data: Record<string, unknown> = {}) => {
     const session = consoleSessionOf(ctx);
     ctx.type = 'html';
-    ctx.body = renderPage(ctx, title, view, { ...data, console: { username: session.user.username, csrf: session.csrf, path: ctx.path } });
+    ctx.body = renderPage(ctx, title, view, {
+      ...data,
+      console: { username: session.user.username, csrf: session.csrf, path: ctx.path },
+      links: ADMIN_SECTIONS,
+    });
   };
   router.use(signIn.routes);
   router.get('/admin', signIn.session, (ctx) => {
