@@ -125,7 +125,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
   };
   const consoles = [
     adminConsole({ signIn: consoleSignIn('/admin', signInDeps) }),
-    accountPages({ signIn: consoleSignIn('/account', signInDeps) }),
+    accountPages({ signIn: consoleSignIn('/account', signInDeps), accounts, attempts: attemptThrottles(limits, throttleOptions), log }),
   ];
   const resources = {
     find: outageAware(availability, directory.find),

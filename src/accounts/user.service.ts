@@ -32,7 +32,7 @@ import {
 export type AccountDeps = Readonly<{ db: Db; keyring: Keyring; now: () => number }>;
 
 /** Label authenticator apps show next to the code. */
-const TOTP_ISSUER = 'Portcullis';
+export const TOTP_ISSUER = 'Portcullis';
 const USERNAME_PATTERN = /^[a-z0-9][a-z0-9._@-]{0,63}$/;
 /** An enrolment code is delivered out of band and must be used within 72 hours. */
 const ENROLMENT_CODE_TTL_MS = 72 * 3600_000;
@@ -354,7 +354,7 @@ export async function continuingUser(deps: AccountDeps, userId: string): Promise
 }
 
 /** A person's TOTP secret opens only in their own row. */
-function totpSecretContext(userId: string): SealContext {
+export function totpSecretContext(userId: string): SealContext {
   return { purpose: 'totp secret', table: 'users', row: userId };
 }
 

@@ -1,6 +1,6 @@
 import { isNullOr, type Db } from '../db/knex.ts';
 import { containsPattern } from '../shared/page-cursor.ts';
-import { deleteAccountGrants } from '../grants/grant.store.ts';
+import { deleteAccountGrants, deleteAccountSessions } from '../grants/grant.store.ts';
 import { deleteUserLoginStates } from './login-state.store.ts';
 import { doublingsToCap, type FailureKind, type LockPolicy, type LockState } from './lockout.policy.ts';
 
@@ -282,6 +282,53 @@ export async function setPasswordHash(db: Db, id: string, passwordHash: string, 
     if (updated === 0) return false;
     await deleteUserLoginStates(trx, id);
     await deleteAccountGrants(trx, id);
+    return true;
+  });
+}
+
+/**
+ * A person changes their own password (they gave the current one): in one transaction, only if
+ * the hash is still `previous` (of two changes made from one form, one wins) on an account active
+ * and unlocked now; the count of wrong passwords starts again, logins under way past the old
+ * password end, and the person's browser sessions here end. Their consents to partners stay.
+ */
+export async function changePasswordHash(db: Db, id: string, previous: string, next: string, now: number): Promise<boolean> {
+  return db.transaction(async (trx) => {
+    const updated = await loginable(trx, id, now)
+      .andWhere({ password_hash: previous })
+      .update({ password_hash: next, failed_passwords: 0, updated_at: now });
+    if (updated === 0) return false;
+    await deleteUserLoginStates(trx, id);
+    await deleteAccountSessions(trx, id);
+    return true;
+  });
+}
+
+/**
+ * Swaps the authenticator in one statement: only if the stored secret is still `previous` and
+ * the account active and unlocked now. `step` is the new authenticator's step that confirmed it:
+ * that code is used.
+ */
+export async function replaceTotpSecret(db: Db, id: string, previous: string, next: string, step: number, now: number): Promise<boolean> {
+  const updated = await loginable(db, id, now)
+    .andWhere({ totp_secret: previous })
+    .update({ totp_secret: next, totp_last_step: step, updated_at: now });
+  return updated > 0;
+}
+
+/** New recovery codes for the authenticator `sealedSecret` (still bound, account active): the old ones go. */
+export async function replaceRecoveryCodes(
+  db: Db,
+  id: string,
+  sealedSecret: string,
+  recoveryCodeHashes: readonly string[],
+  now: number,
+): Promise<boolean> {
+  return db.transaction(async (trx) => {
+    const current = await trx(USERS).where({ id, status: 'active', totp_secret: sealedSecret }).update({ updated_at: now });
+    if (current === 0) return false;
+    await trx(RECOVERY).where({ user_id: id }).delete();
+    await trx(RECOVERY).insert(recoveryCodeHashes.map((hash) => ({ user_id: id, code_hash: hash, used_at: null })));
     return true;
   });
 }

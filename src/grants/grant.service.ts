@@ -2,7 +2,7 @@ import { recordChange, type AuditBy } from '../audit/audit.service.ts';
 import type { Db } from '../db/knex.ts';
 import { notFound } from '../shared/errors.ts';
 import { decodeCursor, pageOf, pageSize } from '../shared/page-cursor.ts';
-import { countIssued, listGrants, listGrantsPage, revokeGrant, type GrantFilter, type StoredGrant } from './grant.store.ts';
+import { countIssued, lastIssuedAt, listGrants, listGrantsPage, revokeGrant, type GrantFilter, type StoredGrant } from './grant.store.ts';
 
 /** What a grant id can be (oidc-provider's are 43 base64url characters, as are hashed ids); anything else is no grant. */
 const GRANT_ID_PATTERN = /^[\w-]{1,128}$/;
@@ -67,11 +67,47 @@ export async function grantPage(db: Db, filter: GrantFilter & { cursor?: string;
 }
 
 /**
+ * One person's live grants to partners, a page at a time (`/account`): what each holds (scopes,
+ * approved `authorization_details`), when it was given and last used. `notClientId`: a client
+ * that is not a partner (the consoles' own). `cursor` is the `next` of the page before.
+ */
+export async function personGrantPage(
+  db: Db,
+  accountId: string,
+  options: { notClientId?: string; cursor?: string; limit?: number },
+  now: number = Date.now(),
+) {
+  const limit = pageSize(options.limit);
+  const afterRowId = options.cursor === undefined ? undefined : decodeCursor(options.cursor, ['string'] as const)[0];
+  const rows = await listGrantsPage(db, { accountId, notClientId: options.notClientId }, { afterRowId, limit: limit + 1 }, now);
+  const lastUsed = await lastIssuedAt(
+    db,
+    rows.map((grant) => grant.id),
+  );
+  return pageOf(
+    rows,
+    limit,
+    (grant) => [grant.rowId],
+    (grant) => ({
+      id: grant.id,
+      clientId: grant.clientId,
+      partner: grant.partnerName,
+      scopes: [...new Set([grant.openidScope, ...Object.values(grant.resources)].join(' ').split(' ').filter(Boolean))],
+      authorizationDetails: grant.authorizationDetails,
+      /** epoch seconds */
+      grantedAt: grant.issuedAt,
+      lastUsedAt: lastUsed.get(grant.id) ?? null,
+    }),
+  );
+}
+
+/**
  * `grant revoke`: the grant and every token and code issued from it go, in one statement (the
  * person is asked to consent again; JWT access tokens already issued live out their short life).
+ * `accountId`: only that person's grant (their own page); another's is "no grant".
  */
-export async function revokeGrantById(db: Db, id: string, by: AuditBy) {
-  const deleted = GRANT_ID_PATTERN.test(id) ? await revokeGrant(db, id, { byHash: true }) : 0;
+export async function revokeGrantById(db: Db, id: string, by: AuditBy, options: { accountId?: string } = {}) {
+  const deleted = GRANT_ID_PATTERN.test(id) ? await revokeGrant(db, id, { byHash: true, accountId: options.accountId }) : 0;
   if (deleted === 0) throw notFound(`no grant ${id}`);
   await recordChange(db, by, { action: 'consent.revoke', target: id, details: { rows_deleted: deleted } });
   return { id, revoked: true, rows_deleted: deleted };

@@ -1,4 +1,4 @@
-import { isNullOr, type Db } from '../db/knex.ts';
+import { isNullOr, isSqlite, type Db } from '../db/knex.ts';
 import { sha256Base64url } from '../shared/hashing.ts';
 
 /** oidc-provider's rows (src/oidc/payload.store.ts writes them): tokens, codes, grants, sessions. */
@@ -25,17 +25,24 @@ export async function deleteAccountGrants(db: Db, accountId: string): Promise<nu
   return db(PAYLOAD_TABLE).where({ account_id: accountId }).delete();
 }
 
+/** A person's browser sessions at Portcullis (signed out everywhere); their grants and tokens stay. */
+export async function deleteAccountSessions(db: Db, accountId: string): Promise<number> {
+  return db(PAYLOAD_TABLE).where({ model: 'Session', account_id: accountId }).delete();
+}
+
 /**
  * A grant and every row issued from it (codes, tokens), in one statement. The Grant row is found
  * by its hashed id (the adapter's key), whether or not it carries its id in clear; `byHash` also
  * takes the hashed id itself (what `grant list` shows for a grant stored before ids were kept).
+ * `accountId`: only if the grant is that person's (a person revoking their own from /account).
  */
-export async function revokeGrant(db: Db, grantId: string, options: { byHash?: boolean } = {}): Promise<number> {
+export async function revokeGrant(db: Db, grantId: string, options: { byHash?: boolean; accountId?: string } = {}): Promise<number> {
   const keys = options.byHash ? [sha256Base64url(grantId), grantId] : [sha256Base64url(grantId)];
-  return db(PAYLOAD_TABLE)
-    .where('grant_id', grantId)
-    .orWhere((q) => void q.where({ model: 'Grant' }).whereIn('id', keys))
-    .delete();
+  const query = db(PAYLOAD_TABLE).where((q) => {
+    void q.where('grant_id', grantId).orWhere((inner) => void inner.where({ model: 'Grant' }).whereIn('id', keys));
+  });
+  if (options.accountId !== undefined) void query.andWhere('account_id', options.accountId);
+  return query.delete();
 }
 
 /** One stored grant as oidc-provider saved it: who (account) gave which partner what, and when. */
@@ -55,6 +62,8 @@ export type StoredGrant = Readonly<{
   /** epoch seconds, as oidc-provider writes them */
   issuedAt: number | null;
   expiresAt: number | null;
+  /** the `authorization_details` (RFC 9396) approved in it and kept (the latest few) */
+  authorizationDetails: ReadonlyArray<Record<string, unknown>>;
 }>;
 
 type GrantRow = {
@@ -67,7 +76,13 @@ type GrantRow = {
   partner_name: string | null;
 };
 
-type GrantPayload = { openid?: { scope?: string }; resources?: Record<string, string>; iat?: number; exp?: number };
+type GrantPayload = {
+  openid?: { scope?: string };
+  resources?: Record<string, string>;
+  rar?: Array<Record<string, unknown>>;
+  iat?: number;
+  exp?: number;
+};
 
 function fromRow(row: GrantRow): StoredGrant {
   const payload = JSON.parse(row.payload) as GrantPayload;
@@ -81,6 +96,7 @@ function fromRow(row: GrantRow): StoredGrant {
     resources: payload.resources ?? {},
     issuedAt: payload.iat ?? null,
     expiresAt: payload.exp ?? null,
+    authorizationDetails: Array.isArray(payload.rar) ? payload.rar : [],
   };
 }
 
@@ -92,8 +108,11 @@ export async function listGrants(db: Db, filter: GrantFilter, now: number): Prom
   return (await grantsQuery(db, filter, now)).map(fromRow).sort((a, b) => (a.issuedAt ?? 0) - (b.issuedAt ?? 0));
 }
 
-/** Whose grants: one person's (by username or account id), one partner's, or everyone's. */
-export type GrantFilter = Readonly<{ username?: string; accountId?: string; clientId?: string }>;
+/**
+ * Whose grants: one person's (by username or account id), one partner's, or everyone's;
+ * `notClientId` leaves one client's out (a person's page does not list the consoles' own grants).
+ */
+export type GrantFilter = Readonly<{ username?: string; accountId?: string; clientId?: string; notClientId?: string }>;
 
 /**
  * One page of live grants in the order of their stored row id (a hash: stable, not
@@ -120,6 +139,10 @@ function grantsQuery(db: Db, filter: GrantFilter, now: number) {
   if (filter.username !== undefined) void query.andWhere('u.username', filter.username);
   if (filter.accountId !== undefined) void query.andWhere('g.account_id', filter.accountId);
   if (filter.clientId !== undefined) void query.andWhere('g.client_id', filter.clientId);
+  if (filter.notClientId !== undefined) {
+    const excluded = filter.notClientId;
+    void query.andWhere((q) => void q.whereNull('g.client_id').orWhereNot('g.client_id', excluded));
+  }
   return query;
 }
 
@@ -135,4 +158,21 @@ export async function countIssued(db: Db, grantIds: readonly string[], now: numb
     .andWhere(isNullOr('expires_at', '>', now))
     .groupBy('grant_id');
   return new Map(rows.map((row) => [row.grant_id, Number(row.n)]));
+}
+
+/**
+ * When each grant was last used: the newest `iat` among the rows issued from it (codes, refresh
+ * tokens, opaque access tokens; refresh tokens rotate, so each refresh leaves a new row). Read
+ * here, on the person's page, so that no token request does any work for it. JWT access tokens
+ * are not stored: one issued from a refresh shows through the refresh token issued with it.
+ */
+export async function lastIssuedAt(db: Db, grantIds: readonly string[]): Promise<Map<string, number>> {
+  if (grantIds.length === 0) return new Map();
+  const iat = isSqlite(db) ? "json_extract(payload, '$.iat')" : "CAST(CAST(payload AS json)->>'iat' AS BIGINT)";
+  const rows: Array<{ grant_id: string; last: number | string | null }> = await db(PAYLOAD_TABLE)
+    .select('grant_id', db.raw(`MAX(${iat}) AS last`))
+    .whereIn('grant_id', grantIds)
+    .whereNot({ model: 'Grant' })
+    .groupBy('grant_id');
+  return new Map(rows.flatMap((row) => (row.last === null ? [] : [[row.grant_id, Number(row.last)] as const])));
 }
