@@ -298,14 +298,20 @@ export function consoleSignIn(base: Base, deps: ConsoleSignInDeps) {
 
   /**
    * A form post of this session: its CSRF token must match, and a browser that says where the
-   * form came from must say this issuer. The form is then on `ctx.state.form`.
+   * form came from must say this issuer. Pages are served with `Referrer-Policy: no-referrer`, so
+   * a browser sends `Origin: null` with their own forms: then its fetch metadata must say
+   * `Sec-Fetch-Site: same-origin`; one that says another site is refused whatever the Origin.
+   * The form is then on `ctx.state.form`.
    */
   async function form(ctx: Context, next: Next) {
     const current = ctx.state.console as ConsoleSession;
     const origin = ctx.get('Origin');
+    const site = ctx.get('Sec-Fetch-Site');
     const fields: Form = await readForm(ctx);
     const token = fields.csrf ?? '';
-    const sameOrigin = origin === '' || origin === new URL(deps.issuer).origin;
+    const sameOrigin =
+      (site === '' || site === 'same-origin') &&
+      (origin === '' || origin === new URL(deps.issuer).origin || (origin === 'null' && site === 'same-origin'));
     if (!sameOrigin || !constantTimeEqual(Buffer.from(token), Buffer.from(current.csrf))) {
       page(
         ctx,

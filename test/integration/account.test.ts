@@ -154,6 +154,8 @@ test('every POST needs the form’s CSRF token and a session; hostile input gets
     expect([path, none.res.status]).toEqual([path, 403]);
     const crossSite = await signedIn.agent.post(path, { csrf }, { origin: 'https://evil.test' });
     expect([path, crossSite.res.status]).toEqual([path, 403]);
+    const otherSite = await signedIn.agent.post(path, { csrf }, { origin: 'null', 'sec-fetch-site': 'cross-site' });
+    expect([path, otherSite.res.status]).toEqual([path, 403]);
     const noSession = await cookieAgent(() => server.url).post(path, { csrf });
     expect([path, noSession.res.status]).toEqual([path, 401]);
   }
@@ -185,6 +187,13 @@ test('every POST needs the form’s CSRF token and a session; hostile input gets
     const answer = await signedIn.agent.get(path);
     expect([path, answer.res.status]).toEqual([path, 400]);
   }
+  // a browser's own form under Referrer-Policy: no-referrer: Origin null, fetch metadata same-origin
+  const ownForm = await signedIn.agent.post(
+    '/account/grants/revoke',
+    { csrf, grant: 'none' },
+    { origin: 'null', 'sec-fetch-site': 'same-origin' },
+  );
+  expect(ownForm.res.status).toBe(404);
   const notForm = await signedIn.agent.post('/account/password', {}, { 'content-type': 'application/json' });
   expect(notForm.res.status).toBe(415);
   const huge = await signedIn.agent.post('/account/password', { csrf, current: 'x'.repeat(40_000) });
