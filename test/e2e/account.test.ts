@@ -117,7 +117,7 @@ test('a person withdraws a partner’s access, changes the password and replaces
     await screenshot(page, 'account');
     await page.setViewportSize({ width: 360, height: 800 });
     await screenshot(page, 'account-360');
-    expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(360);
+    expect(await page.evaluate<number>('document.documentElement.scrollWidth')).toBeLessThanOrEqual(360);
     await page.setViewportSize({ width: 1280, height: 800 });
 
     await page.getByRole('button', { name: 'Withdraw Acme Budgeting’s access' }).click();
