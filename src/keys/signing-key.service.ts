@@ -1,6 +1,6 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { Config } from '../config/config.ts';
-import { recordChange, type AuditBy } from '../audit/audit.service.ts';
+import { BY_SYSTEM, recordChange, type AuditBy } from '../audit/audit.service.ts';
 import type { Db } from '../db/knex.ts';
 import { invalidInput, notFound } from '../shared/errors.ts';
 import { isLegacySealed, type Keyring, type SealContext } from './kek.ts';
@@ -64,7 +64,12 @@ export async function maintainKeys(db: Db, keyring: Keyring, policy: RotationPol
   let plan = planKeys(rows, now, policy);
   if (plan.create) {
     checkKeyring(rows, keyring);
-    await insertKey(db, await generateRow(keyring, plan.create.slot, plan.create.activatesAt, now));
+    const row = await generateRow(keyring, plan.create.slot, plan.create.activatesAt, now);
+    // the instance that won the slot records it: one row per key, however many instances raced
+    if (await insertKey(db, row)) {
+      const details = { slot: row.rotation_slot, activates_at: new Date(row.activates_at).toISOString(), scheduled: true };
+      await recordChange(db, BY_SYSTEM, { action: 'keys.create', target: row.kid, details }, now);
+    }
     rows = await listKeys(db); // whoever won the slot, retirements follow from the rows as they are now
     plan = planKeys(rows, now, policy);
   }
