@@ -6,7 +6,7 @@ import { renderPage } from '../shared/views.ts';
 export type AdminConsoleDeps = Readonly<{ signIn: ConsoleSignIn }>;
 
 /** The console's sections, in the navigation's order (each area's pages live in src/admin/<area>.pages.ts). */
-export const ADMIN_SECTIONS = [
+const ADMIN_SECTIONS = [
   { href: '/admin', label: 'Overview' },
   { href: '/admin/partners', label: 'Partners' },
   { href: '/admin/apis', label: 'APIs and scopes' },
