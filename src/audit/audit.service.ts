@@ -19,9 +19,6 @@ export type AuditBy = Readonly<{ actor: Actor; sourceIp?: string; requestId?: st
 /** Changes made by the `portcullis` command. */
 export const BY_CLI: AuditBy = { actor: { type: 'cli' } };
 
-/** What the server does by itself, on its schedule. */
-export const BY_SYSTEM: AuditBy = { actor: { type: 'system' } };
-
 type Json = string | number | boolean | null | readonly Json[] | { readonly [key: string]: Json | undefined };
 
 export type AuditEvent = Readonly<{

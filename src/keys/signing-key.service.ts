@@ -1,6 +1,6 @@
 import { calculateJwkThumbprint, exportJWK, generateKeyPair, type JWK } from 'jose';
 import type { Config } from '../config/config.ts';
-import { BY_SYSTEM, recordChange, type AuditBy } from '../audit/audit.service.ts';
+import { recordChange, type AuditBy } from '../audit/audit.service.ts';
 import type { Db } from '../db/knex.ts';
 import { invalidInput, notFound } from '../shared/errors.ts';
 import { isLegacySealed, type Keyring, type SealContext } from './kek.ts';
@@ -8,6 +8,9 @@ import { isPublished, planKeys, publishedAt, signerAt, signsUntil, stateAt, type
 import { findKey, insertKey, listKeys, markRevoked, replaceSealedKey, setRetirement, type SigningKeyRow } from './signing-key.store.ts';
 
 export const ALG = 'ES256';
+
+/** Keys the server makes on its schedule are its own doing. */
+const BY_SYSTEM: AuditBy = { actor: { type: 'system' } };
 
 export type SigningJwk = JWK & { kid: string; alg: 'ES256'; use: 'sig' };
 
