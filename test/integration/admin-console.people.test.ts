@@ -23,7 +23,8 @@ let rootId: string;
 const hrefs = (html: string) => [...html.matchAll(/href="([^"]+)"/g)].map((m) => m[1].replace(/&amp;/g, '&').replace(/&#39;/g, "'"));
 const nextPage = (html: string) => /<a href="([^"]+)" rel="next">/.exec(html)?.[1].replace(/&amp;/g, '&');
 /** The usernames in the people table, in order. */
-const listedPeople = (html: string) => [...html.matchAll(/<th scope="row"><a href="\/admin\/people\/[^"]+">([^<]+)<\/a>/g)].map((m) => m[1]);
+const listedPeople = (html: string) =>
+  [...html.matchAll(/<th scope="row"><a href="\/admin\/people\/[^"]+">([^<]+)<\/a>/g)].map((m) => m[1]);
 const auditRows = async (action: string) => (await server.db('audit_log').where({ action }).count({ n: '*' }))[0].n;
 
 function expectReadable(answer: { res: Response; text: string }, status: number) {
@@ -86,7 +87,12 @@ test(`people page by page: 120 people, 50 a page, no duplicates, no gaps (${ENGI
   const unlocked = await admin.post('/admin/people/usr_bulk007/unlock', { csrf });
   expect(unlocked.res.status).toBe(303);
   expect((await admin.get(unlocked.res.headers.get('location')!)).text).toContain('Unlocked: the person may sign in again.');
-  expect(await server.db('audit_log').where({ action: 'user.unlock', target: 'usr_bulk007', actor: `person:${rootId}` }).first()).toBeDefined();
+  expect(
+    await server
+      .db('audit_log')
+      .where({ action: 'user.unlock', target: 'usr_bulk007', actor: `person:${rootId}` })
+      .first(),
+  ).toBeDefined();
 });
 
 test(`create a person: the enrolment code once; bad input gives the form again (${ENGINE})`, async () => {
@@ -203,6 +209,7 @@ test(`grants: listed in words, filtered; 10 revokes at once revoke once, and the
   expect(listed.text).not.toContain(`>${other.username}</a>`);
   expect(listed.text).toContain('(payments:read)');
   expect(listed.text).toMatch(/<time datetime="\d{4}-[^"]+">/);
+  expect(listed.text).not.toContain('not known'); // last used: the tokens it issued say when
   const byPartner = await admin.get(`/admin/grants?partner=${app.clientId}`);
   expect(byPartner.text).toContain(`>${person.username}</a>`);
   expect(byPartner.text).toContain(`>${other.username}</a>`);
@@ -218,7 +225,12 @@ test(`grants: listed in words, filtered; 10 revokes at once revoke once, and the
   expect(answers.find((answer) => answer.res.status === 303)!.res.headers.get('location')).toBe('/admin/grants?done=revoked');
   const grantId = decodeURIComponent(action.split('/')[3]);
   expect(Number(await auditRows('consent.revoke'))).toBe(1);
-  expect(await server.db('audit_log').where({ action: 'consent.revoke', target: grantId, actor: `person:${rootId}` }).first()).toBeDefined();
+  expect(
+    await server
+      .db('audit_log')
+      .where({ action: 'consent.revoke', target: grantId, actor: `person:${rootId}` })
+      .first(),
+  ).toBeDefined();
 
   const refreshed = await tokenCall(server.url, app, { grant_type: 'refresh_token', refresh_token: person.refresh_token });
   expect(refreshed.body.error).toBe('invalid_grant');
@@ -227,7 +239,11 @@ test(`grants: listed in words, filtered; 10 revokes at once revoke once, and the
 });
 
 test(`audit log: filters by action, actor, target and time, newest first, paged; the chain checked on demand (${ENGINE})`, async () => {
-  const rows = (html: string) => [...html.matchAll(/<th scope="row">(\d+)<\/th>[\s\S]*?<td><code>([^<]+)<\/code><\/td>/g)].map((m) => ({ seq: Number(m[1]), action: m[2] }));
+  const rows = (html: string) =>
+    [...html.matchAll(/<th scope="row">(\d+)<\/th>[\s\S]*?<td><code>([^<]+)<\/code><\/td>/g)].map((m) => ({
+      seq: Number(m[1]),
+      action: m[2],
+    }));
   const creates = await admin.get('/admin/audit?action=user.create');
   const listed = rows(creates.text);
   expect(listed.length).toBeGreaterThanOrEqual(4);
@@ -235,7 +251,9 @@ test(`audit log: filters by action, actor, target and time, newest first, paged;
   expect(listed.map((row) => row.seq)).toEqual([...listed.map((row) => row.seq)].sort((a, b) => b - a));
 
   const family = rows((await admin.get('/admin/audit?action=user.*')).text);
-  expect(new Set(family.map((row) => row.action))).toEqual(new Set(['user.create', 'user.unlock', 'user.reset_totp', 'user.disable', 'user.enable']));
+  expect(new Set(family.map((row) => row.action))).toEqual(
+    new Set(['user.create', 'user.unlock', 'user.reset_totp', 'user.disable', 'user.enable']),
+  );
   const byRoot = await admin.get(`/admin/audit?actor=person:${rootId}&action=user.create`);
   expect(rows(byRoot.text)).toHaveLength(1); // casey, created in the console
   expect(byRoot.text).toContain(`href="/admin/people/${rootId}"`);
