@@ -185,7 +185,7 @@ test(`every form is refused without its CSRF token (${ENGINE})`, async () => {
   ];
   const before = Number((await server.db('audit_log').count({ n: '*' }))[0].n);
   for (const route of routes) {
-    for (const fields of [{}, { csrf: 'forged' }]) {
+    for (const fields of [{}, { csrf: 'forged' }] as Array<Record<string, string>>) {
       const answer = await admin.post(route, { ...fields, username: 'mallory', password: PASSWORD });
       expect(`${route} ${String(answer.res.status)}`).toBe(`${route} 403`);
       expect(answer.text).toContain('Form refused');
