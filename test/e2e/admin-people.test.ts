@@ -45,6 +45,7 @@ test('people: sign in, create a person (the code once), unlock, reset the second
   await enterCode(page, codeFor(rootSecret));
   await expectHeading(page, 'People');
   await checkPage(page);
+  expect(await page.locator('nav [aria-current="page"]').allInnerTexts()).toEqual(['People']);
 
   await page.getByRole('link', { name: 'New person' }).click();
   await expectHeading(page, 'New person');
