@@ -85,7 +85,7 @@ test('people: sign in, create a person (the code once), unlock, reset the second
   await page.goto(`${server.url}/admin/people?search=fi`);
   await page.getByRole('link', { name: 'fiona' }).waitFor();
   await screenshot(page, 'admin-people');
-}, 30_000);
+}, 60_000);
 
 test('grants: a person’s grant in words, revoked; the partner’s refresh token then fails', async () => {
   const app = await registerApp(server.env, { name: 'Granted Budgeting' });
@@ -104,7 +104,7 @@ test('grants: a person’s grant in words, revoked; the partner’s refresh toke
   expect(await page.getByRole('row').filter({ hasText: person.username }).count()).toBe(0);
   const refreshed = await tokenCall(server.url, app, { grant_type: 'refresh_token', refresh_token: person.refresh_token });
   expect(refreshed.body.error).toBe('invalid_grant');
-}, 30_000);
+}, 60_000);
 
 test('audit log: filtered by action, the chain checked, usable at a phone’s width', async () => {
   await page.goto(`${server.url}/admin/audit`);
@@ -129,4 +129,4 @@ test('audit log: filtered by action, the chain checked, usable at a phone’s wi
   await page.getByRole('button', { name: 'Check the chain' }).click();
   await expectHeading(page, 'Audit log check');
   await page.getByText('The chain holds').waitFor();
-}, 30_000);
+}, 60_000);
