@@ -124,7 +124,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     now: deps.now,
   };
   const consoles = [
-    adminConsole({ signIn: consoleSignIn('/admin', signInDeps) }),
+    adminConsole({ signIn: consoleSignIn('/admin', signInDeps), accounts }),
     accountPages({ signIn: consoleSignIn('/account', signInDeps) }),
   ];
   const resources = {

@@ -2,8 +2,12 @@ import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { consoleSessionOf, type ConsoleSignIn } from '../http/console-session.ts';
 import { renderPage } from '../shared/views.ts';
+import type { AccountDeps } from '../accounts/user.service.ts';
+import { auditPages } from './audit.pages.ts';
+import { grantPages } from './grant.pages.ts';
+import { peoplePages } from './people.pages.ts';
 
-export type AdminConsoleDeps = Readonly<{ signIn: ConsoleSignIn }>;
+export type AdminConsoleDeps = Readonly<{ signIn: ConsoleSignIn; accounts: AccountDeps }>;
 
 /** The console's sections, in the navigation's order (each area's pages live in src/admin/<area>.pages.ts). */
 const ADMIN_SECTIONS = [
@@ -37,5 +41,8 @@ export function adminConsole(deps: AdminConsoleDeps): Middleware {
   router.get('/admin', signIn.session, (ctx) => {
     show(ctx, 'Administration', 'admin/home');
   });
+  peoplePages({ router, signIn, accounts: deps.accounts, show });
+  grantPages({ router, signIn, accounts: deps.accounts, show });
+  auditPages({ router, signIn, accounts: deps.accounts, show });
   return router.routes() as unknown as Middleware;
 }

@@ -305,7 +305,9 @@ export function consoleSignIn(base: Base, deps: ConsoleSignInDeps) {
     const origin = ctx.get('Origin');
     const fields: Form = await readForm(ctx);
     const token = fields.csrf ?? '';
-    const sameOrigin = origin === '' || origin === new URL(deps.issuer).origin;
+    // Referrer-Policy: no-referrer (every page) makes Chromium send `Origin: null` with its own
+    // forms: null says nothing either way, as a missing header does; the CSRF token decides
+    const sameOrigin = origin === '' || origin === 'null' || origin === new URL(deps.issuer).origin;
     if (!sameOrigin || !constantTimeEqual(Buffer.from(token), Buffer.from(current.csrf))) {
       page(
         ctx,
