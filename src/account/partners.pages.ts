@@ -1,6 +1,6 @@
 import type Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
-import { personGrantPage, revokeGrantById } from '../grants/grant.service.ts';
+import { grantPage, revokeGrantById } from '../grants/grant.service.ts';
 import { CONSOLE_CLIENT_ID, consoleSessionOf } from '../http/console-session.ts';
 import { scopeWords } from '../interactions/consent.service.ts';
 import { detailWords } from '../interactions/details-words.ts';
@@ -16,17 +16,17 @@ const DONE: Partial<Record<string, string>> = {
 async function showPartners(deps: AccountPagesDeps, ctx: Context, alert?: { text: string; kind: 'alert' | 'notice' }, status = 200) {
   const { user } = consoleSessionOf(ctx);
   const cursor = typeof ctx.query.after === 'string' ? ctx.query.after : undefined;
-  const page = await personGrantPage(deps.accounts.db, user.id, { notClientId: CONSOLE_CLIENT_ID, cursor }, deps.accounts.now());
+  const page = await grantPage(deps.accounts.db, { accountId: user.id, notClientId: CONSOLE_CLIENT_ID, cursor }, deps.accounts.now());
   const grants = await Promise.all(
     page.items.map(async (grant) => {
-      const partner = grant.partner ?? `${grant.clientId ?? 'A partner'} (no longer registered)`;
+      const partner = grant.partner ?? `${grant.client_id ?? 'A partner'} (no longer registered)`;
       return {
         id: grant.id,
         partner,
-        scopes: await scopeWords(deps.accounts.db, grant.scopes),
-        details: detailWords(grant.authorizationDetails, partner),
-        granted: timeWords(grant.grantedAt),
-        lastUsed: timeWords(grant.lastUsedAt),
+        scopes: await scopeWords(deps.accounts.db, grant.scope.split(' ').filter(Boolean)),
+        details: detailWords(grant.authorization_details, partner),
+        granted: timeWords(grant.granted_at),
+        lastUsed: timeWords(grant.last_used_at),
       };
     }),
   );

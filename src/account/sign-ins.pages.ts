@@ -35,7 +35,7 @@ export function signInPages(router: Router, deps: AccountPagesDeps, get: Middlew
     const rows = page.items.map((row) => {
       const details = (row.details ?? {}) as Record<string, unknown>;
       return {
-        at: timeWords(Date.parse(row.at), 'milliseconds'),
+        at: timeWords(row.at),
         what: eventWords(row.action, details.step),
         failed: row.action !== 'signin.success',
         from: row.source_ip ?? 'unknown',

@@ -4,8 +4,8 @@ import { AppError, invalidInput, notFound } from '../shared/errors.ts';
 import { sha256Base64url } from '../shared/hashing.ts';
 import { DEFAULT_LOCK_POLICY, isLocked } from './lockout.policy.ts';
 import { checkPassword, hashPassword, MAX_PASSWORD_LENGTH, passwordProblem } from './password.service.ts';
-import { checkTotp, hashOneTimeCode, newRecoveryCodes, newTotpSecret, totpUri } from './totp.service.ts';
-import { findActiveUser, TOTP_ISSUER, totpSecretContext, verifyTotp, type AccountDeps, type Refusal } from './user.service.ts';
+import { checkTotp, hashOneTimeCode, newRecoveryCodes, newTotpSecret } from './totp.service.ts';
+import { authenticatorUri, findActiveUser, totpSecretContext, verifyTotp, type AccountDeps, type Refusal } from './user.service.ts';
 import { changePasswordHash, recordFailure, replaceRecoveryCodes, replaceTotpSecret, type User } from './user.store.ts';
 
 /**
@@ -108,7 +108,7 @@ export async function offerReplacementAuthenticator(
   const secret = newTotpSecret();
   const pending: Pending = { secret, expiresAt: deps.now() + REPLACEMENT_TTL_MS, previous: sha256Base64url(user.totpSecret) };
   const sealed = deps.keyring.seal(JSON.stringify(pending), pendingContext(user.id, binding));
-  return { ok: true, secret, uri: totpUri(secret, user.username, TOTP_ISSUER), sealed };
+  return { ok: true, secret, uri: authenticatorUri(deps, secret, user.username), sealed };
 }
 
 /** The authenticator offered by `offerReplacementAuthenticator`, to show again; undefined once expired or not this session's. */
@@ -121,7 +121,7 @@ export async function offeredAuthenticator(
   const pending = openPending(deps, userId, binding, sealed);
   if (!pending) return undefined;
   const user = await activeUser(deps, userId);
-  return { secret: pending.secret, uri: totpUri(pending.secret, user.username, TOTP_ISSUER), sealed };
+  return { secret: pending.secret, uri: authenticatorUri(deps, pending.secret, user.username), sealed };
 }
 
 /**

@@ -2,11 +2,15 @@ import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { consoleSessionOf, type ConsoleSignIn } from '../http/console-session.ts';
 import { renderPage } from '../shared/views.ts';
+import type { AccountDeps } from '../accounts/user.service.ts';
+import { auditPages } from './audit.pages.ts';
+import { grantPages } from './grant.pages.ts';
+import { peoplePages } from './people.pages.ts';
 
-export type AdminConsoleDeps = Readonly<{ signIn: ConsoleSignIn }>;
+export type AdminConsoleDeps = Readonly<{ signIn: ConsoleSignIn; accounts: AccountDeps }>;
 
 /** The console's sections, in the navigation's order (each area's pages live in src/admin/<area>.pages.ts). */
-export const ADMIN_SECTIONS = [
+const ADMIN_SECTIONS = [
   { href: '/admin', label: 'Overview' },
   { href: '/admin/partners', label: 'Partners' },
   { href: '/admin/apis', label: 'APIs and scopes' },
@@ -37,5 +41,8 @@ export function adminConsole(deps: AdminConsoleDeps): Middleware {
   router.get('/admin', signIn.session, (ctx) => {
     show(ctx, 'Administration', 'admin/home');
   });
+  peoplePages({ router, signIn, accounts: deps.accounts, show });
+  grantPages({ router, signIn, accounts: deps.accounts, show });
+  auditPages({ router, signIn, accounts: deps.accounts, show });
   return router.routes() as unknown as Middleware;
 }

@@ -9,7 +9,16 @@ const GRANT_ID_PATTERN = /^[\w-]{1,128}$/;
 
 const iso = (seconds: number | null) => (seconds === null ? null : new Date(seconds * 1000).toISOString());
 
-function describeGrant(grant: StoredGrant, live: number) {
+type Usage = Readonly<{ live: Map<string, number>; lastUsed: Map<string, number> }>;
+
+/** What the stored rows tell of each grant's use: live tokens, and the newest issued (src/grants/grant.store.ts). */
+async function usageOf(db: Db, grants: readonly StoredGrant[], now: number): Promise<Usage> {
+  const ids = grants.map((grant) => grant.id);
+  const [live, lastUsed] = await Promise.all([countIssued(db, ids, now), lastIssuedAt(db, ids)]);
+  return { live, lastUsed };
+}
+
+function describeGrant(grant: StoredGrant, usage: Usage) {
   const scopes = [grant.openidScope, ...Object.values(grant.resources)].join(' ').split(' ').filter(Boolean);
   return {
     id: grant.id,
@@ -19,10 +28,14 @@ function describeGrant(grant: StoredGrant, live: number) {
     partner: grant.partnerName,
     scope: [...new Set(scopes)].join(' '),
     resources: grant.resources,
+    /** payments (RFC 9396 details) approved through it; kept for the latest few */
+    authorization_details: grant.authorizationDetails,
     granted_at: iso(grant.issuedAt),
     expires_at: iso(grant.expiresAt),
+    /** when a code or token was last issued from it, as far as the stored rows tell (null: not known) */
+    last_used_at: iso(usage.lastUsed.get(grant.id) ?? null),
     /** refresh and opaque access tokens (and codes) issued from it and still live; JWT access tokens are not stored */
-    live_tokens: live,
+    live_tokens: usage.live.get(grant.id) ?? 0,
   };
 }
 
@@ -32,72 +45,30 @@ function describeGrant(grant: StoredGrant, live: number) {
  */
 export async function listGrantsDescribed(db: Db, filter: { username?: string; clientId?: string }, now: number = Date.now()) {
   const grants = await listGrants(db, filter, now);
-  const live = await countIssued(
-    db,
-    grants.map((grant) => grant.id),
-    now,
-  );
-  return grants.map((grant) => describeGrant(grant, live.get(grant.id) ?? 0));
+  const usage = await usageOf(db, grants, now);
+  return grants.map((grant) => describeGrant(grant, usage));
 }
 
 /**
- * A page of live grants (one person's, one partner's, or all), for the admin API and console:
- * `cursor` is the `next` of the page before.
+ * A page of live grants (one person's, one partner's, or all), for the admin API and console and
+ * a person's own page (`notClientId`: the consoles' own grants left out): `cursor` is the `next`
+ * of the page before.
  */
 export async function grantPage(db: Db, filter: GrantFilter & { cursor?: string; limit?: number }, now: number = Date.now()) {
   const limit = pageSize(filter.limit);
   const afterRowId = filter.cursor === undefined ? undefined : decodeCursor(filter.cursor, ['string'] as const)[0];
   const rows = await listGrantsPage(
     db,
-    { username: filter.username, accountId: filter.accountId, clientId: filter.clientId },
+    { username: filter.username, accountId: filter.accountId, clientId: filter.clientId, notClientId: filter.notClientId },
     { afterRowId, limit: limit + 1 },
     now,
   );
-  const live = await countIssued(
-    db,
-    rows.map((grant) => grant.id),
-    now,
-  );
+  const usage = await usageOf(db, rows.slice(0, limit), now);
   return pageOf(
     rows,
     limit,
     (grant) => [grant.rowId],
-    (grant) => describeGrant(grant, live.get(grant.id) ?? 0),
-  );
-}
-
-/**
- * One person's live grants to partners, a page at a time (`/account`): what each holds (scopes,
- * approved `authorization_details`), when it was given and last used. `notClientId`: a client
- * that is not a partner (the consoles' own). `cursor` is the `next` of the page before.
- */
-export async function personGrantPage(
-  db: Db,
-  accountId: string,
-  options: { notClientId?: string; cursor?: string; limit?: number },
-  now: number = Date.now(),
-) {
-  const limit = pageSize(options.limit);
-  const afterRowId = options.cursor === undefined ? undefined : decodeCursor(options.cursor, ['string'] as const)[0];
-  const rows = await listGrantsPage(db, { accountId, notClientId: options.notClientId }, { afterRowId, limit: limit + 1 }, now);
-  const lastUsed = await lastIssuedAt(
-    db,
-    rows.map((grant) => grant.id),
-  );
-  return pageOf(
-    rows,
-    limit,
-    (grant) => [grant.rowId],
-    (grant) => ({
-      id: grant.id,
-      clientId: grant.clientId,
-      partner: grant.partnerName,
-      scopes: [...new Set([grant.openidScope, ...Object.values(grant.resources)].join(' ').split(' ').filter(Boolean))],
-      authorizationDetails: grant.authorizationDetails,
-      /** epoch seconds */
-      grantedAt: grant.issuedAt,
-      lastUsedAt: lastUsed.get(grant.id) ?? null,
-    }),
+    (grant) => describeGrant(grant, usage),
   );
 }
 

@@ -59,11 +59,11 @@ export type StoredGrant = Readonly<{
   openidScope: string;
   /** API URI → the scopes granted for it */
   resources: Readonly<Record<string, string>>;
+  /** the `authorization_details` (RFC 9396) the person approved, newest last (payments are never remembered past their code) */
+  authorizationDetails: ReadonlyArray<Record<string, unknown>>;
   /** epoch seconds, as oidc-provider writes them */
   issuedAt: number | null;
   expiresAt: number | null;
-  /** the `authorization_details` (RFC 9396) approved in it and kept (the latest few) */
-  authorizationDetails: ReadonlyArray<Record<string, unknown>>;
 }>;
 
 type GrantRow = {
@@ -94,9 +94,9 @@ function fromRow(row: GrantRow): StoredGrant {
     partnerName: row.partner_name,
     openidScope: payload.openid?.scope ?? '',
     resources: payload.resources ?? {},
+    authorizationDetails: Array.isArray(payload.rar) ? payload.rar : [],
     issuedAt: payload.iat ?? null,
     expiresAt: payload.exp ?? null,
-    authorizationDetails: Array.isArray(payload.rar) ? payload.rar : [],
   };
 }
 
@@ -161,16 +161,16 @@ export async function countIssued(db: Db, grantIds: readonly string[], now: numb
 }
 
 /**
- * When each grant was last used: the newest `iat` among the rows issued from it (codes, refresh
- * tokens, opaque access tokens; refresh tokens rotate, so each refresh leaves a new row). Read
- * here, on the person's page, so that no token request does any work for it. JWT access tokens
- * are not stored: one issued from a refresh shows through the refresh token issued with it.
+ * When each grant was last used, as far as the rows still kept tell: the newest `iat` (epoch
+ * seconds) of the codes and tokens issued from it, used or not (a refresh rotates the refresh
+ * token, so its `iat` is the last refresh). Rows purged after expiry leave no trace, and JWT
+ * access tokens are not stored: a grant without rows has no known last use.
  */
 export async function lastIssuedAt(db: Db, grantIds: readonly string[]): Promise<Map<string, number>> {
   if (grantIds.length === 0) return new Map();
-  const iat = isSqlite(db) ? "json_extract(payload, '$.iat')" : "CAST(CAST(payload AS json)->>'iat' AS BIGINT)";
+  const iat = isSqlite(db) ? db.raw("max(json_extract(payload, '$.iat'))") : db.raw("max((payload::jsonb ->> 'iat')::bigint)");
   const rows: Array<{ grant_id: string; last: number | string | null }> = await db(PAYLOAD_TABLE)
-    .select('grant_id', db.raw(`MAX(${iat}) AS last`))
+    .select('grant_id', { last: iat })
     .whereIn('grant_id', grantIds)
     .whereNot({ model: 'Grant' })
     .groupBy('grant_id');

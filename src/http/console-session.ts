@@ -298,10 +298,8 @@ export function consoleSignIn(base: Base, deps: ConsoleSignInDeps) {
 
   /**
    * A form post of this session: its CSRF token must match, and a browser that says where the
-   * form came from must say this issuer. Pages are served with `Referrer-Policy: no-referrer`, so
-   * a browser sends `Origin: null` with their own forms: then its fetch metadata must say
-   * `Sec-Fetch-Site: same-origin`; one that says another site is refused whatever the Origin.
-   * The form is then on `ctx.state.form`.
+   * form came from must say this issuer (or `null`, below), and one whose fetch metadata
+   * (`Sec-Fetch-Site`) names another site is refused. The form is then on `ctx.state.form`.
    */
   async function form(ctx: Context, next: Next) {
     const current = ctx.state.console as ConsoleSession;
@@ -309,9 +307,11 @@ export function consoleSignIn(base: Base, deps: ConsoleSignInDeps) {
     const site = ctx.get('Sec-Fetch-Site');
     const fields: Form = await readForm(ctx);
     const token = fields.csrf ?? '';
-    const sameOrigin =
-      (site === '' || site === 'same-origin') &&
-      (origin === '' || origin === new URL(deps.issuer).origin || (origin === 'null' && site === 'same-origin'));
+    // Referrer-Policy: no-referrer (every page) makes Chromium send `Origin: null` with its own
+    // forms: null says nothing either way, as a missing header does; the CSRF token decides. A
+    // browser whose fetch metadata says the post comes from another site is refused outright.
+    const crossSite = site !== '' && site !== 'same-origin';
+    const sameOrigin = !crossSite && (origin === '' || origin === 'null' || origin === new URL(deps.issuer).origin);
     if (!sameOrigin || !constantTimeEqual(Buffer.from(token), Buffer.from(current.csrf))) {
       page(
         ctx,
