@@ -30,9 +30,20 @@ export function openApiDocument(operations: readonly Operation[], issuer: string
     },
   });
   for (const operation of operations) {
-    const mediaType = operation.body && { content: { 'application/json': { schema: operation.body } }, required: !operation.body.safeParse(undefined).success };
+    const mediaType = operation.body && {
+      content: { 'application/json': { schema: operation.body } },
+      required: !operation.body.safeParse(undefined).success,
+    };
     const ifMatch = operation.ifMatch
-      ? [{ name: 'If-Match', in: 'header' as const, required: true, description: 'the ETag of the GET this change is based on', schema: { type: 'string' as const } }]
+      ? [
+          {
+            name: 'If-Match',
+            in: 'header' as const,
+            required: true,
+            description: 'the ETag of the GET this change is based on',
+            schema: { type: 'string' as const },
+          },
+        ]
       : [];
     registry.registerPath({
       method: operation.method,

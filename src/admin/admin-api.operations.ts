@@ -98,15 +98,19 @@ function op<P extends z.ZodObject = typeof EMPTY, Q extends z.ZodObject = typeof
     run(input: Input<z.output<P>, z.output<Q>, z.output<B>>): Promise<Result>;
   },
 ): Operation {
-  return definition as unknown as Operation;
+  return definition;
 }
 
 const words = (text: string | undefined) => (text === undefined ? undefined : text.split(/\s+/).filter(Boolean));
 const describePairs = (descriptions: Record<string, string> | undefined) =>
   descriptions && Object.entries(descriptions).map(([scope, text]) => `${scope}=${text}`);
-const detailsTypes = (types: ReadonlyArray<{ type: string; schema?: Record<string, unknown> }> | undefined): DetailsTypeRequest[] | undefined =>
+const detailsTypes = (
+  types: ReadonlyArray<{ type: string; schema?: Record<string, unknown> }> | undefined,
+): DetailsTypeRequest[] | undefined =>
   types?.map((entry, i) =>
-    entry.schema === undefined ? { type: entry.type } : { type: entry.type, schema: { text: JSON.stringify(entry.schema), file: `details_types[${String(i)}].schema` } },
+    entry.schema === undefined
+      ? { type: entry.type }
+      : { type: entry.type, schema: { text: JSON.stringify(entry.schema), file: `details_types[${String(i)}].schema` } },
   );
 
 /** A partner as shown, with its version. */

@@ -106,8 +106,9 @@ export function adminApiRoutes(deps: AdminApiDeps): Middleware {
       return;
     }
     try {
-      await routes(ctx as never, async () => {
+      await routes(ctx as never, () => {
         answerProblem(ctx, 404, 'not_found', `no operation at ${ctx.path} (see ${ADMIN_API_PATH}/openapi.json)`);
+        return Promise.resolve();
       });
       await methods(ctx as never, () => Promise.resolve());
     } catch (error) {
@@ -140,7 +141,10 @@ function answerError(deps: AdminApiDeps, ctx: Context, error: unknown): void {
 }
 
 const isHttpError = (error: unknown): error is { status: number; message: string } =>
-  typeof error === 'object' && error !== null && typeof (error as { status?: unknown }).status === 'number' && (error as { expose?: unknown }).expose === true;
+  typeof error === 'object' &&
+  error !== null &&
+  typeof (error as { status?: unknown }).status === 'number' &&
+  (error as { expose?: unknown }).expose === true;
 
 async function handle(deps: AdminApiDeps, operation: Operation, ctx: RouterContext): Promise<void> {
   const caller = await verifyAdminToken(deps.token, bearerToken(ctx.get('authorization') || undefined, deps.token.audience), {

@@ -9,7 +9,13 @@ import { MAX_PAGE_SIZE } from '../shared/page-cursor.ts';
  */
 extendZodWithOpenApi(z);
 
-const text = (max: number) => z.string().min(1).max(max);
+/** Text of 1…max characters without NUL (which PostgreSQL refuses in a query, and no name holds). */
+const text = (max: number) =>
+  z
+    .string()
+    .min(1)
+    .max(max)
+    .refine((value) => !value.includes('\u0000'), 'must not contain NUL');
 const scopeList = text(2000).openapi({ description: 'space-separated scopes', example: 'payments:read payments:write' });
 const uri = text(512);
 const iso = z.string().openapi({ format: 'date-time' });
@@ -42,7 +48,9 @@ function page<T extends z.ZodType>(name: string, item: T) {
 
 // ── partners ────────────────────────────────────────────────────────────────
 
-export const ClientIdParams = z.strictObject({ client_id: text(64).openapi({ param: { name: 'client_id', in: 'path' }, example: 'ptn_Xr1…' }) });
+export const ClientIdParams = z.strictObject({
+  client_id: text(64).openapi({ param: { name: 'client_id', in: 'path' }, example: 'ptn_Xr1…' }),
+});
 
 const grantType = z.enum(['client_credentials', 'authorization_code', 'refresh_token']);
 const redirectUris = z.array(text(2000)).max(20);
@@ -106,7 +114,7 @@ export const PartnerUpdate = z
 
 export const PartnerKeys = z
   .strictObject({ jwks: jwks.optional(), jwks_uri: uri.optional() })
-  .refine((keys) => (keys.jwks === undefined) !== (keys.jwks_uri === undefined), { message: 'give exactly one of jwks and jwks_uri' })
+  .refine((keys) => (keys.jwks === undefined) !== (keys.jwks_uri === undefined), { error: 'give exactly one of jwks and jwks_uri' })
   .openapi('PartnerKeys');
 
 export const PartnerProfile = z.strictObject({ profile: z.enum(['baseline', 'fapi2']) }).openapi('PartnerProfile');
@@ -128,7 +136,10 @@ const detailsTypes = z
   .array(
     z.strictObject({
       type: text(200),
-      schema: z.record(z.string(), z.unknown()).optional().openapi({ description: 'a JSON Schema of the detail (payment_initiation has one built in)' }),
+      schema: z
+        .record(z.string(), z.unknown())
+        .optional()
+        .openapi({ description: 'a JSON Schema of the detail (payment_initiation has one built in)' }),
     }),
   )
   .max(20);
@@ -209,7 +220,9 @@ export const PersonCreated = z
   .looseObject({
     id: z.string(),
     username: z.string(),
-    enrolment_code: z.string().openapi({ description: 'shown this once: hand it to the person out of band; they bind an authenticator with it at first sign-in' }),
+    enrolment_code: z
+      .string()
+      .openapi({ description: 'shown this once: hand it to the person out of band; they bind an authenticator with it at first sign-in' }),
     enrolment_code_expires_at: iso,
   })
   .openapi('PersonCreated');
@@ -220,7 +233,7 @@ export const PersonEnrolment = Person.extend({
 
 // ── grants ──────────────────────────────────────────────────────────────────
 
-export const Grant = z
+const Grant = z
   .looseObject({
     id: z.string(),
     user: z.string().nullable(),
@@ -248,7 +261,7 @@ export const GrantRevoked = z.object({ id: z.string(), revoked: z.literal(true),
 
 // ── signing keys ────────────────────────────────────────────────────────────
 
-export const Key = z
+const Key = z
   .looseObject({
     kid: z.string(),
     alg: z.string(),
@@ -289,7 +302,7 @@ export const AuditQuery = PageQuery.extend({
   until: text(64).optional().openapi({ description: 'ISO 8601 time or a duration back from now; exclusive' }),
 });
 
-export const AuditEntry = z
+const AuditEntry = z
   .object({
     seq: z.number().int(),
     at: iso,

@@ -60,7 +60,12 @@ const invalidToken = (realm: string, description: string) =>
 /** The token of an `Authorization: Bearer …` header; a missing header is a 401 without error code (RFC 6750 §3.1). */
 export function bearerToken(authorization: string | undefined, realm: string): string {
   if (!authorization)
-    throw new AdminTokenError('unauthorized', 'an access token for the admin API is required (Authorization: Bearer …)', 401, challengeOf(realm));
+    throw new AdminTokenError(
+      'unauthorized',
+      'an access token for the admin API is required (Authorization: Bearer …)',
+      401,
+      challengeOf(realm),
+    );
   const match = /^Bearer +([\w~+/.-]+=*) *$/i.exec(authorization);
   if (!match) throw invalidToken(realm, 'the Authorization header must be "Bearer" and one access token');
   return match[1];
@@ -89,9 +94,9 @@ export async function verifyAdminToken(
 ): Promise<AdminCaller> {
   const realm = deps.audience;
   const provider = deps.provider();
-  const found = (OPAQUE_TOKEN.test(token)
-    ? ((await provider.AccessToken.find(token)) ?? (await provider.ClientCredentials.find(token)))
-    : undefined) as FoundToken | undefined;
+  const found = (
+    OPAQUE_TOKEN.test(token) ? ((await provider.AccessToken.find(token)) ?? (await provider.ClientCredentials.find(token))) : undefined
+  ) as FoundToken | undefined;
   if (!found || found.isExpired || !found.clientId)
     throw invalidToken(realm, 'the access token is unknown, expired or revoked (the admin API takes opaque tokens it issued)');
   if (![found.aud ?? []].flat().includes(deps.audience))
@@ -101,7 +106,8 @@ export async function verifyAdminToken(
       realm,
       'the admin API does not take sender-constrained (DPoP or certificate-bound) tokens: it cannot check their proof; use a partner whose tokens are bearer tokens',
     );
-  if (!(await deps.partnerActive(found.clientId))) throw invalidToken(realm, 'the partner this token was issued to is suspended or deleted');
+  if (!(await deps.partnerActive(found.clientId)))
+    throw invalidToken(realm, 'the partner this token was issued to is suspended or deleted');
   if (found.accountId !== undefined && !(await deps.personIsAdmin(found.accountId)))
     throw new AdminTokenError(
       'not_an_admin',
@@ -114,7 +120,8 @@ export async function verifyAdminToken(
     const description = `this request needs the scope ${request.scope}`;
     throw new AdminTokenError('insufficient_scope', description, 403, challengeOf(realm, 'insufficient_scope', description, request.scope));
   }
-  const actor = found.accountId === undefined ? ({ type: 'partner', id: found.clientId } as const) : ({ type: 'person', id: found.accountId } as const);
+  const actor =
+    found.accountId === undefined ? ({ type: 'partner', id: found.clientId } as const) : ({ type: 'person', id: found.accountId } as const);
   return {
     by: { actor, sourceIp: request.sourceIp, requestId: request.requestId },
     scopes,

@@ -2,7 +2,7 @@ import type { Context } from 'koa';
 import { AppError } from '../shared/errors.ts';
 
 /** The largest JSON body taken: a partner's key set (64 KiB) with room to spare. */
-export const JSON_LIMIT_BYTES = 128 * 1024;
+const JSON_LIMIT_BYTES = 128 * 1024;
 
 /**
  * Reads an `application/json` body of at most `limit` bytes; undefined when none was sent. Only
