@@ -1,3 +1,4 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
 import type Provider from 'oidc-provider';
 import type { KoaContextWithOIDC } from 'oidc-provider';
 import { findActiveUser } from './accounts/user.service.ts';
@@ -39,6 +40,9 @@ import { createProviderHolder } from './oidc/provider.holder.ts';
 import { outageAware, outageAwareAdapter } from './oidc/temporarily-unavailable.ts';
 import { createClientDirectory } from './partners/partner.service.ts';
 import { adminApiUri, createResourceDirectory } from './resources/resource.service.ts';
+import { accountPages } from './account/account.routes.ts';
+import { adminConsole } from './admin/console.routes.ts';
+import { CONSOLE_CLIENT_ID, consoleClientMetadata, consoleSignIn, withConsoleGrant } from './http/console-session.ts';
 
 export type AppDeps = Readonly<{
   config: Config;
@@ -69,7 +73,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
   const secure = config.issuer.startsWith('https:');
   // what touches the database answers 503 + Retry-After while it is away, never 500
   const availability = watchAvailability(db, log);
-  const accounts = { db, keyring: deps.keyring, now: deps.now ?? Date.now };
+  const accounts = { db, keyring: deps.keyring, now: deps.now ?? Date.now, totpIssuer: config.brand.name };
   const metrics = createMetrics({
     signingKeyAgeSeconds: () => Math.max(0, (Date.now() - keySet.signingSince) / 1000),
     pool: () => poolUse(db),
@@ -109,13 +113,37 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     unavailable: (error) => isUnavailableAnswer(error) || availability.failed(error),
     retryAfterSeconds: RETRY_AFTER_SECONDS,
   });
-  const loadExistingGrant = outageAware(availability, createGrantLoader(db));
+  const loadExistingGrant = outageAware(availability, withConsoleGrant(createGrantLoader(db)));
   const findAccount = outageAware(availability, async (_ctx: unknown, id: string) => {
     const user = await findActiveUser(db, id);
     return user ? { accountId: user.id, claims: () => ({ sub: user.id }) } : undefined;
   });
   const directory = createResourceDirectory(db, deps.changes, deps.now);
   const partners = createClientDirectory(db, deps.changes, deps.now);
+  // the consoles' own client (src/http/console-session.ts) is built in, every other client is a partner
+  const consoleClient = consoleClientMetadata(config.issuer, config.brand.name);
+  const findClient = (clientId: string) =>
+    clientId === CONSOLE_CLIENT_ID ? Promise.resolve({ ...consoleClient }) : partners.metadata(clientId);
+  const clientActive = (clientId: string) => (clientId === CONSOLE_CLIENT_ID ? Promise.resolve(true) : partners.isActive(clientId));
+  const signInDeps = {
+    issuer: config.issuer,
+    sessionTtlSeconds: config.consoles.sessionTtlSeconds,
+    adminAuthMaxAgeSeconds: config.consoles.adminAuthMaxAgeSeconds,
+    keys: deriveKeys(deps.keyring, 'console sessions'),
+    secure,
+    trustProxy: config.trustProxy,
+    log,
+    findActiveUser: (id: string) => findActiveUser(db, id),
+    // the code is redeemed at this server's own token endpoint: whichever Provider serves now
+    dispatch: (req: IncomingMessage, res: ServerResponse) => {
+      holder.handle(req, res);
+    },
+    now: deps.now,
+  };
+  const consoles = [
+    adminConsole({ signIn: consoleSignIn('/admin', signInDeps), accounts }),
+    accountPages({ signIn: consoleSignIn('/account', signInDeps) }),
+  ];
   const resources = {
     find: outageAware(availability, directory.find),
     findDefault: outageAware(availability, directory.findDefault),
@@ -124,7 +152,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     detailsTypeNames: outageAware(availability, directory.detailsTypeNames),
   };
 
-  const Adapter = outageAwareAdapter(availability, createAdapterClass(db, partners.metadata, undefined, deps.changes));
+  const Adapter = outageAwareAdapter(availability, createAdapterClass(db, findClient, undefined, deps.changes));
 
   const readiness = async () => {
     const checks: Record<string, string> = {};
@@ -169,6 +197,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
           jwtTokenTypeGuard({ introspection: '/token/introspection', revocation: '/token/revocation' }),
           login,
           adminApi,
+          ...consoles,
         ],
         onError(event, ctx: KoaContextWithOIDC | undefined, error) {
           const fields = { event, path: ctx?.path, client_id: ctx?.oidc.client?.clientId, request_id: ctx && requestIdOf(ctx) };
@@ -180,7 +209,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
         onTokenIssued: metrics.tokenIssued,
         tokenOwnerActive: outageAware(availability, async (clientId: string | undefined, accountId: string | undefined) => {
           const [partner, person] = await Promise.all([
-            clientId === undefined || partners.isActive(clientId),
+            clientId === undefined || clientActive(clientId),
             accountId === undefined || findActiveUser(db, accountId),
           ]);
           return partner && Boolean(person);

@@ -47,6 +47,8 @@ export type Config = Readonly<{
   defaultProfile: 'baseline' | 'fapi2';
   /** Native HTTPS and partners' client certificates: the TLS_* settings. */
   tls: TlsConfig;
+  /** `/admin` and `/account` sign-ins: CONSOLE_SESSION_TTL, ADMIN_AUTH_MAX_AGE (seconds). */
+  consoles: Readonly<{ sessionTtlSeconds: number; adminAuthMaxAgeSeconds: number }>;
   /** The look of every page: the BRAND_* settings. */
   brand: BrandConfig;
 }>;
@@ -352,6 +354,10 @@ export const SETTING_GROUPS = {
     doc: 'HTTPS without a proxy, and the client certificates of mutual-TLS partners (RFC 8705), natively or from a TLS-terminating proxy: see [TLS and mutual TLS](#tls-and-mutual-tls). Files are read once at start-up: restart after renewing them.',
   },
   operations: { title: 'Logs and metrics', doc: '' },
+  consoles: {
+    title: 'Consoles',
+    doc: 'The admin console (`/admin`) and the person’s own page (`/account`): each signs in through Portcullis itself (authorization code with PKCE, the built-in client `portcullis-console`) and keeps its session in an encrypted cookie.',
+  },
   brand: {
     title: 'Brand',
     doc: 'The look of every page (sign-in, second factor, consent, errors): a header with the logo and the name, the accent colour on the primary action, links and focus outlines. Read once at start-up; a bad value stops it with one line. See [Customising the pages](#customising-the-pages).',
@@ -570,11 +576,23 @@ export const SETTINGS = {
     parse: metricsToken,
     doc: 'when set (16 characters or more), `GET /metrics` needs `Authorization: Bearer <METRICS_TOKEN>`; unset, it answers loopback peers only (judged by the socket, never by `X-Forwarded-For`): a reverse proxy on the same host must not forward `/metrics`',
   }),
+  CONSOLE_SESSION_TTL: setting({
+    group: 'consoles',
+    default: { raw: '30m' },
+    parse: parseDuration,
+    doc: 'how long a sign-in to `/admin` or `/account` lasts (from the sign-in; then it asks for one again)',
+  }),
+  ADMIN_AUTH_MAX_AGE: setting({
+    group: 'consoles',
+    default: { raw: '5m' },
+    parse: parseDuration,
+    doc: 'how recent the password and second factor must be to sign in to `/admin`, and again before each destructive action there (suspend, revoke, rotate, disable…): an older one asks for both again',
+  }),
   BRAND_NAME: setting({
     group: 'brand',
     default: { raw: 'Portcullis' },
     parse: brandName,
-    doc: 'the platform’s name, beside the logo on every page and at the end of each page title (1 to 60 characters)',
+    doc: 'the platform’s name, beside the logo on every page, at the end of each page title, and beside the account in authenticator apps (the otpauth issuer of new enrolments) (1 to 60 characters)',
   }),
   BRAND_ACCENT: setting({
     group: 'brand',
@@ -700,6 +718,7 @@ export function loadConfig(env: Env = process.env): Config {
       hashQueueMax: values.HASH_QUEUE_MAX,
     }),
     tls: tlsConfig(values),
+    consoles: Object.freeze({ sessionTtlSeconds: values.CONSOLE_SESSION_TTL, adminAuthMaxAgeSeconds: values.ADMIN_AUTH_MAX_AGE }),
     brand: Object.freeze({ name: values.BRAND_NAME, accent: values.BRAND_ACCENT, logo: values.BRAND_LOGO }),
   });
 }

@@ -2,7 +2,7 @@ import type { Context, Next } from 'koa';
 import { renderPage } from '../shared/views.ts';
 
 /** Where oidc-provider and the login pages set cookies (Secure under an https ISSUER). */
-const BROWSER_PATHS = [/^\/auth(\/|$)/, /^\/interaction\//, /^\/session\/end(\/|$)/];
+const BROWSER_PATHS = [/^\/auth(\/|$)/, /^\/interaction\//, /^\/session\/end(\/|$)/, /^\/(admin|account)(\/|$)(?!api\/)/];
 
 /** The endpoints partners call: they answer in OAuth's JSON. */
 const OAUTH_JSON_PATHS = [/^\/token(\/introspection|\/revocation)?$/, /^\/(userinfo|me|jwks)$/, /^\/\.well-known\/openid-configuration$/];
