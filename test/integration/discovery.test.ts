@@ -76,7 +76,14 @@ test('scopes_supported follows resource create and update, on every instance, wi
   await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read payments:write');
   clock.advance(3000); // past the resource directory's 2-second cache
   for (const server of [one, two])
-    expect((await discovery(server)).scopes_supported).toEqual(['openid', 'offline_access', 'admin:read', 'admin:write', 'payments:read', 'payments:write']);
+    expect((await discovery(server)).scopes_supported).toEqual([
+      'openid',
+      'offline_access',
+      'admin:read',
+      'admin:write',
+      'payments:read',
+      'payments:write',
+    ]);
 
   await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/accounts', '--scope', 'accounts:read');
   await cli(env, 'resource', 'update', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read payments:refund');
