@@ -86,7 +86,7 @@ module.exports = {
     {
       name: 'login-pages-import-no-consoles',
       severity: 'error',
-      comment: 'The consoles use the login pages\' words (scopes, payments in words), never the other way.',
+      comment: "The consoles use the login pages' words (scopes, payments in words), never the other way.",
       from: { path: '^src/interactions/' },
       to: { path: '^src/(admin|account)/' },
     },

@@ -4,7 +4,8 @@ import type { KoaContextWithOIDC } from 'oidc-provider';
 import { findActiveUser } from './accounts/user.service.ts';
 import type { Config } from './config/config.ts';
 import { workerMetricsRenderer } from './cluster/cluster-metrics.ipc.ts';
-import { watchAvailability } from './db/availability.ts';
+import { isUnavailableAnswer, RETRY_AFTER_SECONDS, watchAvailability } from './db/availability.ts';
+import { adminApiRoutes } from './admin/admin-api.routes.ts';
 import type { ChangeFeed } from './db/change-feed.ts';
 import { ping, poolUse, type Db } from './db/knex.ts';
 import { healthRoutes } from './http/health.routes.ts';
@@ -26,7 +27,7 @@ import { jwksCacheControl } from './keys/jwks-cache.middleware.ts';
 import { deriveKey, deriveKeys, type Keyring } from './keys/kek.ts';
 import { attemptThrottles, endpointThrottles } from './limits/throttle.middleware.ts';
 import { createLimits } from './limits/throttle.service.ts';
-import type { KeySet } from './keys/signing-key.service.ts';
+import { rotationPolicy, type KeySet } from './keys/signing-key.service.ts';
 import type { Logger } from './log/logger.ts';
 import { safeError } from './log/safe-error.ts';
 import { createViews } from './shared/views.ts';
@@ -38,7 +39,7 @@ import { buildProvider } from './oidc/provider.factory.ts';
 import { createProviderHolder } from './oidc/provider.holder.ts';
 import { outageAware, outageAwareAdapter } from './oidc/temporarily-unavailable.ts';
 import { createClientDirectory } from './partners/partner.service.ts';
-import { createResourceDirectory } from './resources/resource.service.ts';
+import { adminApiUri, createResourceDirectory } from './resources/resource.service.ts';
 import { accountPages } from './account/account.routes.ts';
 import { adminConsole } from './admin/console.routes.ts';
 import { CONSOLE_CLIENT_ID, consoleClientMetadata, consoleSignIn, withConsoleGrant } from './http/console-session.ts';
@@ -96,6 +97,22 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     trustProxy: config.trustProxy,
   });
   const throttleEndpoints = endpointThrottles(limits, throttleOptions);
+  const now = deps.now ?? Date.now;
+  const adminApi = adminApiRoutes({
+    token: {
+      provider: () => holder.current(),
+      audience: adminApiUri(config.issuer),
+      partnerActive: (clientId) => partners.isActive(clientId),
+      personIsAdmin: async (accountId) => (await findActiveUser(db, accountId))?.isAdmin === true,
+    },
+    operations: { db, keyring: deps.keyring, accounts, policy: rotationPolicy(config.keys), defaultProfile: config.defaultProfile, now },
+    issuer: config.issuer,
+    version: '1',
+    trustProxy: config.trustProxy,
+    log,
+    unavailable: (error) => isUnavailableAnswer(error) || availability.failed(error),
+    retryAfterSeconds: RETRY_AFTER_SECONDS,
+  });
   const loadExistingGrant = outageAware(availability, withConsoleGrant(createGrantLoader(db)));
   const findAccount = outageAware(availability, async (_ctx: unknown, id: string) => {
     const user = await findActiveUser(db, id);
@@ -179,6 +196,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
           mtlsEndpointAliases(config.tls, config.trustProxy),
           jwtTokenTypeGuard({ introspection: '/token/introspection', revocation: '/token/revocation' }),
           login,
+          adminApi,
           ...consoles,
         ],
         onError(event, ctx: KoaContextWithOIDC | undefined, error) {

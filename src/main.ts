@@ -17,7 +17,7 @@ async function main(): Promise<void> {
   if (config.workers > 1 && cluster.isPrimary) {
     // migrate, check the KEK and make keys once, then fork: workers find everything in place
     const { db, created } = await prepareStorage(config, log);
-    const apisRegistered = (await listResources(db)).length > 0;
+    const apisRegistered = (await listResources(db)).some((resource) => !resource.builtIn); // the admin API is built in
     await db.destroy();
     reportStartup({ issuer: config.issuer, created, apisRegistered }, { log, terminal });
     runPrimary(config, log.child({ role: 'primary' }));

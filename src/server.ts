@@ -18,7 +18,7 @@ import { listResources } from './resources/resource.store.ts';
 import { ID_TOKEN_TTL } from './shared/auth-context.ts';
 import { prepareStorage, type Created } from './storage.ts';
 
-/** KEY_RETAIN caps token lifetimes (see config): say so when that shortens a configured one. Returns how many APIs exist. */
+/** KEY_RETAIN caps token lifetimes (see config): say so when that shortens a configured one. Returns how many APIs exist (not counting the built-in admin API). */
 async function warnIfRetainCapsTokens(db: Db, config: Config, log: Logger): Promise<number> {
   const resources = await listResources(db);
   const lifetimes = [ID_TOKEN_TTL, ...resources.map((resource) => resource.accessTokenTtl)];
@@ -29,7 +29,7 @@ async function warnIfRetainCapsTokens(db: Db, config: Config, log: Logger): Prom
       longest_lifetime_seconds: longest,
     });
   }
-  return resources.length;
+  return resources.filter((resource) => !resource.builtIn).length;
 }
 
 /** What start-up did, for the person who started it (see `reportStartup`). */

@@ -173,7 +173,8 @@ export async function rotateKeys(
 /** Takes a key out of the JWKS at once; if it was signing, a new key signs from now on. */
 export async function revokeKey(db: Db, keyring: Keyring, policy: RotationPolicy, kid: string, by: AuditBy, now: number = Date.now()) {
   if (!kid.trim()) throw invalidInput('KID is required');
-  if (!(await findKey(db, kid))) throw notFound(`no signing key ${kid}`);
+  // a kid is a base64url thumbprint: anything else is no key, and no query
+  if (!/^[\w-]{1,128}$/.test(kid) || !(await findKey(db, kid))) throw notFound(`no signing key ${kid}`);
   checkKeyring(await listKeys(db), keyring);
   await markRevoked(db, kid, now);
   await recordChange(db, by, { action: 'keys.revoke', target: kid, details: { emergency: true } }, now);

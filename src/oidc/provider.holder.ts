@@ -6,13 +6,19 @@ import type Provider from 'oidc-provider';
  * to the old one finishes there (it holds its own reference), the next goes to the new one.
  */
 export function createProviderHolder(initial: Provider) {
+  let current = initial;
   let handler = initial.callback();
   return {
+    /** The Provider new requests go to (its models find tokens: src/admin/admin-token.ts). */
+    current(): Provider {
+      return current;
+    },
     handle(req: IncomingMessage, res: ServerResponse): void {
       void handler(req, res);
     },
     swap(next: Provider): void {
       handler = next.callback();
+      current = next;
     },
   };
 }

@@ -283,14 +283,14 @@ export type Precondition = Readonly<{ updatedAt?: number }>;
 
 /** Why a conditional write changed nothing: the partner is gone (404) or was changed meanwhile (412). */
 async function missingOrChanged(db: Db, clientId: string, onlyIf: Precondition): Promise<AppError> {
-  const partner = await findPartner(db, clientId);
+  const partner = CLIENT_ID_PATTERN.test(clientId) ? await findPartner(db, clientId) : undefined;
   return partner && onlyIf.updatedAt !== undefined
     ? preconditionFailed(`partner ${clientId}`)
     : notFound(`no partner with client_id ${clientId}`);
 }
 
 export async function getPartner(db: Db, clientId: string): Promise<Partner> {
-  const partner = await findPartner(db, clientId);
+  const partner = CLIENT_ID_PATTERN.test(clientId) ? await findPartner(db, clientId) : undefined;
   if (!partner) throw notFound(`no partner with client_id ${clientId}`);
   return partner;
 }

@@ -25,6 +25,9 @@ import { findDetailsType, findDetailsTypeOwners, listDetailsTypes, type DetailsT
 
 export const SCOPE_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]+$/; // RFC 6749 scope-token
 
+/** A resource URI is printable ASCII (RFC 3986); anything else is no resource, and no query. */
+const RESOURCE_URI = /^[\x21-\x7e]{1,512}$/;
+
 /** How long an answer is kept at most (changes are told at once), and how many. */
 const RESOURCE_CACHE = { maxEntries: 1000, maxAgeMs: 60_000 };
 
@@ -50,9 +53,7 @@ export function createResourceDirectory(db: Db, changes: ChangeFeed, now: () => 
   return {
     /** Every registered API scope. */
     scopes: (): Promise<string[]> => lists.get('scopes'),
-    // a resource URI is printable ASCII (RFC 3986); anything else is no resource, and no query
-    find: (uri: string): Promise<Resource | undefined> =>
-      /^[\x21-\x7e]{1,512}$/.test(uri) ? resources.get(uri) : Promise.resolve(undefined),
+    find: (uri: string): Promise<Resource | undefined> => (RESOURCE_URI.test(uri) ? resources.get(uri) : Promise.resolve(undefined)),
     findDefault: (): Promise<Resource | undefined> => resources.get(''),
     /** The registered `authorization_details` type of this name (RFC 9396), if any. */
     detailsType: (type: string): Promise<DetailsType | undefined> => detailsTypes.get(type),
@@ -101,7 +102,7 @@ export async function describeResources(db: Db) {
 
 /** One API with its scopes' consent words, and its version (the admin API's ETag). */
 export async function describeResourceAt(db: Db, uri: string) {
-  const resource = await findResource(db, uri);
+  const resource = RESOURCE_URI.test(uri) ? await findResource(db, uri) : undefined;
   if (!resource) throw notFound(`no resource ${uri}`);
   const words = await findScopeDescriptions(db, resource.scopes);
   return {

@@ -6,7 +6,7 @@ import { invalidInput } from './errors.ts';
  * cursor is the last row's sort key, opaque to callers (base64url of a JSON array).
  */
 
-export const DEFAULT_PAGE_SIZE = 50;
+const DEFAULT_PAGE_SIZE = 50;
 export const MAX_PAGE_SIZE = 200;
 
 /** One page of a list: the items, and the cursor of the page after it (null: this was the last). */
@@ -14,7 +14,7 @@ export type Page<T> = Readonly<{ items: readonly T[]; next: string | null }>;
 
 type KeyPart = 'string' | 'number';
 
-export function encodeCursor(key: ReadonlyArray<string | number>): string {
+function encodeCursor(key: ReadonlyArray<string | number>): string {
   return Buffer.from(JSON.stringify(key)).toString('base64url');
 }
 

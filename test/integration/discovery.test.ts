@@ -56,7 +56,7 @@ test('the metadata lists exactly what is supported', async () => {
     // signed introspection answers (RFC 9701)
     introspection_signing_alg_values_supported: ['ES256'],
     response_types_supported: ['code'],
-    scopes_supported: ['openid', 'offline_access'],
+    scopes_supported: ['openid', 'offline_access', 'admin:read', 'admin:write'], // the admin API's, built in
     subject_types_supported: ['public'],
     token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none', 'private_key_jwt'],
     // partners sign with PS256 or ES256 (client assertions, DPoP proofs); our own signatures are ES256
@@ -76,7 +76,14 @@ test('scopes_supported follows resource create and update, on every instance, wi
   await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read payments:write');
   clock.advance(3000); // past the resource directory's 2-second cache
   for (const server of [one, two])
-    expect((await discovery(server)).scopes_supported).toEqual(['openid', 'offline_access', 'payments:read', 'payments:write']);
+    expect((await discovery(server)).scopes_supported).toEqual([
+      'openid',
+      'offline_access',
+      'admin:read',
+      'admin:write',
+      'payments:read',
+      'payments:write',
+    ]);
 
   await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/accounts', '--scope', 'accounts:read');
   await cli(env, 'resource', 'update', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read payments:refund');
@@ -86,6 +93,8 @@ test('scopes_supported follows resource create and update, on every instance, wi
       'openid',
       'offline_access',
       'accounts:read',
+      'admin:read',
+      'admin:write',
       'payments:read',
       'payments:refund',
     ]);
