@@ -2,8 +2,13 @@ import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { consoleSessionOf, type ConsoleSignIn } from '../http/console-session.ts';
 import { renderPage } from '../shared/views.ts';
+import type { AdminPages, AdminPagesDeps } from './admin-page.ts';
+import { apiPages } from './api.pages.ts';
+import { keyPages } from './key.pages.ts';
+import { overviewPage } from './overview.pages.ts';
+import { partnerPages } from './partner.pages.ts';
 
-export type AdminConsoleDeps = Readonly<{ signIn: ConsoleSignIn }>;
+export type AdminConsoleDeps = Readonly<{ signIn: ConsoleSignIn }> & AdminPagesDeps;
 
 /** The console's sections, in the navigation's order (each area's pages live in src/admin/<area>.pages.ts). */
 export const ADMIN_SECTIONS = [
@@ -34,8 +39,10 @@ export function adminConsole(deps: AdminConsoleDeps): Middleware {
     });
   };
   router.use(signIn.routes);
-  router.get('/admin', signIn.session, (ctx) => {
-    show(ctx, 'Administration', 'admin/home');
-  });
+  const pages: AdminPages = { ...deps, show };
+  overviewPage(router, pages);
+  partnerPages(router, pages);
+  apiPages(router, pages);
+  keyPages(router, pages);
   return router.routes() as unknown as Middleware;
 }

@@ -15,6 +15,7 @@ import { SCOPE_PATTERN } from '../resources/resource.service.ts';
 import { ASYMMETRIC_METHODS, describeSecurity, parseProfile, resolveSecurity, type SecurityInput } from './client-auth.ts';
 import {
   changePartnerStatus,
+  countPartners,
   deletePartner as deletePartnerRows,
   DuplicateNameError,
   findNamesake,
@@ -290,7 +291,7 @@ async function missingOrChanged(db: Db, clientId: string, onlyIf: Precondition):
 }
 
 export async function getPartner(db: Db, clientId: string): Promise<Partner> {
-  const partner = await findPartner(db, clientId);
+  const partner = CLIENT_ID_PATTERN.test(clientId) ? await findPartner(db, clientId) : undefined;
   if (!partner) throw notFound(`no partner with client_id ${clientId}`);
   return partner;
 }
@@ -383,7 +384,7 @@ export async function setPartnerKeys(
   return describePartner(await getPartner(db, clientId));
 }
 
-export { listPartners };
+export { countPartners, listPartners };
 
 /**
  * A page of partners by name (`search`: part of the name or client_id), for the admin API and
