@@ -305,7 +305,13 @@ export function consoleSignIn(base: Base, deps: ConsoleSignInDeps) {
     const origin = ctx.get('Origin');
     const fields: Form = await readForm(ctx);
     const token = fields.csrf ?? '';
-    const sameOrigin = origin === '' || origin === new URL(deps.issuer).origin;
+    // Pages say Referrer-Policy: no-referrer, so a browser posts their forms with `Origin: null`;
+    // Sec-Fetch-Site then tells whether the form was this site's own
+    const fetchSite = ctx.get('Sec-Fetch-Site');
+    const sameOrigin =
+      origin === new URL(deps.issuer).origin ||
+      (origin === '' && fetchSite !== 'cross-site') ||
+      (origin === 'null' && (fetchSite === 'same-origin' || fetchSite === ''));
     if (!sameOrigin || !constantTimeEqual(Buffer.from(token), Buffer.from(current.csrf))) {
       page(
         ctx,
