@@ -78,3 +78,21 @@ export function when(at: string | number | null | undefined): string {
   const date = new Date(at);
   return Number.isNaN(date.getTime()) ? '—' : `${date.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 }
+
+/** A setting's seconds as people read them: `1 day`, `5 seconds`, `90 minutes`. */
+export function duration(seconds: number): string {
+  const units: Array<[number, string]> = [
+    [86_400, 'day'],
+    [3600, 'hour'],
+    [60, 'minute'],
+    [1, 'second'],
+  ];
+  const [size, unit] = units.find(([size]) => seconds >= size && seconds % size === 0) ?? [1, 'second'];
+  const count = seconds / size;
+  return `${String(count)} ${unit}${count === 1 ? '' : 's'}`;
+}
+
+/** A path parameter of the route (`:id`), decoded; '' when the route has none of that name. */
+export function param(ctx: Context, name: string): string {
+  return (ctx.params as Record<string, string | undefined> | undefined)?.[name] ?? '';
+}

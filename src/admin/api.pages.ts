@@ -1,7 +1,13 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { consoleSessionOf } from '../http/console-session.ts';
-import { createResource, describeResourceAt, describeResources, updateResource, type ResourceUpdate } from '../resources/resource.service.ts';
+import {
+  createResource,
+  describeResourceAt,
+  describeResources,
+  updateResource,
+  type ResourceUpdate,
+} from '../resources/resource.service.ts';
 import { field, inWords, queryText, refusalPages, shownRefusal, when, type AdminPages } from './admin-page.ts';
 
 /** The CLI's options, as the API forms label them (the services' messages name the options). */
@@ -95,7 +101,11 @@ export function apiPages(router: Router, pages: AdminPages): void {
     show(ctx, 'APIs and scopes', 'admin/apis', { apis });
   });
 
-  const showForm = (ctx: Context, form: ApiForm, options: Readonly<{ message?: string; editing?: boolean; builtIn?: boolean } & Record<string, unknown>>) => {
+  const showForm = (
+    ctx: Context,
+    form: ApiForm,
+    options: Readonly<{ message?: string; editing?: boolean; builtIn?: boolean } & Record<string, unknown>>,
+  ) => {
     const title = options.editing ? (options.builtIn ? 'Built-in API' : 'Change an API') : 'New API';
     show(ctx, title, 'admin/api-form', { form, ...options, action: options.editing ? '/admin/apis/edit' : '/admin/apis' });
   };

@@ -23,7 +23,8 @@ type Kind = 'waiting' | 'signing' | 'retired';
 const WIDTH = 800;
 const LABEL_WIDTH = 190;
 const ROW_HEIGHT = 34;
-const TOP = 8;
+/** room above the rows for the "now" label */
+const TOP = 24;
 const AXIS_HEIGHT = 36;
 /** The picture shows the newest keys; the table lists them all. */
 const MAX_ROWS = 8;
@@ -67,7 +68,13 @@ export function keyTimelinePicture(timeline: Readonly<{ at: string; keys: readon
       state: key.state,
       bars: cut
         .filter((span) => (span.to ?? end) > span.from)
-        .map((span) => ({ kind: span.kind, x: x(span.from), width: Math.max(2, x(span.to ?? end) - x(span.from)), y: y + 8, height: ROW_HEIGHT - 16 })),
+        .map((span) => ({
+          kind: span.kind,
+          x: x(span.from),
+          width: Math.max(2, x(span.to ?? end) - x(span.from)),
+          y: y + 8,
+          height: ROW_HEIGHT - 16,
+        })),
       revokedX: revoked === undefined ? undefined : x(revoked),
     };
   });
@@ -77,7 +84,7 @@ export function keyTimelinePicture(timeline: Readonly<{ at: string; keys: readon
     width: WIDTH,
     height,
     rows,
-    now: { x: x(now), top: TOP, bottom: axisY },
+    now: { x: x(now), top: TOP - 6, bottom: axisY, textY: TOP - 10 },
     axis: {
       y: axisY,
       textY: axisY + 22,
@@ -89,5 +96,3 @@ export function keyTimelinePicture(timeline: Readonly<{ at: string; keys: readon
       .join(', ')}. The table lists every key with its dates.`,
   };
 }
-
-export type KeyTimelinePicture = ReturnType<typeof keyTimelinePicture>;

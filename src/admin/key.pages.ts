@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import { consoleSessionOf } from '../http/console-session.ts';
 import { loadKeyTimeline, revokeKey, rotateKeys } from '../keys/signing-key.service.ts';
 import { notFound } from '../shared/errors.ts';
-import { field, queryText, refusalPages, when, type AdminPages } from './admin-page.ts';
+import { duration, field, queryText, param, refusalPages, when, type AdminPages } from './admin-page.ts';
 import { keyTimelinePicture } from './key-timeline.picture.ts';
 
 /** A kid is a base64url JWK thumbprint: anything else names no key. */
@@ -37,10 +37,9 @@ export async function keysOnPage(pages: Pick<AdminPages, 'db' | 'policy'>) {
 export function keyPages(router: Router, pages: AdminPages): void {
   const { signIn, show } = pages;
   const refusals = refusalPages(show);
-  const pollSeconds = Math.round(pages.policy.graceMs / 1000);
 
   const kidOf = (ctx: Context): string => {
-    const kid = String(ctx.params.kid);
+    const kid = param(ctx, 'kid');
     if (!KID.test(kid)) throw notFound(`no signing key ${kid}`);
     return kid;
   };
@@ -54,18 +53,25 @@ export function keyPages(router: Router, pages: AdminPages): void {
       keys,
       added,
       revoked: revoked !== undefined && keys.rows.some((key) => key.kid === revoked && key.state === 'revoked') ? revoked : undefined,
-      pollSeconds,
-      prepublish: Math.round(pages.policy.prepublishMs / 1000),
+      poll: duration(Math.round(pages.policy.graceMs / 1000)),
+      prepublish: duration(Math.round(pages.policy.prepublishMs / 1000)),
     });
   });
 
-  router.post('/admin/keys/rotate', signIn.session, refusals, signIn.form, signIn.recentSignIn(() => '/admin/keys'), async (ctx) => {
-    const { by } = consoleSessionOf(ctx);
-    const key = await rotateKeys(pages.db, pages.keyring, pages.policy, { immediately: field(ctx, 'now') === 'yes' }, by);
-    await pages.keysChanged();
-    ctx.status = 303;
-    ctx.redirect(`/admin/keys?rotated=${encodeURIComponent(key?.kid ?? '')}`);
-  });
+  router.post(
+    '/admin/keys/rotate',
+    signIn.session,
+    refusals,
+    signIn.form,
+    signIn.recentSignIn(() => '/admin/keys'),
+    async (ctx) => {
+      const { by } = consoleSessionOf(ctx);
+      const key = await rotateKeys(pages.db, pages.keyring, pages.policy, { immediately: field(ctx, 'now') === 'yes' }, by);
+      await pages.keysChanged();
+      ctx.status = 303;
+      ctx.redirect(`/admin/keys?rotated=${encodeURIComponent(key?.kid ?? '')}`);
+    },
+  );
 
   const confirmRevoke = async (ctx: Context, message?: string) => {
     const kid = kidOf(ctx);
@@ -74,7 +80,7 @@ export function keyPages(router: Router, pages: AdminPages): void {
     show(ctx, 'Revoke a signing key', 'admin/key-revoke', { key, message, signing: key.state === 'active' });
   };
 
-  const back = (ctx: Context) => `/admin/keys/${encodeURIComponent(String(ctx.params.kid))}/revoke`;
+  const back = (ctx: Context) => `/admin/keys/${encodeURIComponent(param(ctx, 'kid'))}/revoke`;
   router.get('/admin/keys/:kid/revoke', signIn.session, refusals, signIn.recentSignIn(back), async (ctx) => {
     await confirmRevoke(ctx);
   });

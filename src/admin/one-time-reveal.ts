@@ -28,7 +28,11 @@ export function oneTimeReveal(options: { keys: readonly string[]; issuer: string
   async function open(value: string): Promise<JWTPayload | undefined> {
     for (const key of keys) {
       try {
-        const { payload } = await jwtDecrypt(value, key, { audience, keyManagementAlgorithms: ['dir'], contentEncryptionAlgorithms: ['A256GCM'] });
+        const { payload } = await jwtDecrypt(value, key, {
+          audience,
+          keyManagementAlgorithms: ['dir'],
+          contentEncryptionAlgorithms: ['A256GCM'],
+        });
         return payload;
       } catch {
         // another KEK's, expired, or not ours
@@ -59,5 +63,3 @@ export function oneTimeReveal(options: { keys: readonly string[]; issuer: string
     },
   };
 }
-
-export type OneTimeReveal = ReturnType<typeof oneTimeReveal>;

@@ -12,7 +12,7 @@ import {
   setPartnerStatus,
 } from '../partners/partner.service.ts';
 import { describeResources } from '../resources/resource.service.ts';
-import { field, inWords, queryText, refusalPages, shownRefusal, when, type AdminPages } from './admin-page.ts';
+import { field, inWords, queryText, param, refusalPages, shownRefusal, when, type AdminPages } from './admin-page.ts';
 import { oneTimeReveal } from './one-time-reveal.ts';
 
 /** The CLI's options, as the partner forms label them (the services' messages name the options). */
@@ -106,14 +106,17 @@ export function partnerPages(router: Router, pages: AdminPages): void {
   const reveal = oneTimeReveal({ keys: pages.revealKeys, issuer: pages.issuer });
   const read = [signIn.session, refusals];
   const write = [signIn.session, refusals, signIn.form];
-  const recent = (tail: string) => signIn.recentSignIn((ctx) => partnerPath(String(ctx.params.id), tail));
+  const recent = (tail: string) => signIn.recentSignIn((ctx) => partnerPath(param(ctx, 'id'), tail));
   const personOf = (ctx: Context) => consoleSessionOf(ctx).user.id;
 
   router.get('/admin/partners', ...read, async (ctx) => {
     const search = queryText(ctx, 'search');
     const after = queryText(ctx, 'after');
     const page = await partnerPage(db, { search, cursor: after });
-    const next = page.next === null ? undefined : `/admin/partners?${new URLSearchParams({ ...(search ? { search } : {}), after: page.next }).toString()}`;
+    const next =
+      page.next === null
+        ? undefined
+        : `/admin/partners?${new URLSearchParams({ ...(search ? { search } : {}), after: page.next }).toString()}`;
     const first = after === undefined ? undefined : `/admin/partners${search ? `?${new URLSearchParams({ search }).toString()}` : ''}`;
     show(ctx, 'Partners', 'admin/partners', { search: search ?? '', partners: page.items, next, first });
   });
@@ -165,7 +168,7 @@ export function partnerPages(router: Router, pages: AdminPages): void {
   });
 
   const showPartner = async (ctx: Context, message?: string) => {
-    const partner = describePartner(await getPartner(db, String(ctx.params.id)));
+    const partner = describePartner(await getPartner(db, param(ctx, 'id')));
     const done = queryText(ctx, 'done');
     show(ctx, partner.name, 'admin/partner', {
       partner,
@@ -184,7 +187,7 @@ export function partnerPages(router: Router, pages: AdminPages): void {
 
   // the secret made by create or rotate, shown this once (one-time-reveal.ts); never again after
   router.get('/admin/partners/:id/secret', ...read, async (ctx) => {
-    const partner = describePartner(await getPartner(db, String(ctx.params.id)));
+    const partner = describePartner(await getPartner(db, param(ctx, 'id')));
     const secret = await reveal.take(ctx, { personId: personOf(ctx), clientId: partner.client_id });
     show(ctx, `Client secret of ${partner.name}`, 'admin/partner-secret', { partner, secret, path: partnerPath(partner.client_id) });
   });
@@ -196,11 +199,16 @@ export function partnerPages(router: Router, pages: AdminPages): void {
     act: (ctx: Context, clientId: string) => Promise<string>,
   ) => {
     router.get(`/admin/partners/:id${tail}`, ...read, recent(tail), async (ctx) => {
-      const partner = describePartner(await getPartner(db, String(ctx.params.id)));
-      show(ctx, confirm.title, 'admin/confirm', { ...confirm, subject: partner.name, action: partnerPath(partner.client_id, tail), back: partnerPath(partner.client_id) });
+      const partner = describePartner(await getPartner(db, param(ctx, 'id')));
+      show(ctx, confirm.title, 'admin/confirm', {
+        ...confirm,
+        subject: partner.name,
+        action: partnerPath(partner.client_id, tail),
+        back: partnerPath(partner.client_id),
+      });
     });
     router.post(`/admin/partners/:id${tail}`, ...write, recent(tail), async (ctx) => {
-      const clientId = String(ctx.params.id);
+      const clientId = param(ctx, 'id');
       const location = await act(ctx, clientId);
       ctx.status = 303;
       ctx.redirect(location);
@@ -235,7 +243,7 @@ export function partnerPages(router: Router, pages: AdminPages): void {
   );
 
   router.post('/admin/partners/:id/resume', ...write, async (ctx) => {
-    const clientId = String(ctx.params.id);
+    const clientId = param(ctx, 'id');
     await setPartnerStatus(db, clientId, 'active', consoleSessionOf(ctx).by);
     ctx.status = 303;
     ctx.redirect(partnerPath(clientId, '?done=resumed'));
@@ -243,7 +251,7 @@ export function partnerPages(router: Router, pages: AdminPages): void {
 
   /** A change from a form on the partner's page: done, or that page again with the reason. */
   const change = (tail: string, apply: (ctx: Context, clientId: string) => Promise<unknown>) => async (ctx: Context) => {
-    const clientId = String(ctx.params.id);
+    const clientId = param(ctx, 'id');
     try {
       await apply(ctx, clientId);
     } catch (error) {

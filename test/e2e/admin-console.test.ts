@@ -70,7 +70,8 @@ const clientCredentials = (clientId: string, secret: string) =>
     body: form({ grant_type: 'client_credentials', scope: 'payments:read' }),
   });
 
-const jwksKids = async () => ((await (await fetch(`${server.url}/jwks`)).json()) as { keys: Array<{ kid: string }> }).keys.map((key) => key.kid);
+const jwksKids = async () =>
+  ((await (await fetch(`${server.url}/jwks`)).json()) as { keys: Array<{ kid: string }> }).keys.map((key) => key.kid);
 
 test('an admin signs in and the overview shows the last hour, the counts and the key timeline', async () => {
   await consoleSignIn(page, `${server.url}/admin`, 'root', 0, 'Administration');
@@ -150,7 +151,9 @@ test('APIs and scopes: the list, scope descriptions in words, the built-in admin
   await page.getByLabel('What each scope allows, in words').fill('payments:read = See your payments\npayments:write = Make payments');
   await page.getByRole('button', { name: 'Save the changes' }).click();
   await page.getByText('The API is changed.').waitFor();
-  expect(await page.getByLabel('What each scope allows, in words').inputValue()).toBe('payments:read = See your payments\npayments:write = Make payments');
+  expect(await page.getByLabel('What each scope allows, in words').inputValue()).toBe(
+    'payments:read = See your payments\npayments:write = Make payments',
+  );
   await screenshot(page, 'admin-api');
   await page.goto(`${server.url}/admin/apis`);
   // (the second instance, below, has its own ISSUER: the built-in API follows the last one started)

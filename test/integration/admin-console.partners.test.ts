@@ -25,13 +25,27 @@ beforeAll(async () => {
   const root = await createUser(env, 'root', PASSWORD, '--with-totp', '--admin');
   const secret = secretOf(root.json.totp_uri);
   expect(
-    (await cli(env, 'resource', 'create', '--uri', 'https://api.bank.test/payments', '--scope', 'payments:read payments:write', '--default'))
-      .code,
+    (
+      await cli(
+        env,
+        'resource',
+        'create',
+        '--uri',
+        'https://api.bank.test/payments',
+        '--scope',
+        'payments:read payments:write',
+        '--default',
+      )
+    ).code,
   ).toBe(0);
   // 120 partners, made by the same service the console uses, in an order unlike their names'
   for (let i = 0; i < PARTNERS; i += 1) {
     const n = (i * 37) % PARTNERS;
-    await createPartner(server.db, { name: `Partner ${String(n).padStart(3, '0')}`, scopes: ['payments:read'], grantTypes: [], redirectUris: [] }, BY_CLI);
+    await createPartner(
+      server.db,
+      { name: `Partner ${String(n).padStart(3, '0')}`, scopes: ['payments:read'], grantTypes: [], redirectUris: [] },
+      BY_CLI,
+    );
   }
   await server.settle();
   const signedIn = await consoleSignIn(server.url, '/admin', {
@@ -50,7 +64,11 @@ afterAll(async () => {
   await server?.stop();
 });
 
-const rowsOf = (html: string) => [...html.matchAll(/<th scope="row" data-label="Name"><a href="\/admin\/partners\/([^"]+)">([^<]+)<\/a>/g)].map((m) => ({ id: m[1], name: m[2] }));
+const rowsOf = (html: string) =>
+  [...html.matchAll(/<th scope="row" data-label="Name"><a href="\/admin\/partners\/([^"]+)">([^<]+)<\/a>/g)].map((m) => ({
+    id: m[1],
+    name: m[2],
+  }));
 const nextOf = (html: string) => /<a href="([^"]+)" rel="next">Next page<\/a>/.exec(html)?.[1]?.replace(/&amp;/g, '&');
 
 test('the partner list pages on the server: 50 a page, by name, every partner once, and search narrows it', async () => {
@@ -139,7 +157,12 @@ test('hostile input gets the form back with a readable 4xx, never a 500', async 
       400,
       'must be an https URL',
     ],
-    ['/admin/partners', { name: 'Keys', type: 'keys', jwks: '{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}', 'scope.payments:read': 'on' }, 400, 'private key material'],
+    [
+      '/admin/partners',
+      { name: 'Keys', type: 'keys', jwks: '{"keys": [{"kty": "oct", "k": "c2VjcmV0"}]}', 'scope.payments:read': 'on' },
+      400,
+      'private key material',
+    ],
     ['/admin/partners', { name: 'Huge', jwks: 'x'.repeat(20_000) }, 413, 'too large'],
     ['/admin/apis', { uri: 'ftp://api.example/x', scopes: 'a:b' }, 400, 'must be https'],
     ['/admin/apis', { uri: 'https://api.example/x', scopes: 'a:b', ttl: 'soon' }, 400, 'Access-token lifetime” must be whole seconds'],
@@ -154,7 +177,12 @@ test('hostile input gets the form back with a readable 4xx, never a 500', async 
     expect(answer.text).not.toMatch(/at \w+ \(|node_modules|stack/i);
   }
   // an unknown partner, API or key is a 404 page
-  for (const path of ['/admin/partners/ptn_nobody', '/admin/partners/%00', '/admin/apis/edit?uri=https%3A%2F%2Fnowhere.test', '/admin/keys/nope/revoke']) {
+  for (const path of [
+    '/admin/partners/ptn_nobody',
+    '/admin/partners/%00',
+    '/admin/apis/edit?uri=https%3A%2F%2Fnowhere.test',
+    '/admin/keys/nope/revoke',
+  ]) {
     const answer = await admin.get(path);
     expect([path, answer.res.status]).toEqual([path, 404]);
     expect(answer.text).toContain('Not found');
