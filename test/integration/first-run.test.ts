@@ -84,7 +84,7 @@ test('to a pipe, the same facts are JSON lines; a second start made nothing; GET
     const page = await home.text();
     expect(page).toContain('href="/.well-known/openid-configuration"');
     expect(page).toContain('href="/jwks"');
-    expect(page).toContain('not built yet');
+    expect(page).toContain('href="/admin"');
 
     const icon = await fetch(`${first.local}/favicon.ico`);
     expect(icon.status).toBe(200);
