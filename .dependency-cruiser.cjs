@@ -6,8 +6,8 @@
  *   cluster/                     node:cluster primary and its metrics IPC
  *   server.ts                    the HTTP server process: start, jobs, stop
  *   app.ts                       the HTTP app: middleware order, mounts
- *   interactions/ http/          HTTP surfaces (login pages; health, metrics, request log, form body)
- *   admin/ account/              HTTP surfaces: the admin console (/admin) and the person's own page (/account)
+ *   admin/ account/ interactions/   HTTP surfaces: the consoles (/admin, /account) and the login pages
+ *   http/                        HTTP pieces they share (console sign-in, form body; health, metrics, request log)
  *   oidc/                        oidc-provider options, its knex adapter, the swap holder
  *   storage.ts                   open the database, migrate, the KEK, re-seal: server and CLI share it
  *   accounts/ keys/ partners/ resources/ grants/ limits/   domains
@@ -18,7 +18,7 @@
  * Roles: only db/ and `*.store.ts` run SQL; a service holds a `Db` only as a type.
  */
 const DOMAINS = '^src/(accounts|keys|partners|resources|grants|limits|audit)/';
-const ABOVE_DOMAINS = '^src/(oidc|interactions|http|admin|account|cli|cluster)/|^src/(app|server|storage|main)[.]ts$';
+const ABOVE_DOMAINS = '^src/(oidc|interactions|admin|account|http|cli|cluster)/|^src/(app|server|storage|main)[.]ts$';
 
 /** @type {import('dependency-cruiser').IConfiguration} */
 module.exports = {
@@ -68,20 +68,20 @@ module.exports = {
       name: 'oidc-imports-no-surface',
       severity: 'error',
       from: { path: '^src/oidc/' },
-      to: { path: '^src/(interactions|http|admin|account|cli|cluster)/|^src/(app|server|storage|main)[.]ts$' },
+      to: { path: '^src/(interactions|admin|account|http|cli|cluster)/|^src/(app|server|storage|main)[.]ts$' },
     },
     {
       name: 'surfaces-import-no-app',
       severity: 'error',
-      comment: 'interactions/, http/, admin/ and account/ are mounted by app.ts; they never reach up to it, the process or the CLI.',
-      from: { path: '^src/(interactions|http|admin|account)/' },
+      comment: 'admin/, account/, interactions/ and http/ are mounted by app.ts; they never reach up to it, the process or the CLI.',
+      from: { path: '^src/(interactions|admin|account|http)/' },
       to: { path: '^src/(cli|cluster)/|^src/(app|server|storage|main)[.]ts$' },
     },
     {
       name: 'http-imports-no-interactions',
       severity: 'error',
       from: { path: '^src/http/' },
-      to: { path: '^src/(interactions|oidc)/' },
+      to: { path: '^src/(interactions|admin|account|oidc)/' },
     },
     {
       name: 'app-is-below-the-process',
@@ -100,7 +100,7 @@ module.exports = {
       severity: 'error',
       comment: 'Every CLI command would otherwise load oidc-provider and the login pages.',
       from: { path: '^src/cli/' },
-      to: { path: '^src/(oidc|interactions|http|admin|account|cluster)/|^src/(app|server|main)[.]ts$' },
+      to: { path: '^src/(oidc|interactions|admin|account|http|cluster)/|^src/(app|server|main)[.]ts$' },
     },
     {
       name: 'cluster-imports-only-config-and-log',

@@ -133,6 +133,24 @@ async function measure(t: Target, script: string, seconds: number): Promise<Cell
   return { ...result, cpuMs };
 }
 
+/** SIGUSR2 to each server (--heapsnapshot-signal), then waits until each has written its snapshot (V8 writes it whole, then closes it). */
+async function heapSnapshots(targets: Target[], dir: string) {
+  for (const t of targets) t.child.kill('SIGUSR2');
+  for (const t of targets) {
+    const written = () => fs.readdirSync(dir).some((name) => name.includes(`.${t.child.pid}.`) && name.endsWith('.heapsnapshot'));
+    for (let i = 0; i < 600 && !written(); i++) await new Promise((resolve) => setTimeout(resolve, 100));
+    // the file appears when V8 starts writing it; its size stops moving when it is done
+    let size = -1;
+    for (let i = 0; i < 600; i++) {
+      const name = fs.readdirSync(dir).find((n) => n.includes(`.${t.child.pid}.`) && n.endsWith('.heapsnapshot'));
+      const now = name ? fs.statSync(path.join(dir, name)).size : -1;
+      if (now > 0 && now === size) break;
+      size = now;
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+  }
+}
+
 const median = (values: number[]) => {
   const sorted = [...values].sort((a, b) => a - b);
   const mid = Math.floor(sorted.length / 2);
@@ -189,6 +207,10 @@ async function main() {
     targets.push(await start('baseline', `baseline: ${BASELINE}, SQLite`, 'src/main.ts', env, '/readyz', partner, root));
   }
 
+  // resident memory at rest: started, ready, nothing asked yet but the readiness probe
+  await new Promise((resolve) => setTimeout(resolve, 2000));
+  const idleRss = new Map(targets.map((t) => [t.key, rssMiB(t.child.pid!)]));
+
   const scripts = new Map<Target, { token: string; introspection: string }>();
   for (const t of targets) scripts.set(t, { token: tokenScript(t), introspection: await introspectionScript(t) });
   for (const t of targets) {
@@ -202,7 +224,7 @@ async function main() {
       for (const t of targets) push(`${name}/${t.key}`, await measure(t, scripts.get(t)![name], SECONDS));
   }
   const rss = new Map(targets.map((t) => [t.key, rssMiB(t.child.pid!)]));
-  if (HEAP_SNAPSHOT) for (const t of targets) t.child.kill('SIGUSR2');
+  if (HEAP_SNAPSHOT) await heapSnapshots(targets, HEAP_SNAPSHOT);
 
   const rows = [];
   for (const measureName of MEASURES as Array<'token' | 'introspection'>) {
@@ -225,7 +247,14 @@ async function main() {
     }
   }
   const bareRss = rss.get('bare') ?? NaN;
-  const memory = targets.map((t) => ({ target: t.name, 'RSS after load MiB': rss.get(t.key)!, 'x bare': rss.get(t.key)! / bareRss }));
+  const bareIdle = idleRss.get('bare') ?? NaN;
+  const memory = targets.map((t) => ({
+    target: t.name,
+    'RSS idle MiB': idleRss.get(t.key)!,
+    'idle x bare': idleRss.get(t.key)! / bareIdle,
+    'RSS after load MiB': rss.get(t.key)!,
+    'x bare': rss.get(t.key)! / bareRss,
+  }));
   process.stdout.write(
     `\nwrk -t1 -c${CONNECTIONS} on core ${LOAD_CPU}, server pinned to core ${SERVER_CPU}; ${ROUNDS} alternating rounds of ${SECONDS} s, medians; node ${process.version}\n\n`,
   );

@@ -72,7 +72,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
   const secure = config.issuer.startsWith('https:');
   // what touches the database answers 503 + Retry-After while it is away, never 500
   const availability = watchAvailability(db, log);
-  const accounts = { db, keyring: deps.keyring, now: deps.now ?? Date.now };
+  const accounts = { db, keyring: deps.keyring, now: deps.now ?? Date.now, totpIssuer: config.brand.name };
   const metrics = createMetrics({
     signingKeyAgeSeconds: () => Math.max(0, (Date.now() - keySet.signingSince) / 1000),
     pool: () => poolUse(db),
@@ -126,6 +126,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
   const consoles = [
     adminConsole({
       signIn: consoleSignIn('/admin', signInDeps),
+      accounts,
       db,
       keyring: deps.keyring,
       policy: rotationPolicy(config.keys),

@@ -30,10 +30,16 @@ import {
 } from './user.store.ts';
 
 /** What account logic needs: its store's database, the KEK keyring for TOTP secrets, a clock. */
-export type AccountDeps = Readonly<{ db: Db; keyring: Keyring; now: () => number }>;
+export type AccountDeps = Readonly<{
+  db: Db;
+  keyring: Keyring;
+  now: () => number;
+  /** The name an authenticator app shows beside the account (BRAND_NAME); 'Portcullis' when not given. */
+  totpIssuer?: string;
+}>;
 
 /** Label authenticator apps show next to the code. */
-const TOTP_ISSUER = 'Portcullis';
+const DEFAULT_TOTP_ISSUER = 'Portcullis';
 const USERNAME_PATTERN = /^[a-z0-9][a-z0-9._@-]{0,63}$/;
 /** An enrolment code is delivered out of band and must be used within 72 hours. */
 const ENROLMENT_CODE_TTL_MS = 72 * 3600_000;
@@ -102,7 +108,7 @@ export async function createUser(
   );
   return factor.secret === null
     ? { id: user.id, username, ...factor.enrolment.shown }
-    : { id: user.id, username, totp_uri: totpUri(factor.secret, username, TOTP_ISSUER) };
+    : { id: user.id, username, totp_uri: totpUri(factor.secret, username, deps.totpIssuer ?? DEFAULT_TOTP_ISSUER) };
 }
 
 export async function userNamed(db: Db, username: string): Promise<User> {
@@ -316,7 +322,7 @@ export function enrolmentUri(
   username: string,
 ): { secret: string; uri: string } {
   const secret = deps.keyring.open(pending.sealedSecret, pendingSecretContext(pending.interactionUid));
-  return { secret, uri: totpUri(secret, username, TOTP_ISSUER) };
+  return { secret, uri: totpUri(secret, username, deps.totpIssuer ?? DEFAULT_TOTP_ISSUER) };
 }
 
 /**

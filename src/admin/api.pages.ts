@@ -8,7 +8,7 @@ import {
   updateResource,
   type ResourceUpdate,
 } from '../resources/resource.service.ts';
-import { field, inWords, queryText, refusalPages, shownRefusal, when, type AdminPages } from './admin-page.ts';
+import { type AdminPages, consoleProblems, formField, inWords, queryField, shownRefusal, when } from './console-page.ts';
 
 /** The CLI's options, as the API forms label them (the services' messages name the options). */
 const LABELS: Readonly<Record<string, string>> = {
@@ -51,14 +51,14 @@ const words = (text: string) => text.split(/\s+/).filter(Boolean);
 function readForm(ctx: Context): ApiForm {
   const form = (ctx.state.form ?? {}) as Partial<Record<string, string>>;
   return {
-    uri: field(ctx, 'uri'),
-    scopes: field(ctx, 'scopes'),
-    ttl: field(ctx, 'ttl'),
-    format: field(ctx, 'format'),
-    introspector: field(ctx, 'introspector'),
+    uri: formField(ctx, 'uri') ?? '',
+    scopes: formField(ctx, 'scopes') ?? '',
+    ttl: formField(ctx, 'ttl') ?? '',
+    format: formField(ctx, 'format') ?? '',
+    introspector: formField(ctx, 'introspector') ?? '',
     signedIntrospection: form.signed_introspection !== undefined,
     isDefault: form.default !== undefined,
-    descriptions: field(ctx, 'descriptions'),
+    descriptions: formField(ctx, 'descriptions') ?? '',
   };
 }
 
@@ -92,7 +92,7 @@ const editPath = (uri: string) => `/admin/apis/edit?${new URLSearchParams({ uri 
  */
 export function apiPages(router: Router, pages: AdminPages): void {
   const { signIn, show, db } = pages;
-  const refusals = refusalPages(show);
+  const refusals = consoleProblems(show);
   const read = [signIn.session, refusals];
   const write = [signIn.session, refusals, signIn.form];
 
@@ -158,8 +158,8 @@ export function apiPages(router: Router, pages: AdminPages): void {
   };
 
   router.get('/admin/apis/edit', ...read, async (ctx) => {
-    const { resource, form } = await current(queryText(ctx, 'uri') ?? '');
-    const done = queryText(ctx, 'done');
+    const { resource, form } = await current(queryField(ctx, 'uri') ?? '');
+    const done = queryField(ctx, 'done');
     showForm(ctx, form, {
       editing: true,
       builtIn: resource.built_in,

@@ -2,16 +2,20 @@ import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
 import { consoleSessionOf, type ConsoleSignIn } from '../http/console-session.ts';
 import { renderPage } from '../shared/views.ts';
-import type { AdminPages, AdminPagesDeps } from './admin-page.ts';
+import type { AccountDeps } from '../accounts/user.service.ts';
+import type { AdminPages, AdminPagesDeps } from './console-page.ts';
 import { apiPages } from './api.pages.ts';
+import { auditPages } from './audit.pages.ts';
+import { grantPages } from './grant.pages.ts';
 import { keyPages } from './key.pages.ts';
 import { overviewPage } from './overview.pages.ts';
 import { partnerPages } from './partner.pages.ts';
+import { peoplePages } from './people.pages.ts';
 
-export type AdminConsoleDeps = Readonly<{ signIn: ConsoleSignIn }> & AdminPagesDeps;
+export type AdminConsoleDeps = Readonly<{ signIn: ConsoleSignIn; accounts: AccountDeps }> & AdminPagesDeps;
 
 /** The console's sections, in the navigation's order (each area's pages live in src/admin/<area>.pages.ts). */
-export const ADMIN_SECTIONS = [
+const ADMIN_SECTIONS = [
   { href: '/admin', label: 'Overview' },
   { href: '/admin/partners', label: 'Partners' },
   { href: '/admin/apis', label: 'APIs and scopes' },
@@ -44,5 +48,8 @@ export function adminConsole(deps: AdminConsoleDeps): Middleware {
   partnerPages(router, pages);
   apiPages(router, pages);
   keyPages(router, pages);
+  peoplePages({ router, signIn, accounts: deps.accounts, show });
+  grantPages({ router, signIn, accounts: deps.accounts, show });
+  auditPages({ router, signIn, accounts: deps.accounts, show });
   return router.routes() as unknown as Middleware;
 }

@@ -3,7 +3,7 @@ import type { Context } from 'koa';
 import { consoleSessionOf } from '../http/console-session.ts';
 import { loadKeyTimeline, revokeKey, rotateKeys } from '../keys/signing-key.service.ts';
 import { notFound } from '../shared/errors.ts';
-import { duration, field, queryText, param, refusalPages, when, type AdminPages } from './admin-page.ts';
+import { type AdminPages, consoleProblems, duration, formField, param, queryField, when } from './console-page.ts';
 import { keyTimelinePicture } from './key-timeline.picture.ts';
 
 /** A kid is a base64url JWK thumbprint: anything else names no key. */
@@ -36,7 +36,7 @@ export async function keysOnPage(pages: Pick<AdminPages, 'db' | 'policy'>) {
  */
 export function keyPages(router: Router, pages: AdminPages): void {
   const { signIn, show } = pages;
-  const refusals = refusalPages(show);
+  const refusals = consoleProblems(show);
 
   const kidOf = (ctx: Context): string => {
     const kid = param(ctx, 'kid');
@@ -45,8 +45,8 @@ export function keyPages(router: Router, pages: AdminPages): void {
   };
 
   router.get('/admin/keys', signIn.session, refusals, async (ctx) => {
-    const rotated = queryText(ctx, 'rotated');
-    const revoked = queryText(ctx, 'revoked');
+    const rotated = queryField(ctx, 'rotated');
+    const revoked = queryField(ctx, 'revoked');
     const keys = await keysOnPage(pages);
     const added = rotated === undefined ? undefined : keys.rows.find((key) => key.kid === rotated);
     show(ctx, 'Signing keys', 'admin/keys', {
@@ -66,7 +66,7 @@ export function keyPages(router: Router, pages: AdminPages): void {
     signIn.recentSignIn(() => '/admin/keys'),
     async (ctx) => {
       const { by } = consoleSessionOf(ctx);
-      const key = await rotateKeys(pages.db, pages.keyring, pages.policy, { immediately: field(ctx, 'now') === 'yes' }, by);
+      const key = await rotateKeys(pages.db, pages.keyring, pages.policy, { immediately: (formField(ctx, 'now') ?? '') === 'yes' }, by);
       await pages.keysChanged();
       ctx.status = 303;
       ctx.redirect(`/admin/keys?rotated=${encodeURIComponent(key?.kid ?? '')}`);
@@ -86,7 +86,7 @@ export function keyPages(router: Router, pages: AdminPages): void {
   });
   router.post('/admin/keys/:kid/revoke', signIn.session, refusals, signIn.form, signIn.recentSignIn(back), async (ctx) => {
     const kid = kidOf(ctx);
-    if (field(ctx, 'confirm') !== kid) {
+    if ((formField(ctx, 'confirm') ?? '') !== kid) {
       await confirmRevoke(ctx, 'The key ID typed does not match: type it exactly as shown to revoke this key.');
       ctx.status = 400;
       return;

@@ -2,7 +2,7 @@ import type Router from '@koa/router';
 import { countUsers } from '../accounts/user.service.ts';
 import { countPartners } from '../partners/partner.service.ts';
 import { countResources } from '../resources/resource.service.ts';
-import type { AdminPages } from './admin-page.ts';
+import type { AdminPages } from './console-page.ts';
 import { keysOnPage } from './key.pages.ts';
 
 /**

@@ -12,7 +12,7 @@ import {
   setPartnerStatus,
 } from '../partners/partner.service.ts';
 import { describeResources } from '../resources/resource.service.ts';
-import { field, inWords, queryText, param, refusalPages, shownRefusal, when, type AdminPages } from './admin-page.ts';
+import { type AdminPages, consoleProblems, formField, inWords, param, queryField, shownRefusal, when } from './console-page.ts';
 import { oneTimeReveal } from './one-time-reveal.ts';
 
 /** The CLI's options, as the partner forms label them (the services' messages name the options). */
@@ -67,18 +67,18 @@ const lines = (text: string) =>
 
 function readCreateForm(ctx: Context): CreateForm {
   const form = (ctx.state.form ?? {}) as Partial<Record<string, string>>;
-  const type = field(ctx, 'type');
+  const type = formField(ctx, 'type') ?? '';
   return {
-    name: field(ctx, 'name'),
+    name: formField(ctx, 'name') ?? '',
     type: type === 'public' || type === 'keys' ? type : 'secret',
     grants: GRANTS.filter((grant) => form[`grant.${grant.value}`] !== undefined).map((grant) => grant.value),
     scopes: Object.keys(form)
       .filter((name) => name.startsWith('scope.'))
       .map((name) => name.slice('scope.'.length)),
-    redirectUris: field(ctx, 'redirect_uris'),
-    profile: field(ctx, 'profile'),
-    jwks: field(ctx, 'jwks'),
-    jwksUri: field(ctx, 'jwks_uri'),
+    redirectUris: formField(ctx, 'redirect_uris') ?? '',
+    profile: formField(ctx, 'profile') ?? '',
+    jwks: formField(ctx, 'jwks') ?? '',
+    jwksUri: formField(ctx, 'jwks_uri') ?? '',
     allowDuplicateName: form.allow_duplicate_name !== undefined,
   };
 }
@@ -102,7 +102,7 @@ const NOTICES: Readonly<Record<string, string>> = {
  */
 export function partnerPages(router: Router, pages: AdminPages): void {
   const { signIn, show, db } = pages;
-  const refusals = refusalPages(show);
+  const refusals = consoleProblems(show);
   const reveal = oneTimeReveal({ keys: pages.revealKeys, issuer: pages.issuer });
   const read = [signIn.session, refusals];
   const write = [signIn.session, refusals, signIn.form];
@@ -110,8 +110,8 @@ export function partnerPages(router: Router, pages: AdminPages): void {
   const personOf = (ctx: Context) => consoleSessionOf(ctx).user.id;
 
   router.get('/admin/partners', ...read, async (ctx) => {
-    const search = queryText(ctx, 'search');
-    const after = queryText(ctx, 'after');
+    const search = queryField(ctx, 'search');
+    const after = queryField(ctx, 'after');
     const page = await partnerPage(db, { search, cursor: after });
     const next =
       page.next === null
@@ -169,7 +169,7 @@ export function partnerPages(router: Router, pages: AdminPages): void {
 
   const showPartner = async (ctx: Context, message?: string) => {
     const partner = describePartner(await getPartner(db, param(ctx, 'id')));
-    const done = queryText(ctx, 'done');
+    const done = queryField(ctx, 'done');
     show(ctx, partner.name, 'admin/partner', {
       partner,
       created: when(partner.created_at),
@@ -268,7 +268,7 @@ export function partnerPages(router: Router, pages: AdminPages): void {
   router.post(
     '/admin/partners/:id/profile',
     ...write,
-    change('profile', (ctx, clientId) => setPartnerProfile(db, clientId, field(ctx, 'profile'), consoleSessionOf(ctx).by)),
+    change('profile', (ctx, clientId) => setPartnerProfile(db, clientId, formField(ctx, 'profile') ?? '', consoleSessionOf(ctx).by)),
   );
 
   router.post(
@@ -276,8 +276,8 @@ export function partnerPages(router: Router, pages: AdminPages): void {
     ...write,
     recent(''),
     change('keys', (ctx, clientId) => {
-      const jwksUri = field(ctx, 'jwks_uri');
-      const keys = jwksUri ? { jwksUri } : { jwksText: field(ctx, 'jwks') };
+      const jwksUri = formField(ctx, 'jwks_uri') ?? '';
+      const keys = jwksUri ? { jwksUri } : { jwksText: formField(ctx, 'jwks') ?? '' };
       return setPartnerKeys(db, clientId, keys, consoleSessionOf(ctx).by);
     }),
   );

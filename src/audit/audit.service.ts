@@ -6,8 +6,12 @@ import { sha256Hex } from '../shared/hashing.ts';
 import { decodeCursor, pageOf, pageSize } from '../shared/page-cursor.ts';
 import { appendRow, queryRows, readRows, type AuditFilter, type AuditRow } from './audit.store.ts';
 
-/** Who did it: the `portcullis` command, a signed-in person, a partner, or nobody known (a failed sign-in). */
-type Actor = { type: 'cli' } | { type: 'person'; id: string } | { type: 'partner'; id: string } | { type: 'anonymous' };
+/**
+ * Who did it: the `portcullis` command, a signed-in person, a partner, nobody known (a failed
+ * sign-in), or the server itself (a scheduled key rotation).
+ */
+type Actor =
+  { type: 'cli' } | { type: 'person'; id: string } | { type: 'partner'; id: string } | { type: 'anonymous' } | { type: 'system' };
 
 /** The actor and, for an HTTP request, where it came from: what each audited change is given. */
 export type AuditBy = Readonly<{ actor: Actor; sourceIp?: string; requestId?: string }>;

@@ -67,7 +67,7 @@ async function readStdin(): Promise<string> {
   return Buffer.concat(chunks).toString('utf8');
 }
 
-const accounts = ({ db, keyring }: Storage): AccountDeps => ({ db, keyring, now: Date.now });
+const accounts = ({ db, keyring, config }: Storage): AccountDeps => ({ db, keyring, now: Date.now, totpIssuer: config.brand.name });
 
 class UsageError extends Error {}
 

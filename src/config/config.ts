@@ -592,7 +592,7 @@ export const SETTINGS = {
     group: 'brand',
     default: { raw: 'Portcullis' },
     parse: brandName,
-    doc: 'the platform’s name, beside the logo on every page and at the end of each page title (1 to 60 characters)',
+    doc: 'the platform’s name, beside the logo on every page, at the end of each page title, and beside the account in authenticator apps (the otpauth issuer of new enrolments) (1 to 60 characters)',
   }),
   BRAND_ACCENT: setting({
     group: 'brand',

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import type { Logger } from '../log/logger.ts';
-import pg from 'pg';
+import type pg from 'pg';
 import { isSqlite, type Db } from './knex.ts';
 
 /**
@@ -195,7 +195,9 @@ async function startPostgresFeed(db: Db, { log }: { log: Logger }): Promise<Chan
   };
 
   const connect = async () => {
-    const connection = new pg.Client({ ...settings, application_name: `portcullis change feed ${schema}`.slice(0, 63) });
+    // pg is loaded on PostgreSQL only (knex loads it for its pool there too), never by a SQLite server
+    const { Client } = (await import('pg')).default;
+    const connection = new Client({ ...settings, application_name: `portcullis change feed ${schema}`.slice(0, 63) });
     own = connection;
     connection.on('notification', onMessage);
     connection.on('error', lost);

@@ -2,14 +2,23 @@ import { recordChange, type AuditBy } from '../audit/audit.service.ts';
 import type { Db } from '../db/knex.ts';
 import { notFound } from '../shared/errors.ts';
 import { decodeCursor, pageOf, pageSize } from '../shared/page-cursor.ts';
-import { countIssued, listGrants, listGrantsPage, revokeGrant, type GrantFilter, type StoredGrant } from './grant.store.ts';
+import { countIssued, lastIssuedAt, listGrants, listGrantsPage, revokeGrant, type GrantFilter, type StoredGrant } from './grant.store.ts';
 
 /** What a grant id can be (oidc-provider's are 43 base64url characters, as are hashed ids); anything else is no grant. */
 const GRANT_ID_PATTERN = /^[\w-]{1,128}$/;
 
 const iso = (seconds: number | null) => (seconds === null ? null : new Date(seconds * 1000).toISOString());
 
-function describeGrant(grant: StoredGrant, live: number) {
+type Usage = Readonly<{ live: Map<string, number>; lastUsed: Map<string, number> }>;
+
+/** What the stored rows tell of each grant's use: live tokens, and the newest issued (src/grants/grant.store.ts). */
+async function usageOf(db: Db, grants: readonly StoredGrant[], now: number): Promise<Usage> {
+  const ids = grants.map((grant) => grant.id);
+  const [live, lastUsed] = await Promise.all([countIssued(db, ids, now), lastIssuedAt(db, ids)]);
+  return { live, lastUsed };
+}
+
+function describeGrant(grant: StoredGrant, usage: Usage) {
   const scopes = [grant.openidScope, ...Object.values(grant.resources)].join(' ').split(' ').filter(Boolean);
   return {
     id: grant.id,
@@ -19,10 +28,14 @@ function describeGrant(grant: StoredGrant, live: number) {
     partner: grant.partnerName,
     scope: [...new Set(scopes)].join(' '),
     resources: grant.resources,
+    /** payments (RFC 9396 details) approved through it; kept for the latest few */
+    authorization_details: grant.authorizationDetails,
     granted_at: iso(grant.issuedAt),
     expires_at: iso(grant.expiresAt),
+    /** when a code or token was last issued from it, as far as the stored rows tell (null: not known) */
+    last_used_at: iso(usage.lastUsed.get(grant.id) ?? null),
     /** refresh and opaque access tokens (and codes) issued from it and still live; JWT access tokens are not stored */
-    live_tokens: live,
+    live_tokens: usage.live.get(grant.id) ?? 0,
   };
 }
 
@@ -32,12 +45,8 @@ function describeGrant(grant: StoredGrant, live: number) {
  */
 export async function listGrantsDescribed(db: Db, filter: { username?: string; clientId?: string }, now: number = Date.now()) {
   const grants = await listGrants(db, filter, now);
-  const live = await countIssued(
-    db,
-    grants.map((grant) => grant.id),
-    now,
-  );
-  return grants.map((grant) => describeGrant(grant, live.get(grant.id) ?? 0));
+  const usage = await usageOf(db, grants, now);
+  return grants.map((grant) => describeGrant(grant, usage));
 }
 
 /**
@@ -53,16 +62,12 @@ export async function grantPage(db: Db, filter: GrantFilter & { cursor?: string;
     { afterRowId, limit: limit + 1 },
     now,
   );
-  const live = await countIssued(
-    db,
-    rows.map((grant) => grant.id),
-    now,
-  );
+  const usage = await usageOf(db, rows.slice(0, limit), now);
   return pageOf(
     rows,
     limit,
     (grant) => [grant.rowId],
-    (grant) => describeGrant(grant, live.get(grant.id) ?? 0),
+    (grant) => describeGrant(grant, usage),
   );
 }
 

@@ -1,4 +1,4 @@
-import { isNullOr, type Db } from '../db/knex.ts';
+import { isNullOr, isSqlite, type Db } from '../db/knex.ts';
 import { sha256Base64url } from '../shared/hashing.ts';
 
 /** oidc-provider's rows (src/oidc/payload.store.ts writes them): tokens, codes, grants, sessions. */
@@ -52,6 +52,8 @@ export type StoredGrant = Readonly<{
   openidScope: string;
   /** API URI → the scopes granted for it */
   resources: Readonly<Record<string, string>>;
+  /** the `authorization_details` (RFC 9396) the person approved, newest last (payments are never remembered past their code) */
+  authorizationDetails: ReadonlyArray<Record<string, unknown>>;
   /** epoch seconds, as oidc-provider writes them */
   issuedAt: number | null;
   expiresAt: number | null;
@@ -67,7 +69,13 @@ type GrantRow = {
   partner_name: string | null;
 };
 
-type GrantPayload = { openid?: { scope?: string }; resources?: Record<string, string>; iat?: number; exp?: number };
+type GrantPayload = {
+  openid?: { scope?: string };
+  resources?: Record<string, string>;
+  rar?: Array<Record<string, unknown>>;
+  iat?: number;
+  exp?: number;
+};
 
 function fromRow(row: GrantRow): StoredGrant {
   const payload = JSON.parse(row.payload) as GrantPayload;
@@ -79,6 +87,7 @@ function fromRow(row: GrantRow): StoredGrant {
     partnerName: row.partner_name,
     openidScope: payload.openid?.scope ?? '',
     resources: payload.resources ?? {},
+    authorizationDetails: Array.isArray(payload.rar) ? payload.rar : [],
     issuedAt: payload.iat ?? null,
     expiresAt: payload.exp ?? null,
   };
@@ -135,4 +144,21 @@ export async function countIssued(db: Db, grantIds: readonly string[], now: numb
     .andWhere(isNullOr('expires_at', '>', now))
     .groupBy('grant_id');
   return new Map(rows.map((row) => [row.grant_id, Number(row.n)]));
+}
+
+/**
+ * When each grant was last used, as far as the rows still kept tell: the newest `iat` (epoch
+ * seconds) of the codes and tokens issued from it, used or not (a refresh rotates the refresh
+ * token, so its `iat` is the last refresh). Rows purged after expiry leave no trace, and JWT
+ * access tokens are not stored: a grant without rows has no known last use.
+ */
+export async function lastIssuedAt(db: Db, grantIds: readonly string[]): Promise<Map<string, number>> {
+  if (grantIds.length === 0) return new Map();
+  const iat = isSqlite(db) ? db.raw("max(json_extract(payload, '$.iat'))") : db.raw("max((payload::jsonb ->> 'iat')::bigint)");
+  const rows: Array<{ grant_id: string; last: number | string | null }> = await db(PAYLOAD_TABLE)
+    .select('grant_id', { last: iat })
+    .whereIn('grant_id', grantIds)
+    .whereNot({ model: 'Grant' })
+    .groupBy('grant_id');
+  return new Map(rows.flatMap((row) => (row.last === null ? [] : [[row.grant_id, Number(row.last)] as const])));
 }

@@ -1,5 +1,5 @@
 import { friendlyFormatIBAN } from 'ibantools';
-import { currencyDigits, PAYMENT_INITIATION } from '../resources/details-schema.ts';
+import { currencyDigits, PAYMENT_INITIATION } from '../resources/payment-initiation.ts';
 
 /**
  * `authorization_details` (RFC 9396) in words for the consent page (views/partials/details.eta

@@ -1,4 +1,3 @@
-import QRCode from 'qrcode';
 import { advanceLoginState } from '../accounts/login-state.store.ts';
 import { confirmEnrolment, continuingUser, enrolmentUri, findActiveUser } from '../accounts/user.service.ts';
 import { AppError } from '../shared/errors.ts';
@@ -17,6 +16,8 @@ export async function showEnrol(deps: LoginRouteDeps, ctx: Ctx, error?: string, 
     { sealedSecret: login.pendingSecret, interactionUid: login.interactionUid },
     user.username,
   );
+  // qrcode (and its PNG encoder) is loaded on the first enrolment, not by every server at start
+  const { default: QRCode } = await import('qrcode');
   const qr = await QRCode.toDataURL(uri, { errorCorrectionLevel: 'M', margin: 2, width: 200 });
   page(
     ctx,

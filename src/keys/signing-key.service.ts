@@ -9,6 +9,9 @@ import { findKey, insertKey, listKeys, markRevoked, replaceSealedKey, setRetirem
 
 export const ALG = 'ES256';
 
+/** Keys the server makes on its schedule are its own doing. */
+const BY_SYSTEM: AuditBy = { actor: { type: 'system' } };
+
 export type SigningJwk = JWK & { kid: string; alg: 'ES256'; use: 'sig' };
 
 /** What the provider is built with: the signer first, then every other published key. */
@@ -64,7 +67,12 @@ export async function maintainKeys(db: Db, keyring: Keyring, policy: RotationPol
   let plan = planKeys(rows, now, policy);
   if (plan.create) {
     checkKeyring(rows, keyring);
-    await insertKey(db, await generateRow(keyring, plan.create.slot, plan.create.activatesAt, now));
+    const row = await generateRow(keyring, plan.create.slot, plan.create.activatesAt, now);
+    // the instance that won the slot records it: one row per key, however many instances raced
+    if (await insertKey(db, row)) {
+      const details = { slot: row.rotation_slot, activates_at: new Date(row.activates_at).toISOString(), scheduled: true };
+      await recordChange(db, BY_SYSTEM, { action: 'keys.create', target: row.kid, details }, now);
+    }
     rows = await listKeys(db); // whoever won the slot, retirements follow from the rows as they are now
     plan = planKeys(rows, now, policy);
   }

@@ -1,5 +1,5 @@
 import { errors, type AuthorizationDetail, type Client, type KoaContextWithOIDC } from 'oidc-provider';
-import { detailsValidator, PAYMENT_INITIATION } from '../resources/details-schema.ts';
+import { PAYMENT_INITIATION } from '../resources/payment-initiation.ts';
 import type { ResourceDirectory } from '../resources/resource.service.ts';
 
 /**
@@ -72,6 +72,7 @@ async function validate(directory: Directory, ctx: KoaContextWithOIDC, detail: A
     throw new errors.InvalidAuthorizationDetails(
       `authorization details type '${type}' is not allowed for this client (no scope of ${registered.resourceUri} in its allow-list)`,
     );
+  const { detailsValidator } = await import('../resources/details-schema.ts');
   const problem = detailsValidator(registered.schema)(detail);
   if (problem) throw refuse(type, problem);
   const locations = Array.isArray(detail.locations) ? (detail.locations as unknown[]) : [];

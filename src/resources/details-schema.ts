@@ -1,13 +1,15 @@
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import addFormatsModule from 'ajv-formats';
-import currencyCodes from 'currency-codes';
 import { isValidIBAN } from 'ibantools';
+import { currencyDigits, PAYMENT_INITIATION } from './payment-initiation.ts';
 
 /**
  * JSON Schemas for RFC 9396 `authorization_details`: the one shipped for `payment_initiation`,
  * the checks an operator's schema file must pass (`resource create --details-schema FILE`), and
  * the validation of a detail, whose first failure is said in words (the partner reads it as the
- * `error_description` of `invalid_authorization_details`).
+ * `error_description` of `invalid_authorization_details`). Loaded when first needed (a detail
+ * to validate, a schema file to check), never at start: ajv is ~1 MiB of heap a server without
+ * RAR partners would carry for nothing.
  *
  * Formats any schema may use besides the standard ones (ajv-formats): `iban` (checksum verified,
  * electronic form: no spaces), `currency` (an ISO 4217 code of a currency, not of a metal, a fund
@@ -16,22 +18,6 @@ import { isValidIBAN } from 'ibantools';
  * keyword `amountFitsCurrency: true` on an object with `currency` and `amount` refuses more
  * decimal places than the currency has (EUR 2, JPY 0, KWD 3).
  */
-
-/** The built-in type: `--details-type payment_initiation` without a schema file registers it. */
-export const PAYMENT_INITIATION = 'payment_initiation';
-
-/** ISO 4217 codes of real currencies (the list also holds precious metals, bond units, XTS, XXX…). */
-const NOT_MONEY = new Set(['XDR', 'XSU', 'XUA']);
-const CURRENCY_DIGITS = new Map(
-  currencyCodes.data
-    .filter((entry) => !entry.countries.some((country) => country.startsWith('Zz')) && !NOT_MONEY.has(entry.code))
-    .map((entry) => [entry.code, entry.digits]),
-);
-
-/** Decimal places a currency's amounts may have, or undefined for no ISO 4217 currency. */
-export function currencyDigits(code: string): number | undefined {
-  return CURRENCY_DIGITS.get(code);
-}
 
 const AMOUNT = /^(0|[1-9][0-9]{0,17})(\.[0-9]{1,18})?$/;
 const isAmount = (value: string) => AMOUNT.test(value) && /[1-9]/.test(value);
@@ -88,7 +74,7 @@ function newAjv(): Ajv {
   });
   addFormats(ajv);
   ajv.addFormat('iban', { type: 'string', validate: (value: string) => isValidIBAN(value) });
-  ajv.addFormat('currency', { type: 'string', validate: (value: string) => CURRENCY_DIGITS.has(value) });
+  ajv.addFormat('currency', { type: 'string', validate: (value: string) => currencyDigits(value) !== undefined });
   ajv.addFormat('amount', { type: 'string', validate: isAmount });
   ajv.addFormat('text', { type: 'string', validate: isText });
   ajv.addKeyword({
@@ -100,7 +86,7 @@ function newAjv(): Ajv {
       if (!wanted) return true;
       const { currency, amount } = data;
       if (typeof currency !== 'string' || typeof amount !== 'string') return true;
-      const digits = CURRENCY_DIGITS.get(currency);
+      const digits = currencyDigits(currency);
       const decimals = amount.split('.')[1]?.length ?? 0;
       if (digits === undefined || decimals <= digits) return true;
       (fits as { errors?: Partial<ErrorObject>[] }).errors = [

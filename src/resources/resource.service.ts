@@ -21,7 +21,7 @@ import {
   type TokenFormat,
 } from './resource.store.ts';
 import { findScopeDescriptions, saveScopeDescriptions } from './scope-description.store.ts';
-import { checkDetailsSchema, PAYMENT_INITIATION } from './details-schema.ts';
+import { PAYMENT_INITIATION } from './payment-initiation.ts';
 import { findDetailsType, findDetailsTypeOwners, listDetailsTypes, type DetailsType, type DetailsTypeInput } from './details-type.store.ts';
 
 export const SCOPE_PATTERN = /^[\x21\x23-\x5B\x5D-\x7E]+$/; // RFC 6749 scope-token
@@ -183,6 +183,7 @@ async function checkDetailsTypes(
     if (checked.some((entry) => entry.type === type)) throw invalidInput(`--details-type ${type} is given twice`);
     let schema: string | null;
     if (request.schema) {
+      const { checkDetailsSchema } = await import('./details-schema.ts');
       try {
         schema = checkDetailsSchema(request.schema.text);
       } catch (error) {

@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import path from 'node:path';
-import { cli, freshDatabaseUrl, instanceEnv, tempDir } from '../support/harness.ts';
+import { cli, cliWithInput, freshDatabaseUrl, instanceEnv, tempDir } from '../support/harness.ts';
 import { startInProcess, startupRefusal } from '../support/in-process.ts';
 import { cliProcess, npxPortcullis } from '../support/process.ts';
 
@@ -25,6 +25,24 @@ describe('portcullis CLI', () => {
         built_in: true,
       }),
     ]);
+  });
+
+  test('an authenticator app shows BRAND_NAME beside the account (the otpauth issuer)', async () => {
+    const created = await cliWithInput(
+      { ...env, BRAND_NAME: 'Acme Pay' },
+      'long enough passphrase 93\n',
+      'user',
+      'create',
+      '--username',
+      'brandy',
+      '--password-stdin',
+      '--with-totp',
+    );
+    expect(created.code).toBe(0);
+    const uri = new URL(created.json.totp_uri as string);
+    expect(uri.searchParams.get('issuer')).toBe('Acme Pay');
+    expect(uri.host).toBe('totp');
+    expect(decodeURIComponent(uri.pathname)).toBe('/Acme Pay:brandy');
   });
 
   test('resource and partner lifecycle', async () => {
