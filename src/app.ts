@@ -27,7 +27,7 @@ import { jwksCacheControl } from './keys/jwks-cache.middleware.ts';
 import { deriveKey, deriveKeys, type Keyring } from './keys/kek.ts';
 import { attemptThrottles, endpointThrottles } from './limits/throttle.middleware.ts';
 import { createLimits } from './limits/throttle.service.ts';
-import { rotationPolicy, type KeySet } from './keys/signing-key.service.ts';
+import { loadKeySet, rotationPolicy, type KeySet } from './keys/signing-key.service.ts';
 import type { Logger } from './log/logger.ts';
 import { safeError } from './log/safe-error.ts';
 import { createViews } from './shared/views.ts';
@@ -141,7 +141,22 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
     now: deps.now,
   };
   const consoles = [
-    adminConsole({ signIn: consoleSignIn('/admin', signInDeps), accounts }),
+    adminConsole({
+      signIn: consoleSignIn('/admin', signInDeps),
+      accounts,
+      db,
+      keyring: deps.keyring,
+      policy: rotationPolicy(config.keys),
+      defaultProfile: config.defaultProfile,
+      issuer: config.issuer,
+      lastHour: metrics.lastHour,
+      // a key rotated or revoked in the console: this instance serves it now, not at its next poll
+      keysChanged: async () => {
+        const next = await loadKeySet(db, deps.keyring);
+        if (next.version !== keySet.version) useKeys(next);
+      },
+      revealKeys: deriveKeys(deps.keyring, 'console one-time secrets'),
+    }),
     accountPages({ signIn: consoleSignIn('/account', signInDeps), accounts, attempts: attemptThrottles(limits, throttleOptions), log }),
   ];
   const resources = {
@@ -242,6 +257,10 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
   };
 
   const holder = createProviderHolder(build(keySet));
+  function useKeys(next: KeySet): void {
+    holder.swap(build(next));
+    keySet = next;
+  }
 
   return {
     holder,
@@ -253,10 +272,7 @@ export function createApp(deps: AppDeps, initialKeys: KeySet) {
       return cookieKeys;
     },
     /** Builds a Provider with these keys and swaps it in. */
-    useKeys(next: KeySet): void {
-      holder.swap(build(next));
-      keySet = next;
-    },
+    useKeys,
     /** Builds a Provider that signs cookies with these keys (first signs, all verify) and swaps it in. */
     useCookieKeys(next: string[]): void {
       cookieKeys = next;

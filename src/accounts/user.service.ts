@@ -14,6 +14,7 @@ import {
   findUserByUsername,
   insertUser,
   listSealedTotpSecrets,
+  countUsers,
   listUsers,
   listUsersPage,
   recordFailure,
@@ -158,6 +159,9 @@ export async function userPage(deps: AccountDeps, options: { search?: string; cu
     (user) => describeUser(user, now),
   );
 }
+
+/** How many people have an account (for the admin console's overview). */
+export { countUsers };
 
 export async function listAllUsers(deps: AccountDeps) {
   const now = deps.now();

@@ -105,6 +105,12 @@ export async function findUserById(db: Db, id: string): Promise<User | undefined
   return row ? fromRow(row) : undefined;
 }
 
+/** How many people there are (any status). */
+export async function countUsers(db: Db): Promise<number> {
+  const row = await db(USERS).count({ n: '*' }).first();
+  return Number(row?.n ?? 0);
+}
+
 export async function listUsers(db: Db): Promise<User[]> {
   return (await db<Row>(USERS).select('*').orderBy('created_at')).map(fromRow);
 }

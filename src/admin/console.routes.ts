@@ -3,11 +3,16 @@ import type { Context, Middleware } from 'koa';
 import { consoleSessionOf, type ConsoleSignIn } from '../http/console-session.ts';
 import { renderPage } from '../shared/views.ts';
 import type { AccountDeps } from '../accounts/user.service.ts';
+import type { AdminPages, AdminPagesDeps } from './console-page.ts';
+import { apiPages } from './api.pages.ts';
 import { auditPages } from './audit.pages.ts';
 import { grantPages } from './grant.pages.ts';
+import { keyPages } from './key.pages.ts';
+import { overviewPage } from './overview.pages.ts';
+import { partnerPages } from './partner.pages.ts';
 import { peoplePages } from './people.pages.ts';
 
-export type AdminConsoleDeps = Readonly<{ signIn: ConsoleSignIn; accounts: AccountDeps }>;
+export type AdminConsoleDeps = Readonly<{ signIn: ConsoleSignIn; accounts: AccountDeps }> & AdminPagesDeps;
 
 /** The console's sections, in the navigation's order (each area's pages live in src/admin/<area>.pages.ts). */
 const ADMIN_SECTIONS = [
@@ -38,9 +43,11 @@ export function adminConsole(deps: AdminConsoleDeps): Middleware {
     });
   };
   router.use(signIn.routes);
-  router.get('/admin', signIn.session, (ctx) => {
-    show(ctx, 'Administration', 'admin/home');
-  });
+  const pages: AdminPages = { ...deps, show };
+  overviewPage(router, pages);
+  partnerPages(router, pages);
+  apiPages(router, pages);
+  keyPages(router, pages);
   peoplePages({ router, signIn, accounts: deps.accounts, show });
   grantPages({ router, signIn, accounts: deps.accounts, show });
   auditPages({ router, signIn, accounts: deps.accounts, show });

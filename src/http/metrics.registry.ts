@@ -1,10 +1,13 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { minuteCounts } from '../shared/minute-counts.ts';
 
 export type MetricsSources = Readonly<{
   /** Seconds since the current signing key began signing. */
   signingKeyAgeSeconds: () => number;
   /** Database pool: connections in use, idle, and requests waiting for one. */
   pool: () => { used: number; free: number; pending: number };
+  /** The clock of the last hour's counts (the admin console's overview). */
+  now?: () => number;
 }>;
 
 /**
@@ -53,6 +56,9 @@ export function createMetrics(sources: MetricsSources) {
     labelNames: ['limit'] as const,
     registers: [registry],
   });
+  // the admin console's "last hour" (Prometheus counters have no window): per minute, this process only
+  const recentTokens = minuteCounts(sources.now ?? Date.now);
+  const recentLoginFailures = minuteCounts(sources.now ?? Date.now);
   const queues = new Map<string, () => { running: number; waiting: number }>();
   new Gauge({
     name: 'portcullis_queue_tasks',
@@ -98,6 +104,7 @@ export function createMetrics(sources: MetricsSources) {
     // plain functions (no `this`): they are handed on as callbacks
     tokenIssued: (grantType: string, clientId: string): void => {
       tokens.inc({ grant_type: grantType, client_id: clientId });
+      recentTokens.add();
     },
     throttled: (limit: string): void => {
       throttled.inc({ limit });
@@ -105,10 +112,18 @@ export function createMetrics(sources: MetricsSources) {
     watchQueue(queue: string, source: { depth(): { running: number; waiting: number } }): void {
       queues.set(queue, () => source.depth());
     },
+    /** Tokens issued and refused login steps over the last 60 minutes, counted by this process since it started. */
+    lastHour: (): { tokensIssued: number; failedLogins: number } => ({
+      tokensIssued: recentTokens.total(),
+      failedLogins: recentLoginFailures.total(),
+    }),
     /** For the login routes: call on each outcome. */
     login: {
       success: (): void => logins.inc({ result: 'success' }),
-      failure: (): void => logins.inc({ result: 'failure' }),
+      failure: (): void => {
+        logins.inc({ result: 'failure' });
+        recentLoginFailures.add();
+      },
       lockout: (): void => lockouts.inc(),
     },
   };

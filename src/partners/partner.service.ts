@@ -15,6 +15,7 @@ import { SCOPE_PATTERN } from '../resources/resource.service.ts';
 import { ASYMMETRIC_METHODS, describeSecurity, parseProfile, resolveSecurity, type SecurityInput } from './client-auth.ts';
 import {
   changePartnerStatus,
+  countPartners,
   deletePartner as deletePartnerRows,
   DuplicateNameError,
   findNamesake,
@@ -383,7 +384,7 @@ export async function setPartnerKeys(
   return describePartner(await getPartner(db, clientId));
 }
 
-export { listPartners };
+export { countPartners, listPartners };
 
 /**
  * A page of partners by name (`search`: part of the name or client_id), for the admin API and

@@ -133,6 +133,14 @@ export async function findPartner(db: Db, clientId: string): Promise<Partner | u
   return fromRow(rows[0], allowed);
 }
 
+/** How many partners there are, by status. */
+export async function countPartners(db: Db): Promise<Record<PartnerStatus, number>> {
+  const rows = await db(TABLE).select('status').count({ n: '*' }).groupBy('status');
+  const counts: Record<PartnerStatus, number> = { active: 0, suspended: 0 };
+  for (const row of rows as Array<{ status: PartnerStatus; n: number | string }>) counts[row.status] = Number(row.n);
+  return counts;
+}
+
 export async function listPartners(db: Db): Promise<Partner[]> {
   return withPermissions(db, await db<Row>(TABLE).select('*').orderBy('created_at'));
 }

@@ -12,6 +12,7 @@ import {
   findIntrospectorCandidate,
   findScopeOwners,
   insertResource,
+  countResources,
   listResources,
   listScopeNames,
   updateResource as saveChange,
@@ -93,6 +94,9 @@ function describeResource(resource: Resource, types: readonly DetailsType[] = []
     updated_at: new Date(resource.updatedAt).toISOString(),
   };
 }
+
+/** How many APIs are registered (for the admin console's overview). */
+export { countResources };
 
 /** Every registered API, described (`resource list`). */
 export async function describeResources(db: Db) {

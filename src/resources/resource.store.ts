@@ -97,6 +97,12 @@ export async function findDefaultResource(db: Db): Promise<Resource | undefined>
   return (await withScopes(db, await db<Row>(TABLE).where({ is_default: true }).limit(1)))[0];
 }
 
+/** How many APIs are registered (the built-in admin API included). */
+export async function countResources(db: Db): Promise<number> {
+  const row = await db(TABLE).count({ n: '*' }).first();
+  return Number(row?.n ?? 0);
+}
+
 export async function listResources(db: Db): Promise<Resource[]> {
   return withScopes(db, await db<Row>(TABLE).select('*').orderBy('uri'));
 }

@@ -85,7 +85,7 @@ test('to a pipe, the same facts are JSON lines; a second start made nothing; GET
     expect(page).toContain('href="/.well-known/openid-configuration"');
     expect(page).toContain('href="/jwks"');
     expect(page).toContain('href="/account"');
-    expect(page).toContain('not built yet');
+    expect(page).toContain('href="/admin"');
 
     const icon = await fetch(`${first.local}/favicon.ico`);
     expect(icon.status).toBe(200);
