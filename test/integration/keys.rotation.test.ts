@@ -8,6 +8,8 @@ const errorCode = (error: unknown): string => {
   return code ?? message ?? String(error);
 };
 
+const expOf = (token: string): number => (JSON.parse(Buffer.from(token.split('.')[1], 'base64url').toString()) as { exp: number }).exp;
+
 let server: InProcessServer;
 let partner: SeededPartner;
 
@@ -53,6 +55,8 @@ describe('automatic rotation under a steady request loop', () => {
         const older = recent.find((item) => receivedAt - item.at >= 1500);
         while (recent.length && receivedAt - recent[0].at >= 1500) recent.shift();
         for (const token of older ? [res.token, older.token] : [res.token]) {
+          // a token that expired while a loaded machine got round to it says nothing about its key
+          if (expOf(token) * 1000 <= Date.now() + 250) continue;
           await verify(token, partner.uri).catch((error: unknown) => failures.push(`${kidOf(token)}: ${errorCode(error)}`));
         }
         // every other round, the first key's token is checked at a resource server that fetches afresh
