@@ -1,5 +1,6 @@
 import Router from '@koa/router';
 import type { Middleware } from 'koa';
+import { underBase } from '../http/console-session.ts';
 import { accountErrors, type AccountPagesDeps } from './account-page.ts';
 import { authenticatorPages } from './authenticator.pages.ts';
 import { partnerPages } from './partners.pages.ts';
@@ -25,5 +26,5 @@ export function accountPages(deps: AccountPagesDeps): Middleware {
   passwordPages(router, deps, get, post);
   authenticatorPages(router, deps, get, post);
   signInPages(router, deps, get);
-  return router.routes() as unknown as Middleware;
+  return underBase('/account', router.routes() as unknown as Middleware);
 }

@@ -1,6 +1,6 @@
 import Router from '@koa/router';
 import type { Context, Middleware } from 'koa';
-import { consoleSessionOf, type ConsoleSignIn } from '../http/console-session.ts';
+import { consoleSessionOf, underBase, type ConsoleSignIn } from '../http/console-session.ts';
 import { renderPage } from '../shared/views.ts';
 import type { AccountDeps } from '../accounts/user.service.ts';
 import type { AdminPages, AdminPagesDeps } from './console-page.ts';
@@ -51,5 +51,5 @@ export function adminConsole(deps: AdminConsoleDeps): Middleware {
   peoplePages({ router, signIn, accounts: deps.accounts, show });
   grantPages({ router, signIn, accounts: deps.accounts, show });
   auditPages({ router, signIn, accounts: deps.accounts, show });
-  return router.routes() as unknown as Middleware;
+  return underBase('/admin', router.routes() as unknown as Middleware);
 }
